@@ -1,0 +1,92 @@
+"""bilevel: automated design of dynamic mechanisms.
+
+Affine maximizer mechanisms (AMAs) on MDPs, designed by outer search over weights and boosts
+with exact inner solvers, and always compared with VCG.
+
+Examples
+--------
+>>> from bilevel import AMADesigner, make_env
+>>> env = make_env("sales", n_agents=3, n_items=2, dist="uniform")
+>>> designer = AMADesigner(method="grid", n_points=16, n_profiles=200, eval_samples=500)
+>>> designer.fit(env).mechanism_.boosts.shape
+(5, 4)
+"""
+
+from bilevel._designer import AMADesigner, DesignResult
+from bilevel._evaluate import Estimate, Evaluation, evaluate, mean_se
+from bilevel._mechanism import AMA, load_mechanism, vcg
+from bilevel._objectives import Objective, resolve_objective
+from bilevel._outcomes import ExactInner, Outcomes, batch_outcomes, counterfactual_rewards
+from bilevel._run import mechanism_outcomes
+from bilevel.search import (
+    DesignProblem,
+    GridSearch,
+    Intermediate,
+    SearchResult,
+    run_search,
+    sobol_candidates,
+)
+from models import (
+    Environment,
+    EnvSpec,
+    TabularMDP,
+    check_mdp,
+    custom_env,
+    list_envs,
+    make_env,
+    mdp_from_arrays,
+    mdp_from_successors,
+    register_env,
+)
+from solvers import (
+    InnerSolution,
+    InnerSolveError,
+    Status,
+    mosek_licensed,
+    solve_dp,
+    solve_lp,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AMA",
+    "AMADesigner",
+    "DesignProblem",
+    "DesignResult",
+    "EnvSpec",
+    "Environment",
+    "Estimate",
+    "Evaluation",
+    "ExactInner",
+    "GridSearch",
+    "InnerSolution",
+    "InnerSolveError",
+    "Intermediate",
+    "Objective",
+    "Outcomes",
+    "SearchResult",
+    "Status",
+    "TabularMDP",
+    "__version__",
+    "batch_outcomes",
+    "check_mdp",
+    "counterfactual_rewards",
+    "custom_env",
+    "evaluate",
+    "list_envs",
+    "load_mechanism",
+    "make_env",
+    "mdp_from_arrays",
+    "mdp_from_successors",
+    "mean_se",
+    "mechanism_outcomes",
+    "mosek_licensed",
+    "register_env",
+    "resolve_objective",
+    "run_search",
+    "sobol_candidates",
+    "solve_dp",
+    "solve_lp",
+    "vcg",
+]

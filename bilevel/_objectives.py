@@ -1,0 +1,130 @@
+"""Design objectives: revenue, welfare, makespan, linear costs and user callables.
+
+An :class:`Objective` maps batched outcomes (leading axes ``(C, K)``: candidates × profiles) to
+per-profile scores of shape (C, K). ``maximize`` says which direction is better; searchers and
+reports use it (makespan is minimised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bilevel._outcomes import Outcomes
+from models import Environment
+from models._typing import FloatArray
+
+__all__ = ["Objective", "resolve_objective"]
+
+ScoreFn = Callable[[Environment, Outcomes, FloatArray], FloatArray]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A per-profile design objective.
+
+    Parameters
+    ----------
+    name : str
+        Label (``"revenue"``, ``"makespan"``, ...).
+    score : callable ``(env, outcomes, types) -> ndarray of shape (C, K)``
+        Per-profile score of each candidate.
+    maximize : bool, default True
+        Whether larger scores are better.
+    needs_payments : bool, default False
+        Whether ``score`` reads payments (then counterfactual solves are made).
+    """
+
+    name: str
+    score: ScoreFn
+    maximize: bool = True
+    needs_payments: bool = False
+
+    @classmethod
+    def from_occupancy(
+        cls,
+        fn: Callable[[FloatArray, FloatArray], FloatArray],
+        *,
+        name: str = "custom",
+        maximize: bool = True,
+    ) -> Objective:
+        """A custom objective over the occupancy measure and the types.
+
+        Parameters
+        ----------
+        fn : callable ``(occupancy (K, S, A), types (K, ...)) -> ndarray of shape (K,)``
+            Per-profile score of one mechanism's allocation.
+        name : str, default "custom"
+        maximize : bool, default True
+
+        Returns
+        -------
+        Objective
+
+        Examples
+        --------
+        >>> steps_selling = Objective.from_occupancy(
+        ...     lambda x, types: x[..., 1:].sum(axis=(-2, -1)), name="sales_made")
+        """
+
+        def score(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
+            C, K = out.occupancy.shape[:2]
+            vals = [np.asarray(fn(out.occupancy[c], types), dtype=np.float64) for c in range(C)]
+            arr = np.stack(vals)
+            if arr.shape != (C, K):
+                raise ValueError(
+                    f"expected the objective {name!r} to return shape (K,) = ({K},), "
+                    f"got {arr.shape[1:]}"
+                )
+            return arr
+
+        return cls(name, score, maximize, needs_payments=False)
+
+
+def _revenue(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
+    return out.revenue
+
+
+def _welfare(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
+    return out.welfare
+
+
+def _cost(name: str) -> ScoreFn:
+    def score(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
+        coef = env.cost(name, types)  # (K, S, A)
+        return np.einsum("cksa,ksa->ck", out.occupancy, coef)
+
+    return score
+
+
+REVENUE = Objective("revenue", _revenue, maximize=True, needs_payments=True)
+WELFARE = Objective("welfare", _welfare, maximize=True, needs_payments=False)
+
+
+def resolve_objective(env: Environment, spec: str | Objective | None) -> Objective:
+    """Resolve an objective name for ``env``.
+
+    Parameters
+    ----------
+    env : Environment
+    spec : str or Objective or None
+        ``None`` uses ``env.objective``; names are ``"revenue"``, ``"welfare"`` or a cost of
+        the environment (e.g. ``"makespan"``, minimised).
+
+    Returns
+    -------
+    Objective
+    """
+    if isinstance(spec, Objective):
+        return spec
+    name = env.objective if spec is None else spec
+    if name == "revenue":
+        return REVENUE
+    if name == "welfare":
+        return WELFARE
+    if isinstance(name, str) and name in env.costs:
+        return Objective(name, _cost(name), maximize=False, needs_payments=False)
+    choices = ["revenue", "welfare", *sorted(env.costs)]
+    raise ValueError(f"expected objective in {choices} for {env.name!r}, got {name!r}")

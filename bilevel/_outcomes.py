@@ -1,0 +1,167 @@
+"""Batched AMA outcomes: allocations, payments, revenue and welfare for candidates × profiles.
+
+This is the one hot path of the library: for C candidate mechanisms and K type profiles it
+solves the C·K factual problems and, when payments are needed, the C·n·K counterfactual
+problems in single batched calls of an exact inner solver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from models import Environment, TabularMDP
+from models._typing import FloatArray
+from solvers import occupancy_of_policy, solve_lp, solve_values
+
+__all__ = ["ExactInner", "Outcomes", "batch_outcomes", "exact_inner"]
+
+InnerName = Literal["dp", "lp"]
+
+
+@dataclass(frozen=True)
+class ExactInner:
+    """An exact inner solver as used by mechanisms: values + greedy policies of a batch.
+
+    Attributes
+    ----------
+    name : str
+        ``"dp"`` (batched dynamic programming, default) or ``"lp"`` (HiGHS occupancy LP).
+    solve : callable ``(mdp, c) -> (value (B,), occupancy (B, S, A))``
+        Optimal values and an optimal occupancy measure for rewards ``c`` of shape (B, S, A).
+    values : callable ``(mdp, c) -> value (B,)``
+        Optimal values only (used for counterfactual solves).
+    """
+
+    name: str
+    solve: Callable[[TabularMDP, FloatArray], tuple[FloatArray, FloatArray]]
+    values: Callable[[TabularMDP, FloatArray], FloatArray]
+
+
+def _dp(mdp: TabularMDP, c: FloatArray) -> tuple[FloatArray, FloatArray]:
+    value, policy = solve_values(mdp, c)
+    return value, occupancy_of_policy(mdp, policy)
+
+
+def _dp_values(mdp: TabularMDP, c: FloatArray) -> FloatArray:
+    return solve_values(mdp, c)[0]
+
+
+def _lp(mdp: TabularMDP, c: FloatArray) -> tuple[FloatArray, FloatArray]:
+    sol = solve_lp(mdp, c)
+    if sol.occupancy is None:  # pragma: no cover - solve_lp always sets it
+        raise RuntimeError("the LP solver returned no occupancy")
+    return sol.value, sol.occupancy
+
+
+def _lp_values(mdp: TabularMDP, c: FloatArray) -> FloatArray:
+    return solve_lp(mdp, c, occupancy=False).value
+
+
+_INNERS = {"dp": ExactInner("dp", _dp, _dp_values), "lp": ExactInner("lp", _lp, _lp_values)}
+
+
+def exact_inner(spec: str | ExactInner) -> ExactInner:
+    """Resolve ``"dp"`` / ``"lp"`` (or pass an :class:`ExactInner` through)."""
+    if isinstance(spec, ExactInner):
+        return spec
+    if spec not in _INNERS:
+        raise ValueError(f"expected inner solver in {tuple(_INNERS)}, got {spec!r}")
+    return _INNERS[spec]
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Outcomes of C mechanisms on K type profiles (leading axes ``(C, K)``).
+
+    Attributes
+    ----------
+    occupancy : ndarray of shape (C, K, S, A)
+        Allocation: occupancy measure of the chosen policy.
+    agent_rewards : ndarray of shape (C, K, n)
+        ``r_i(x)``: each agent's (discounted) total reward under the allocation.
+    asw : ndarray of shape (C, K)
+        Optimal affine welfare ``sum_i w_i r_i(x) + b(x)``.
+    payments : ndarray of shape (C, K, n), or None
+        AMA payments (None when not requested).
+    """
+
+    occupancy: FloatArray
+    agent_rewards: FloatArray
+    asw: FloatArray
+    payments: FloatArray | None
+
+    @property
+    def welfare(self) -> FloatArray:
+        """Social welfare ``sum_i r_i(x)``, shape (C, K)."""
+        return self.agent_rewards.sum(axis=-1)
+
+    @property
+    def revenue(self) -> FloatArray:
+        """Sum of payments, shape (C, K)."""
+        if self.payments is None:
+            raise ValueError("expected outcomes computed with payments, got payments=None")
+        return self.payments.sum(axis=-1)
+
+    @property
+    def utility(self) -> FloatArray:
+        """Quasi-linear utilities ``r_i(x) - p_i``, shape (C, K, n)."""
+        if self.payments is None:
+            raise ValueError("expected outcomes computed with payments, got payments=None")
+        return self.agent_rewards - self.payments
+
+
+def counterfactual_rewards(env: Environment, types: FloatArray) -> FloatArray:
+    """Rewards under each agent's counterfactual report, shape (n, K, n, S, A)."""
+    return np.stack([env.rewards(env.counterfactual(types, i)) for i in range(env.n_agents)])
+
+
+def batch_outcomes(
+    mdp: TabularMDP,
+    weights: FloatArray,
+    boosts: FloatArray,
+    rewards: FloatArray,
+    cf_rewards: FloatArray | None,
+    *,
+    inner: ExactInner | str = "dp",
+) -> Outcomes:
+    """Allocations and payments of C AMAs on K profiles.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+    weights : ndarray of shape (C, n)
+        Candidate weights (> 0).
+    boosts : ndarray of shape (C, S, A)
+        Candidate boosts.
+    rewards : ndarray of shape (K, n, S, A)
+        Per-agent rewards of the reported profiles.
+    cf_rewards : ndarray of shape (n, K, n, S, A), or None
+        Rewards under each agent's counterfactual report; ``None`` skips payments.
+    inner : ExactInner or {"dp", "lp"}, default "dp"
+        Exact inner solver.
+
+    Returns
+    -------
+    Outcomes
+    """
+    solver = exact_inner(inner)
+    C, n = weights.shape
+    K = rewards.shape[0]
+    S, A = mdp.shape
+    c = np.einsum("cn,knsa->cksa", weights, rewards) + boosts[:, None]
+    asw, x = solver.solve(mdp, c.reshape(C * K, S, A))
+    x = x.reshape(C, K, S, A)
+    asw = asw.reshape(C, K)
+    agent_r = np.einsum("cksa,knsa->ckn", x, rewards)
+    payments = None
+    if cf_rewards is not None:
+        c_cf = np.einsum("cn,iknsa->ciksa", weights, cf_rewards) + boosts[:, None, None]
+        asw_cf = solver.values(mdp, c_cf.reshape(C * n * K, S, A))
+        asw_cf = asw_cf.reshape(C, n, K).transpose(0, 2, 1)  # (C, K, n)
+        w = weights[:, None, :]
+        payments = (asw_cf - (asw[..., None] - w * agent_r)) / w
+    return Outcomes(x, agent_r, asw, payments)

@@ -1,0 +1,289 @@
+"""Mechanism-design environments: an MDP structure plus agents with private types.
+
+An :class:`Environment` couples a :class:`~models.TabularMDP` with
+
+* a type distribution (``sample_types(rng, k)`` → array of shape ``(k, *type_shape)``),
+* per-agent rewards as a function of types (``rewards(types)`` → ``(k, n, S, A)``),
+* the counterfactual types used for payments (``counterfactual(types, i)``: agent ``i``'s
+  report replaced by the "absent" report of the environment, e.g. values set to 0),
+* optional linear per-profile cost coefficients such as the makespan (``costs[name](types)``
+  → ``(k, S, A)``; the cost of a profile under occupancy ``x`` is ``sum(x * coef)``).
+
+Environments never see solvers or mechanisms; they are data plus samplers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from models._mdp import TabularMDP
+from models._typing import FloatArray
+
+__all__ = ["Environment", "custom_env"]
+
+Sampler = Callable[[np.random.Generator, int], FloatArray]
+RewardFn = Callable[[FloatArray], FloatArray]
+CounterfactualFn = Callable[[FloatArray, int], FloatArray]
+CostFn = Callable[[FloatArray], FloatArray]
+
+
+@dataclass(frozen=True, eq=False)
+class Environment:
+    """A dynamic mechanism-design environment.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (e.g. ``"sales"``).
+    mdp : TabularMDP
+        The decision process the mechanism controls.
+    n_agents : int
+        Number of strategic agents n.
+    dist : str
+        Name of the type distribution (e.g. ``"uniform"``).
+    type_shape : tuple of int
+        Shape of one type profile (e.g. ``(n,)`` for values, ``(n, T)`` for cost matrices).
+    sampler : callable ``(rng, k) -> ndarray of shape (k, *type_shape)``
+        Draws k independent type profiles.
+    reward_fn : callable ``(types) -> ndarray of shape (k, n, S, A)``
+        Per-agent rewards ``r_i(s, a; types)``.
+    counterfactual_fn : callable ``(types, i) -> ndarray of shape (k, *type_shape)``
+        Types with agent ``i`` (0-based) replaced by its counterfactual ("absent") report.
+    objective : str, default "revenue"
+        The design objective the environment is usually optimised for (``"revenue"``,
+        ``"makespan"``, ``"welfare"`` or a key of ``costs``).
+    costs : mapping of str to callable ``(types) -> ndarray of shape (k, S, A)``, optional
+        Linear per-profile costs (e.g. ``"makespan"``); lower is better.
+    boost_box : tuple of float, optional
+        ``(lo, hi)`` box for each boost in grid search (reference §5); ``None`` if the
+        environment has no default box.
+    optimise_weights : bool, default False
+        Whether designers optimise agent weights by default (asymmetric distributions).
+    nonnegative_rewards : bool, default True
+        Whether every agent's reward is ≥ 0 for every type (then AMA payments are IR).
+    params : mapping, optional
+        The constructor's parameters (for reports and saving).
+    """
+
+    name: str
+    mdp: TabularMDP
+    n_agents: int
+    dist: str
+    type_shape: tuple[int, ...]
+    sampler: Sampler
+    reward_fn: RewardFn
+    counterfactual_fn: CounterfactualFn
+    objective: str = "revenue"
+    costs: Mapping[str, CostFn] = field(default_factory=dict)
+    boost_box: tuple[float, float] | None = None
+    optimise_weights: bool = False
+    nonnegative_rewards: bool = True
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_agents, bool) or not isinstance(self.n_agents, (int, np.integer)):
+            raise TypeError(f"expected n_agents as an int, got {type(self.n_agents).__name__}")
+        if self.n_agents < 1:
+            raise ValueError(f"expected n_agents >= 1, got {self.n_agents}")
+        if not isinstance(self.mdp, TabularMDP):
+            raise TypeError(f"expected mdp as a TabularMDP, got {type(self.mdp).__name__}")
+        if self.boost_box is not None and not (self.boost_box[0] < self.boost_box[1]):
+            raise ValueError(f"expected boost_box (lo, hi) with lo < hi, got {self.boost_box}")
+        object.__setattr__(self, "costs", MappingProxyType(dict(self.costs)))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "type_shape", tuple(int(d) for d in self.type_shape))
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_states(self) -> int:
+        """Number of MDP states S."""
+        return self.mdp.n_states
+
+    @property
+    def n_actions(self) -> int:
+        """Number of MDP actions A."""
+        return self.mdp.n_actions
+
+    # ------------------------------------------------------------------ types
+    def sample_types(self, rng: np.random.Generator | int | None, k: int) -> FloatArray:
+        """Draw ``k`` independent type profiles.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator or int or None
+            Source of randomness (an int is used as a seed).
+        k : int
+            Number of profiles, ≥ 1.
+
+        Returns
+        -------
+        ndarray of shape (k, *type_shape)
+        """
+        k = _check_count(k, "k")
+        gen = np.random.default_rng(rng)
+        types = np.asarray(self.sampler(gen, k), dtype=np.float64)
+        return self._check_types(types)
+
+    def counterfactual(self, types: FloatArray, i: int) -> FloatArray:
+        """Types with agent ``i`` (0-based) replaced by its counterfactual report.
+
+        Parameters
+        ----------
+        types : ndarray of shape (k, *type_shape)
+        i : int
+            Agent index in ``0 .. n-1``.
+
+        Returns
+        -------
+        ndarray of shape (k, *type_shape)
+            A new array; ``types`` is not modified.
+        """
+        types = self._check_types(types)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not (
+            0 <= i < self.n_agents
+        ):
+            raise ValueError(f"expected an agent index in [0, {self.n_agents}), got {i!r}")
+        return np.asarray(self.counterfactual_fn(types.copy(), int(i)), dtype=np.float64)
+
+    def rewards(self, types: FloatArray) -> FloatArray:
+        """Per-agent rewards for each type profile.
+
+        Parameters
+        ----------
+        types : ndarray of shape (k, *type_shape)
+
+        Returns
+        -------
+        ndarray of shape (k, n, S, A)
+
+        Raises
+        ------
+        ValueError
+            If the types have the wrong shape or the rewards are not finite.
+        """
+        types = self._check_types(types)
+        R = np.asarray(self.reward_fn(types), dtype=np.float64)
+        expected = (types.shape[0], self.n_agents, self.n_states, self.n_actions)
+        if R.shape != expected:
+            raise ValueError(f"expected rewards of shape (k, n, S, A) = {expected}, got {R.shape}")
+        if not np.all(np.isfinite(R)):
+            raise ValueError("expected finite rewards, got NaN or inf")
+        return R
+
+    def cost(self, name: str, types: FloatArray) -> FloatArray:
+        """Linear cost coefficients ``(k, S, A)`` of the named cost (e.g. ``"makespan"``)."""
+        if name not in self.costs:
+            raise ValueError(
+                f"expected a cost of environment {self.name!r} (one of {sorted(self.costs)}), "
+                f"got {name!r}"
+            )
+        types = self._check_types(types)
+        C = np.asarray(self.costs[name](types), dtype=np.float64)
+        expected = (types.shape[0], self.n_states, self.n_actions)
+        if C.shape != expected:
+            raise ValueError(f"expected {name} coefficients of shape {expected}, got {C.shape}")
+        return C
+
+    def _check_types(self, types: Any) -> FloatArray:
+        arr = np.asarray(types, dtype=np.float64)
+        if arr.ndim != len(self.type_shape) + 1 or arr.shape[1:] != self.type_shape:
+            raise ValueError(
+                f"expected types of shape (k, *type_shape) = (k, "
+                f"{', '.join(map(str, self.type_shape))}), got {arr.shape}"
+            )
+        if arr.shape[0] == 0:
+            raise ValueError("expected at least one type profile (k >= 1), got k = 0")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("expected finite types, got NaN or inf")
+        return arr
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Environment({self.name!r}, {ps}; S={self.n_states}, A={self.n_actions})"
+
+
+def _check_count(k: Any, name: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"expected {name} as an int, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"expected {name} >= 1, got {k}")
+    return int(k)
+
+
+def custom_env(
+    mdp: TabularMDP,
+    *,
+    n_agents: int,
+    sampler: Sampler,
+    reward_fn: RewardFn,
+    type_shape: tuple[int, ...],
+    counterfactual_fn: CounterfactualFn | None = None,
+    name: str = "custom",
+    dist: str = "custom",
+    objective: str = "revenue",
+    costs: Mapping[str, CostFn] | None = None,
+    boost_box: tuple[float, float] | None = None,
+    nonnegative_rewards: bool = True,
+) -> Environment:
+    """Build an environment for a user-defined MDP.
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+        Structure, e.g. from :func:`models.mdp_from_arrays` or :func:`models.mdp_from_successors`.
+    n_agents : int
+        Number of agents n.
+    sampler : callable ``(rng, k) -> ndarray of shape (k, *type_shape)``
+        Type sampler.
+    reward_fn : callable ``(types) -> ndarray of shape (k, n, S, A)``
+        Per-agent rewards as a function of sampled types.
+    type_shape : tuple of int
+        Shape of one type profile.
+    counterfactual_fn : callable ``(types, i) -> ndarray``, optional
+        Agent i's "absent" report. Defaults to zeroing agent i's slice ``types[:, i]`` (requires
+        the agent to be the first type axis and rewards linear in its own type).
+    name, dist, objective, costs, boost_box, nonnegative_rewards
+        See :class:`Environment`.
+
+    Returns
+    -------
+    Environment
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from models import mdp_from_arrays
+    >>> P = np.zeros((1, 2, 1))  # one state, two actions, the flow leaves: a static auction
+    >>> def rewards(v):  # action a gives the item to agent a
+    ...     R = np.zeros((v.shape[0], 2, 1, 2)); R[:, 0, 0, 0] = v[:, 0]; R[:, 1, 0, 1] = v[:, 1]
+    ...     return R
+    >>> env = custom_env(mdp_from_arrays(P, [1.0], 1.0), n_agents=2, type_shape=(2,),
+    ...                  sampler=lambda rng, k: rng.uniform(size=(k, 2)), reward_fn=rewards)
+    >>> env.rewards(env.sample_types(0, 3)).shape
+    (3, 2, 1, 2)
+    """
+
+    def _zero_agent(types: FloatArray, i: int) -> FloatArray:
+        types[:, i] = 0.0
+        return types
+
+    return Environment(
+        name=name,
+        mdp=mdp,
+        n_agents=n_agents,
+        dist=dist,
+        type_shape=type_shape,
+        sampler=sampler,
+        reward_fn=reward_fn,
+        counterfactual_fn=counterfactual_fn or _zero_agent,
+        objective=objective,
+        costs=costs or {},
+        boost_box=boost_box,
+        nonnegative_rewards=nonnegative_rewards,
+        params={"n_agents": n_agents},
+    )

@@ -1,0 +1,25 @@
+"""Inner solvers over arrays: exact occupancy LP and batched dynamic programming.
+
+Solvers take an MDP structure (:class:`models.TabularMDP`) and reward arrays of shape
+(S, A) or (K, S, A) and return an :class:`InnerSolution`; they never see mechanisms. Every
+exact solver agrees with every other (tested).
+"""
+
+from solvers._dp import check_reward, occupancy_of_policy, policy_values, solve_dp, solve_values
+from solvers._licence import available_lp_solvers, mosek_licensed
+from solvers._lp import solve_lp
+from solvers._result import InnerSolution, InnerSolveError, Status
+
+__all__ = [
+    "InnerSolution",
+    "InnerSolveError",
+    "Status",
+    "available_lp_solvers",
+    "check_reward",
+    "mosek_licensed",
+    "occupancy_of_policy",
+    "policy_values",
+    "solve_dp",
+    "solve_lp",
+    "solve_values",
+]
