@@ -251,7 +251,7 @@ class AMADesigner:
                     seed=eval_seed,
                     objective=problem.objective,
                     inner=problem.inner,
-                    progress=None if bar is None else bar.update,
+                    progress=None if bar is None else _updater(bar),
                 )
             finally:
                 if bar is not None:
@@ -267,6 +267,13 @@ class AMADesigner:
             wall_time=time.perf_counter() - start,
         )
         return self
+
+
+def _updater(bar: Any) -> Callable[[int], None]:
+    def update(k: int) -> None:
+        bar.update(k)
+
+    return update
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -4,7 +4,7 @@ An AMA with weights ``w > 0`` (one per agent) and boosts ``b`` (one per state–
 allocates by solving the MDP for the affine welfare ``c = sum_i w_i r_i + b`` and charges agent
 ``i``
 
-.. math:: p_i = \\frac{1}{w_i}\\Big[\\mathrm{asw}^{(-i)} - \\big(\\mathrm{asw} - w_i r_i(x^*)\\big)\\Big],
+    p_i = (1 / w_i) * [asw^(-i) - (asw - w_i r_i(x*))],
 
 where ``asw`` is the optimal affine welfare for the reports and ``asw^(-i)`` the optimal affine
 welfare when agent i's report is replaced by its counterfactual ("absent") report (Curry et al.,
@@ -111,7 +111,8 @@ class AMA:
 
     def affine_welfare(self, rewards: FloatArray) -> FloatArray:
         """``sum_i w_i r_i + b`` for rewards of shape (..., n, S, A); returns (..., S, A)."""
-        return np.einsum("n,...nsa->...sa", self.weights, rewards) + self.boosts
+        out: FloatArray = np.einsum("n,...nsa->...sa", self.weights, rewards) + self.boosts
+        return out
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

@@ -94,7 +94,8 @@ def _welfare(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
 def _cost(name: str) -> ScoreFn:
     def score(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
         coef = env.cost(name, types)  # (K, S, A)
-        return np.einsum("cksa,ksa->ck", out.occupancy, coef)
+        scores: FloatArray = np.einsum("cksa,ksa->ck", out.occupancy, coef)
+        return scores
 
     return score
 

@@ -97,21 +97,24 @@ class Outcomes:
     @property
     def welfare(self) -> FloatArray:
         """Social welfare ``sum_i r_i(x)``, shape (C, K)."""
-        return self.agent_rewards.sum(axis=-1)
+        out: FloatArray = self.agent_rewards.sum(axis=-1)
+        return out
 
     @property
     def revenue(self) -> FloatArray:
         """Sum of payments, shape (C, K)."""
         if self.payments is None:
             raise ValueError("expected outcomes computed with payments, got payments=None")
-        return self.payments.sum(axis=-1)
+        out: FloatArray = self.payments.sum(axis=-1)
+        return out
 
     @property
     def utility(self) -> FloatArray:
         """Quasi-linear utilities ``r_i(x) - p_i``, shape (C, K, n)."""
         if self.payments is None:
             raise ValueError("expected outcomes computed with payments, got payments=None")
-        return self.agent_rewards - self.payments
+        out: FloatArray = self.agent_rewards - self.payments
+        return out
 
 
 def counterfactual_rewards(env: Environment, types: FloatArray) -> FloatArray:

@@ -132,7 +132,7 @@ class TabularMDP:
             object.__setattr__(self, "_label_index", cache)
         return cache
 
-    def dense_P(self) -> FloatArray:
+    def dense_P(self) -> FloatArray:  # noqa: N802 - P is the paper's name
         """Transitions as a dense array of shape (S, A, S) (for small MDPs and tests)."""
         return np.asarray(self.P.toarray(), dtype=np.float64).reshape(
             self.n_states, self.n_actions, self.n_states
@@ -146,9 +146,7 @@ class TabularMDP:
         """
         S, A = self.shape
         rows = np.repeat(np.arange(S), A)
-        inflow = sp.csr_array(
-            (np.ones(S * A), (rows, np.arange(S * A))), shape=(S, S * A), dtype=np.float64
-        )
+        inflow = _coo_to_csr(np.ones(S * A), rows, np.arange(S * A), (S, S * A))
         out: sp.csr_array = sp.csr_array(inflow - self.gamma * self.P.T.tocsr())
         return out
 
@@ -211,7 +209,7 @@ def check_mdp(mdp: TabularMDP) -> None:
             f"got {row_sums[k]!r} for state {mdp.states[k // A]!r}, action "
             f"{mdp.actions[k % A]!r}"
         )
-    mu0 = mdp.mu0
+    mu0: Any = mdp.mu0
     if not isinstance(mu0, np.ndarray) or mu0.shape != (S,):
         shape = getattr(mu0, "shape", type(mu0).__name__)
         raise ValueError(f"expected mu0 of shape (S,) = ({S},), got {shape}")
@@ -278,8 +276,8 @@ def mdp_from_arrays(
     >>> mdp_from_arrays(P, [1.0, 0.0], gamma=1.0)
     TabularMDP(n_states=2, n_actions=2, gamma=1.0, layered, deterministic)
     """
-    if sp.issparse(P):
-        P_csr = sp.csr_array(P, dtype=np.float64)
+    if isinstance(P, (sp.sparray, sp.spmatrix)):
+        P_csr = sp.csr_array(P.tocsr(), dtype=np.float64)  # type: ignore[call-overload]
         if P_csr.ndim != 2 or P_csr.shape[0] % max(P_csr.shape[1], 1):
             raise ValueError(f"expected sparse P of shape (S * A, S), got {P_csr.shape}")
         S = P_csr.shape[1]
@@ -371,8 +369,7 @@ def mdp_from_successors(
     rows = np.fromiter((index[s] * A + a for s, a, _, _ in edges), dtype=np.int64, count=len(edges))
     cols = np.fromiter((index[s2] for _, _, s2, _ in edges), dtype=np.int64, count=len(edges))
     vals = np.fromiter((p for *_, p in edges), dtype=np.float64, count=len(edges))
-    P = sp.csr_array((vals, (rows, cols)), shape=(S * A, S))
-    P.sum_duplicates()
+    P = _coo_to_csr(vals, rows, cols, (S * A, S))
     mu0 = np.zeros(S)
     for s, p in init:
         mu0[index[s]] += p
@@ -388,9 +385,7 @@ def _topological_layers(P: sp.csr_array, S: int, A: int) -> tuple[IntArray, ...]
     src = coo.row // A
     dst = coo.col
     keep = coo.data > 0
-    adj = sp.csr_array(
-        (np.ones(int(keep.sum())), (src[keep], dst[keep])), shape=(S, S), dtype=np.float64
-    )
+    adj = _coo_to_csr(np.ones(int(keep.sum())), src[keep], dst[keep], (S, S))
     adj.sum_duplicates()
     if adj.diagonal().any():
         return None
@@ -423,8 +418,17 @@ def _deterministic_successor(P: sp.csr_array, S: int) -> IntArray | None:
     data = P.data
     if not np.allclose(data, 1.0, atol=_ATOL):
         return None
-    succ = np.full(P.shape[0], S, dtype=np.int64)
-    succ[nz] = P.indices[P.indptr[:-1][nz]]
-    succ = succ.reshape(S, -1)
+    flat = np.full(P.shape[0], S, dtype=np.int64)
+    flat[nz] = P.indices[P.indptr[:-1][nz]]
+    succ: IntArray = flat.reshape(S, -1)
     succ.setflags(write=False)
     return succ
+
+
+def _coo_to_csr(
+    data: FloatArray, rows: np.ndarray[Any, Any], cols: np.ndarray[Any, Any], shape: tuple[int, int]
+) -> sp.csr_array:
+    """Sparse CSR array from COO triplets (duplicates summed)."""
+    out = sp.coo_array((data, (rows, cols)), shape=shape).tocsr()
+    out.sum_duplicates()
+    return out

@@ -189,8 +189,10 @@ def policy_values(mdp: TabularMDP, policy: IntArray, reward: FloatArray) -> Floa
     """
     x = occupancy_of_policy(mdp, policy)
     if reward.ndim == 4:
-        return np.einsum("ksa,kmsa->km", x, reward)
-    return np.einsum("ksa,ksa->k", x, reward)
+        out: FloatArray = np.einsum("ksa,kmsa->km", x, reward)
+    else:
+        out = np.einsum("ksa,ksa->k", x, reward)
+    return out
 
 
 def occupancy_of_policy(mdp: TabularMDP, policy: IntArray) -> FloatArray:
@@ -266,7 +268,7 @@ class _Plan:
     layers: tuple[IntArray, ...] | None
     succ: IntArray | None  # (S, A), S = exit
     P: sp.csr_array  # (S*A, S)
-    layer_P: tuple[sp.csr_array, ...] | None  # rows of P for each layer's (s, a) pairs
+    layer_p: tuple[sp.csr_array, ...] | None  # rows of P for each layer's (s, a) pairs
     P_dense: FloatArray | None  # (S, A, S) for discounted MDPs
     mu0: FloatArray
 
@@ -275,13 +277,13 @@ class _Plan:
 def _plan(mdp: TabularMDP) -> _Plan:
     S, A = mdp.shape
     layers = mdp.layers
-    layer_P = None
+    layer_p = None
     if layers is not None and mdp.successor is None:
-        layer_P = tuple(
+        layer_p = tuple(
             sp.csr_array(mdp.P[(layer[:, None] * A + np.arange(A)).ravel()]) for layer in layers
         )
     P_dense = mdp.dense_P() if layers is None else None
-    return _Plan(S, A, mdp.gamma, layers, mdp.successor, mdp.P, layer_P, P_dense, mdp.mu0)
+    return _Plan(S, A, mdp.gamma, layers, mdp.successor, mdp.P, layer_p, P_dense, mdp.mu0)
 
 
 def _solve(
@@ -305,8 +307,8 @@ def _backward_induction(plan: _Plan, c: FloatArray) -> tuple[FloatArray, IntArra
         if plan.succ is not None:
             future = V[:, plan.succ[layer]]  # (K, L, A)
         else:
-            assert plan.layer_P is not None
-            future = (plan.layer_P[li] @ V[:, :S].T).T.reshape(K, layer.size, A)
+            assert plan.layer_p is not None
+            future = (plan.layer_p[li] @ V[:, :S].T).T.reshape(K, layer.size, A)
         Q = c[:, layer, :] + plan.gamma * future
         best = Q.argmax(axis=2)
         pol[:, layer] = best
@@ -354,6 +356,7 @@ def _discounted_state_occupancy(plan: _Plan, policy: IntArray) -> FloatArray:
     P_pi = plan.P_dense[np.arange(S)[None, :], policy]  # (K, S, S)
     lhs = np.eye(S) - plan.gamma * np.swapaxes(P_pi, 1, 2)
     mu0 = np.broadcast_to(plan.mu0, (policy.shape[0], S))
-    return np.linalg.solve(lhs, mu0[..., None])[..., 0]
+    d = np.asarray(np.linalg.solve(lhs, mu0[..., None])[..., 0], dtype=np.float64)
+    return d
 
 
