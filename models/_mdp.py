@@ -276,12 +276,15 @@ def mdp_from_arrays(
     >>> mdp_from_arrays(P, [1.0, 0.0], gamma=1.0)
     TabularMDP(n_states=2, n_actions=2, gamma=1.0, layered, deterministic)
     """
+    P_csr: sp.csr_array
     if isinstance(P, (sp.sparray, sp.spmatrix)):
-        P_csr = sp.csr_array(P.tocsr(), dtype=np.float64)  # type: ignore[call-overload]
-        if P_csr.ndim != 2 or P_csr.shape[0] % max(P_csr.shape[1], 1):
-            raise ValueError(f"expected sparse P of shape (S * A, S), got {P_csr.shape}")
-        S = P_csr.shape[1]
-        A = P_csr.shape[0] // S
+        Psp: Any = P  # scipy-stubs types the sparse base class without shape/conversions
+        shape = tuple(Psp.shape)
+        if len(shape) != 2 or shape[1] == 0 or shape[0] % shape[1]:
+            raise ValueError(f"expected sparse P of shape (S * A, S), got {shape}")
+        P_csr = sp.csr_array(Psp.tocsr().astype(np.float64))
+        S = int(shape[1])
+        A = int(shape[0]) // S
     else:
         P_arr = np.asarray(P, dtype=np.float64)
         if P_arr.ndim != 3 or P_arr.shape[0] != P_arr.shape[2]:
