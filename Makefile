@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/bilevel design sales --n-agents 3 --n-items 2 --dist uniform --method grid \
-		--points 2000 --profiles 1000 --eval-samples 10000 --seed 0 --out out
+		--points 10000 --profiles 1000 --eval-samples 10000 --seed 0 --out out
 
 test: $(STAMP)
 	$(BIN)/ruff check bilevel models solvers tests benchmarks

@@ -64,6 +64,8 @@ class Evaluation:
         Name of the baseline (``"vcg"``).
     baseline_mean, baseline_se, baseline_revenue, baseline_revenue_se : float or None
         The baseline's objective and revenue on the same profiles.
+    baseline_welfare, baseline_welfare_se : float or None
+        The baseline's welfare on the same profiles.
     diff_mean, diff_se : float or None
         Paired difference mechanism − baseline of the objective, and its standard error.
     improvement_pct : float or None
@@ -90,6 +92,8 @@ class Evaluation:
     baseline_se: float | None
     baseline_revenue: float | None
     baseline_revenue_se: float | None
+    baseline_welfare: float | None
+    baseline_welfare_se: float | None
     diff_mean: float | None
     diff_se: float | None
     improvement_pct: float | None
@@ -205,9 +209,10 @@ def evaluate(
     Rv = np.concatenate(revs, axis=1)
     Wf = np.concatenate(wels, axis=1)
     m, r, w = mean_se(S_[0]), mean_se(Rv[0]), mean_se(Wf[0])
-    bm = br = d = None
+    bm = br = bw = d = None
     if base is not None:
-        bm, br, d = mean_se(S_[1]), mean_se(Rv[1]), mean_se(S_[0] - S_[1])
+        bm, br, bw = mean_se(S_[1]), mean_se(Rv[1]), mean_se(Wf[1])
+        d = mean_se(S_[0] - S_[1])
     return Evaluation(
         objective=obj.name,
         maximize=obj.maximize,
@@ -223,6 +228,8 @@ def evaluate(
         baseline_se=None if bm is None else bm.se,
         baseline_revenue=None if br is None else br.mean,
         baseline_revenue_se=None if br is None else br.se,
+        baseline_welfare=None if bw is None else bw.mean,
+        baseline_welfare_se=None if bw is None else bw.se,
         diff_mean=None if d is None else d.mean,
         diff_se=None if d is None else d.se,
         improvement_pct=(

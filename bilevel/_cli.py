@@ -1,0 +1,210 @@
+"""The ``bilevel`` command line.
+
+Subcommands::
+
+    bilevel envs [--json]
+    bilevel evaluate ENV [env options] [--mechanism vcg|FILE] [--samples K] [--seed S] [--json]
+    bilevel design ENV [env options] --method grid [--points P] [--profiles K] [--seed S]
+                   [--eval-samples N] [--out DIR] [--json]
+
+Env options: ``--n-agents``, ``--n-items`` (sales), ``--tasks`` (scheduling), ``--grid``
+(gridworld), ``--rounds`` (matching), ``--dist``, ``--gamma``, ``--makespan clamped|reference``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bilevel._designer import AMADesigner
+from bilevel._evaluate import evaluate
+from bilevel._mechanism import AMA, load_mechanism, vcg
+from bilevel._report import comparison_rows, format_table, result_dict, write_design
+from models import Environment, list_envs, make_env
+
+__all__ = ["main"]
+
+# CLI option -> (constructor keyword, environments it applies to)
+_ENV_OPTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "n_agents": ("n_agents", None),
+    "n_items": ("n_items", ("sales",)),
+    "tasks": ("n_tasks", ("scheduling",)),
+    "grid": ("grid", ("gridworld",)),
+    "rounds": ("rounds", ("matching",)),
+    "dist": ("dist", None),
+    "gamma": ("gamma", None),
+    "makespan": ("makespan", ("scheduling",)),
+}
+
+
+class CLIError(Exception):
+    """A user error reported as one line on stderr with exit code 2."""
+
+
+def _add_env_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("env", help="environment name (see `bilevel envs`)")
+    g = p.add_argument_group("environment options")
+    g.add_argument("--n-agents", type=int, help="number of agents n")
+    g.add_argument("--n-items", type=int, help="sales: number of items m")
+    g.add_argument("--tasks", type=int, help="scheduling: number of tasks T")
+    g.add_argument("--grid", type=int, help="gridworld: grid side G")
+    g.add_argument("--rounds", type=int, help="matching: number of rounds T")
+    g.add_argument("--dist", help="type distribution (uniform, asymmetric, onecell, ...)")
+    g.add_argument("--gamma", type=float, help="discount factor")
+    g.add_argument("--makespan", choices=("clamped", "reference"),
+                   help="scheduling: makespan definition (reference = the paper's Tables 3/4)")
+
+
+def _env_from_args(args: argparse.Namespace) -> Environment:
+    kwargs: dict[str, Any] = {}
+    for opt, (kw, applies) in _ENV_OPTIONS.items():
+        val = getattr(args, opt)
+        if val is None:
+            continue
+        if applies is not None and args.env not in applies:
+            flag = "--" + opt.replace("_", "-")
+            raise CLIError(f"{flag} applies to {', '.join(applies)} only, got env {args.env!r}")
+        kwargs[kw] = val
+    try:
+        return make_env(args.env, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from e
+
+
+def _use_progress(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stderr.isatty()
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    specs = list_envs()
+    if args.json:
+        print(json.dumps([{"name": s.name, "description": s.description,
+                           "parameters": s.parameters} for s in specs], indent=2))
+        return 0
+    rows = [["name", "description", "parameters (defaults)"]]
+    rows += [[s.name, s.description, ", ".join(f"{k}={v!r}" for k, v in s.parameters.items())]
+             for s in specs]
+    print(format_table(rows))
+    return 0
+
+
+def _mechanism_from_arg(env: Environment, spec: str) -> AMA:
+    if spec == "vcg":
+        return vcg(env)
+    try:
+        mech = load_mechanism(spec)
+        mech.check_env(env)
+    except FileNotFoundError as e:
+        raise CLIError(f"expected 'vcg' or a saved mechanism file, got {spec!r} (not found)") from e
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    return mech
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    env = _env_from_args(args)
+    mech = _mechanism_from_arg(env, args.mechanism)
+    if args.samples < 1:
+        raise CLIError(f"expected --samples >= 1, got {args.samples}")
+    ev = evaluate(env, mech, n_samples=args.samples, seed=args.seed, objective=args.objective,
+                  baseline=None if mech.name == "vcg" and args.mechanism == "vcg" else "vcg")
+    if args.json:
+        print(json.dumps(ev.to_dict(), indent=2))
+    else:
+        print(f"{env!r}")
+        print(format_table(comparison_rows(ev, mech.name, 0.0)))
+    return 0
+
+
+def _cmd_design(args: argparse.Namespace) -> int:
+    env = _env_from_args(args)
+    designer = AMADesigner(
+        method=args.method,
+        objective=args.objective,
+        n_points=args.points,
+        n_profiles=args.profiles,
+        eval_samples=args.eval_samples,
+        seed=args.seed,
+        progress=_use_progress(args),
+    )
+    start = time.perf_counter()
+    try:
+        designer.fit(env)
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from e
+    result = designer.result_
+    paths = write_design(args.out, env, result) if args.out else {}
+    if args.json:
+        out = result_dict(env, result)
+        out["files"] = {k: str(v) for k, v in paths.items()}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{env!r}: {args.method} search, {args.points} candidates × {args.profiles} profiles")
+    print(f"search: {result.search.message} ({result.search.wall_time:.1f} s); "
+          f"total {time.perf_counter() - start:.1f} s")
+    if result.evaluation is not None:
+        ev = result.evaluation
+        print(f"evaluation on {ev.n_samples} fresh profiles (common random numbers):")
+        print(format_table(comparison_rows(ev, result.mechanism.name, result.search.wall_time)))
+    for k, v in paths.items():
+        print(f"wrote {k}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``bilevel`` command."""
+    parser = argparse.ArgumentParser(
+        prog="bilevel",
+        description="Automated design of dynamic affine maximizer mechanisms, compared with VCG.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("envs", help="list the registered environments")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_envs)
+
+    p = sub.add_parser("evaluate", help="evaluate a mechanism against VCG on fresh profiles")
+    _add_env_args(p)
+    p.add_argument("--mechanism", default="vcg", help="'vcg' or a saved mechanism (.json/.npz)")
+    p.add_argument("--samples", type=int, default=10_000, help="fresh type profiles")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("design", help="design an AMA and compare it with VCG")
+    _add_env_args(p)
+    p.add_argument("--method", default="grid", choices=("grid",), help="outer search method")
+    p.add_argument("--points", type=int, default=10_000, help="grid: Sobol candidates")
+    p.add_argument("--profiles", type=int, default=2_000, help="grid: profiles per candidate")
+    p.add_argument("--eval-samples", type=int, default=10_000,
+                   help="fresh profiles for the final evaluation against VCG")
+    p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="directory for mechanism.json, report.md, result.json")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_design)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bilevel`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CLIError as e:
+        print(f"bilevel: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bilevel: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
