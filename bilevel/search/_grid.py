@@ -71,7 +71,8 @@ def sobol_candidates(
 
     Examples
     --------
-    >>> w, b = sobol_candidates(2, 2, (9, 4), (-20.0, 20.0), False)
+    >>> box = (-2 / (1 - 0.9), 2 / (1 - 0.9))  # gridworld, n = 2, gamma = 0.9
+    >>> w, b = sobol_candidates(2, 2, (9, 4), box, False)
     >>> float(abs(b[0]).max()), float(b[1][0, 0])  # VCG first; then the reference's 2nd point
     (0.0, 10.000000000000004)
     """
