@@ -20,6 +20,7 @@ from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
 from bilevel.search import DesignProblem, GridSearch, Intermediate, SearchResult, run_search
 from models import Environment
+from models._typing import FloatArray
 
 __all__ = ["AMADesigner", "DesignResult"]
 
@@ -68,9 +69,10 @@ class AMADesigner:
     ----------
     method : {"grid"}, default "grid"
         Outer search method. ``"grid"``: Sobol grid search (AMA paper, §5 of the reference).
-    objective : str or Objective, optional
-        ``"revenue"``, ``"welfare"``, an environment cost (``"makespan"``, minimised) or a
-        custom :class:`Objective`; defaults to the environment's objective.
+    objective : str or Objective or callable, optional
+        ``"revenue"``, ``"welfare"``, an environment cost (``"makespan"``, minimised), a
+        custom :class:`Objective` or a callable ``(occupancy (K, S, A), types) -> (K,)``
+        (maximised); defaults to the environment's objective.
     n_points : int, default 10000
         Grid search: number of Sobol candidates (paper: 10,000).
     n_profiles : int, default 2000
@@ -119,7 +121,7 @@ class AMADesigner:
         self,
         *,
         method: str = "grid",
-        objective: str | Objective | None = None,
+        objective: str | Objective | Callable[[FloatArray, FloatArray], FloatArray] | None = None,
         n_points: int = 10_000,
         n_profiles: int = 2_000,
         eval_samples: int = 10_000,

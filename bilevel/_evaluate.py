@@ -122,7 +122,7 @@ def evaluate(
     *,
     n_samples: int = 10_000,
     seed: int | np.random.Generator | None = 0,
-    objective: str | Objective | None = None,
+    objective: str | Objective | Callable[[FloatArray, FloatArray], FloatArray] | None = None,
     baseline: AMA | str | None = "vcg",
     batch_size: int = 2_000,
     inner: str | ExactInner = "dp",

@@ -104,15 +104,20 @@ REVENUE = Objective("revenue", _revenue, maximize=True, needs_payments=True)
 WELFARE = Objective("welfare", _welfare, maximize=True, needs_payments=False)
 
 
-def resolve_objective(env: Environment, spec: str | Objective | None) -> Objective:
+def resolve_objective(
+    env: Environment,
+    spec: str | Objective | Callable[[FloatArray, FloatArray], FloatArray] | None,
+) -> Objective:
     """Resolve an objective name for ``env``.
 
     Parameters
     ----------
     env : Environment
-    spec : str or Objective or None
+    spec : str or Objective or callable or None
         ``None`` uses ``env.objective``; names are ``"revenue"``, ``"welfare"`` or a cost of
-        the environment (e.g. ``"makespan"``, minimised).
+        the environment (e.g. ``"makespan"``, minimised). A plain callable
+        ``(occupancy (K, S, A), types) -> (K,)`` is a maximised custom objective (see
+        :meth:`Objective.from_occupancy`).
 
     Returns
     -------
@@ -120,6 +125,8 @@ def resolve_objective(env: Environment, spec: str | Objective | None) -> Objecti
     """
     if isinstance(spec, Objective):
         return spec
+    if callable(spec):
+        return Objective.from_occupancy(spec, name=getattr(spec, "__name__", "custom"))
     name = env.objective if spec is None else spec
     if name == "revenue":
         return REVENUE
