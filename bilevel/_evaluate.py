@@ -237,5 +237,5 @@ def evaluate(
         ),
         min_utility=min_u,
         runtime=time.perf_counter() - start,
-        seed=seed if isinstance(seed, int) else None,
+        seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
     )

@@ -180,6 +180,12 @@ def load_mechanism(path: str | Path) -> AMA:
         return AMA.from_dict(json.loads(p.read_text()))
     if p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as z:
+            missing = {"format", "name", "weights", "boosts", "meta"} - set(z.files)
+            if missing:
+                raise ValueError(
+                    f"expected a mechanism archive with format {_FORMAT!r}, got an .npz "
+                    f"without {sorted(missing)}"
+                )
             return AMA.from_dict(
                 {
                     "format": str(z["format"]),

@@ -206,7 +206,7 @@ def check_mdp(mdp: TabularMDP) -> None:
         k = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"expected every transition row P(. | s, a) to sum to 1 (or 0 where flow leaves), "
-            f"got {row_sums[k]!r} for state {mdp.states[k // A]!r}, action "
+            f"got {float(row_sums[k])!r} for state {mdp.states[k // A]!r}, action "
             f"{mdp.actions[k % A]!r}"
         )
     mu0: Any = mdp.mu0

@@ -55,6 +55,7 @@ from scipy.optimize import linprog
 
 from models._mdp import TabularMDP
 from models._typing import FloatArray, IntArray
+from solvers._dp import check_reward
 from solvers._licence import mosek_licensed
 from solvers._result import InnerSolution, InnerSolveError, Status, worst_status
 
@@ -181,7 +182,7 @@ def solve_lp(
         raise ValueError(
             "solver='mosek' requires a MOSEK licence; none was found. Use solver='highs'."
         )
-    C = _check_reward(mdp, reward)
+    C = check_reward(mdp, reward)
     start = time.perf_counter()
     if solver == "highs":
         solves = _solve_highs(mdp, C)
@@ -304,22 +305,6 @@ def _occupancy_lp(mdp: TabularMDP, solver: str) -> OccupancyLP:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _check_reward(mdp: TabularMDP, reward: ArrayLike) -> FloatArray:
-    """Validate a reward array and return it as (B, S, A) float64."""
-    S, A = mdp.shape
-    C = np.asarray(reward, dtype=np.float64)
-    if C.ndim == 2:
-        C = C[None]
-    if C.ndim != 3 or C.shape[1:] != (S, A):
-        raise ValueError(
-            f"reward must have shape (S, A) = ({S}, {A}) or (B, S, A) = (B, {S}, {A}), "
-            f"got {np.shape(reward)}"
-        )
-    if not np.all(np.isfinite(C)):
-        raise ValueError("expected finite rewards, got NaN or inf")
-    return C
 
 
 def _as_int(n: Any) -> int:

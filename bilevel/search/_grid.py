@@ -76,8 +76,12 @@ def sobol_candidates(
     >>> float(abs(b[0]).max()), float(b[1][0, 0])  # VCG first; then the reference's 2nd point
     (0.0, 10.000000000000004)
     """
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
+        raise ValueError(f"expected n_points as an int >= 1, got {n_points!r}")
     S, A = shape
-    lo, hi = box
+    lo, hi = (float(box[0]), float(box[1]))
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"expected a boost box (lo, hi) with finite lo < hi, got {box!r}")
     u = _sobol(S * A, n_points)
     boosts = lo + (hi - lo) * u
     boosts = boosts.reshape(n_points, A, S).transpose(0, 2, 1)  # column-major (S, A)
@@ -127,8 +131,10 @@ class GridSearch:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"expected {name} as an int >= 1, got {v!r}")
-        if self.batch_candidates is not None and self.batch_candidates < 1:
-            raise ValueError(f"expected batch_candidates >= 1, got {self.batch_candidates}")
+        bc = self.batch_candidates
+        bad_type = isinstance(bc, bool) or not isinstance(bc, (int, np.integer))
+        if bc is not None and (bad_type or bc < 1):
+            raise ValueError(f"expected batch_candidates as an int >= 1 or None, got {bc!r}")
 
     def _chunk(self, problem: DesignProblem) -> int:
         if self.batch_candidates is not None:

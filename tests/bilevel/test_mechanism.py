@@ -94,8 +94,9 @@ def test_vcg_gridworld_runtests_profile() -> None:
         np.testing.assert_allclose(out.payments, [[[3.1210, 0.0]]], rtol=0, atol=1e-3)
         np.testing.assert_allclose(out.welfare, [[3.9253]], rtol=0, atol=1e-3)
         np.testing.assert_allclose(out.welfare, [[0.7458 / (1 - 0.81)]], rtol=1e-10, atol=0)
-        np.testing.assert_allclose(out.agent_rewards, [[[0.7458 / 0.19, 0.0]]], rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            out.agent_rewards, [[[0.7458 / 0.19, 0.0]]], rtol=1e-10, atol=1e-12
+        )
 
 
 # ---------------------------------------------------------------------- payment identity
@@ -231,11 +232,6 @@ def test_load_non_mechanism_json_raises(tmp_path: Path) -> None:
         load_mechanism(q)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: load_mechanism on an .npz without a 'format' entry raises KeyError "
-    "(bilevel/_mechanism.py, load_mechanism reads z['format'] unguarded)",
-)
 def test_load_non_mechanism_npz_raises(tmp_path: Path) -> None:
     p = tmp_path / "other.npz"
     np.savez(p, a=np.ones(3))

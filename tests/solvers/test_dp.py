@@ -49,7 +49,9 @@ def affine_welfare_batch(env: Environment, seed: int, scale: float, k: int = 4) 
 # ---------------------------------------------------------------------- random MDPs
 
 
-def layered_mdp(rng: np.random.Generator, deterministic: bool, levels=(2, 3, 4, 2)) -> TabularMDP:
+def layered_mdp(
+    rng: np.random.Generator, deterministic: bool, levels: tuple[int, ...] = (2, 3, 4, 2)
+) -> TabularMDP:
     """States in levels; each action leads to the next level (the last level exits)."""
     A = 3
     S = sum(levels)
@@ -97,7 +99,9 @@ def all_cases() -> list[object]:
     return cases
 
 
-def build_case(source: str, spec: object, scale: float | None, seed: int):
+def build_case(
+    source: str, spec: object, scale: float | None, seed: int
+) -> tuple[TabularMDP, FloatArray]:
     if source == "env":
         assert isinstance(spec, dict) and scale is not None
         env = _env(spec)
@@ -240,6 +244,7 @@ def test_discounted_one_state_closed_form() -> None:
     sol = solve_dp(mdp, np.array([[1.0, 3.0, 2.0]]))
     np.testing.assert_allclose(sol.value, [12.0], rtol=1e-13, atol=0)
     np.testing.assert_array_equal(sol.policy, [[1]])
+    assert sol.occupancy is not None
     np.testing.assert_allclose(sol.occupancy, [[[0.0, 4.0, 0.0]]], rtol=1e-13, atol=1e-13)
 
 
