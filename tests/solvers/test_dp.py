@@ -14,6 +14,7 @@ from models import Environment, make_env
 from models._mdp import TabularMDP, mdp_from_arrays
 from models._typing import FloatArray
 from solvers import occupancy_of_policy, policy_values, solve_dp, solve_lp, solve_values
+from tests.random_mdps import random_discounted_mdp, random_layered_mdp
 
 SEEDS = [0, 1, 2]
 
@@ -49,39 +50,18 @@ def affine_welfare_batch(env: Environment, seed: int, scale: float, k: int = 4) 
 # ---------------------------------------------------------------------- random MDPs
 
 
-def layered_mdp(
-    rng: np.random.Generator, deterministic: bool, levels: tuple[int, ...] = (2, 3, 4, 2)
-) -> TabularMDP:
-    """States in levels; each action leads to the next level (the last level exits)."""
-    A = 3
-    S = sum(levels)
-    starts = np.cumsum((0, *levels))
-    P = np.zeros((S, A, S))
-    for k in range(len(levels) - 1):
-        lo, mid, hi = starts[k], starts[k + 1], starts[k + 2]
-        if deterministic:
-            tgt = rng.integers(mid, hi, size=(mid - lo, A))
-            np.put_along_axis(P[lo:mid], tgt[:, :, None], 1.0, axis=2)
-        else:
-            P[lo:mid, :, mid:hi] = rng.dirichlet(np.ones(hi - mid), size=(mid - lo, A))
-    mu0 = np.zeros(S)
-    mu0[: levels[0]] = rng.dirichlet(np.ones(levels[0]))
-    return mdp_from_arrays(P, mu0, gamma=1.0)
 
 
-def discounted_mdp(rng: np.random.Generator, S: int = 6, A: int = 3) -> TabularMDP:
-    P = rng.dirichlet(np.ones(S), size=(S, A))
-    return mdp_from_arrays(P, rng.dirichlet(np.ones(S)), gamma=0.9)
 
 
 def random_mdp(kind: str, seed: int) -> tuple[TabularMDP, FloatArray]:
     rng = np.random.default_rng(seed)
     if kind == "layered-stochastic":
-        mdp = layered_mdp(rng, deterministic=False)
+        mdp = random_layered_mdp(rng, (2, 3, 4, 2))
     elif kind == "layered-deterministic":
-        mdp = layered_mdp(rng, deterministic=True)
+        mdp = random_layered_mdp(rng, (2, 3, 4, 2), deterministic=True)
     else:
-        mdp = discounted_mdp(rng)
+        mdp = random_discounted_mdp(rng)
     return mdp, rng.normal(size=(5, *mdp.shape))
 
 
@@ -112,9 +92,9 @@ def build_case(
 
 def test_random_mdp_kinds_are_what_they_claim() -> None:
     rng = np.random.default_rng(0)
-    st = layered_mdp(rng, deterministic=False)
-    det = layered_mdp(rng, deterministic=True)
-    disc = discounted_mdp(rng)
+    st = random_layered_mdp(rng, (2, 3, 4, 2))
+    det = random_layered_mdp(rng, (2, 3, 4, 2), deterministic=True)
+    disc = random_discounted_mdp(rng)
     assert st.is_layered and not st.is_deterministic
     assert det.is_layered and det.is_deterministic
     assert not disc.is_layered and disc.gamma == 0.9

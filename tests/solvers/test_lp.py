@@ -16,6 +16,7 @@ from models._typing import FloatArray
 from solvers._licence import available_lp_solvers, mosek_licensed
 from solvers._lp import LP_SOLVERS, OccupancyLP, solve_lp
 from solvers._result import InnerSolution, InnerSolveError, Status
+from tests.random_mdps import random_discounted_mdp, random_layered_mdp
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -46,26 +47,8 @@ def two_step_mdp() -> TabularMDP:
 TWO_STEP_REWARD = np.array([[1.0, 0.0], [0.0, 2.0], [5.0, 1.0]])
 
 
-def random_layered_mdp(
-    rng: np.random.Generator, levels: tuple[int, ...] = (2, 3, 4, 3)
-) -> TabularMDP:
-    """Levels of states; every action moves to a random distribution over the next level."""
-    A = 3
-    S = sum(levels)
-    starts = np.cumsum((0, *levels))
-    P = np.zeros((S, A, S))
-    for k in range(len(levels) - 1):
-        lo, mid, hi = starts[k], starts[k + 1], starts[k + 2]
-        P[lo:mid, :, mid:hi] = rng.dirichlet(np.ones(hi - mid), size=(mid - lo, A))
-    mu0 = np.zeros(S)
-    mu0[: levels[0]] = rng.dirichlet(np.ones(levels[0]))
-    return mdp_from_arrays(P, mu0, gamma=1.0)
 
 
-def random_discounted_mdp(rng: np.random.Generator, S: int = 6, A: int = 3) -> TabularMDP:
-    """Dense random stochastic transitions, random initial distribution, gamma = 0.9."""
-    P = rng.dirichlet(np.ones(S), size=(S, A))
-    return mdp_from_arrays(P, rng.dirichlet(np.ones(S)), gamma=0.9)
 
 
 def random_mdps() -> list[tuple[str, TabularMDP, FloatArray]]:
