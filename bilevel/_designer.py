@@ -18,13 +18,24 @@ from bilevel._evaluate import Evaluation, evaluate
 from bilevel._mechanism import AMA
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
-from bilevel.search import DesignProblem, GridSearch, Intermediate, SearchResult, run_search
+from bilevel.search import (
+    DesignProblem,
+    FirstOrder,
+    GridSearch,
+    Intermediate,
+    MultiStart,
+    SearchResult,
+    ZerothOrder,
+    run_search,
+    score_on_profiles,
+)
 from models import Environment
 from models._typing import FloatArray
 
 __all__ = ["AMADesigner", "DesignResult"]
 
-_METHODS = ("grid",)
+_METHODS = ("grid", "first_order", "zeroth_order", "multistart")
+_GRADIENT_METHODS = ("first_order", "zeroth_order")
 
 
 @dataclass(frozen=True)
@@ -67,16 +78,47 @@ class AMADesigner:
 
     Parameters
     ----------
-    method : {"grid"}, default "grid"
-        Outer search method. ``"grid"``: Sobol grid search (AMA paper, §5 of the reference).
+    method : {"grid", "first_order", "zeroth_order", "multistart"}, default "grid"
+        Outer search method: ``"grid"`` Sobol grid search (reference §5); ``"first_order"``
+        stochastic gradients through the entropy-regularised inner problem (paper §4);
+        ``"zeroth_order"`` perturbation gradients with exact inner solves (reference §4);
+        ``"multistart"`` grid-seeded refinement (paper, Algorithm 1).
     objective : str or Objective or callable, optional
         ``"revenue"``, ``"welfare"``, an environment cost (``"makespan"``, minimised), a
         custom :class:`Objective` or a callable ``(occupancy (K, S, A), types) -> (K,)``
         (maximised); defaults to the environment's objective.
-    n_points : int, default 10000
-        Grid search: number of Sobol candidates (paper: 10,000).
-    n_profiles : int, default 2000
-        Grid search: type profiles each candidate is scored on (paper: 2,000).
+    n_points : int, optional
+        Sobol candidates: 10,000 for ``"grid"`` (paper), 1,000 for the seeding grid of
+        ``"multistart"``.
+    n_profiles : int, optional
+        Type profiles per grid candidate (``"grid"``: 2,000, paper; ``"multistart"`` seeding:
+        500) or per gradient step (gradient methods: 20, paper).
+    iters : int, default 1000
+        Gradient steps (first/zeroth order, and each multistart refinement).
+    lr : float, optional
+        Learning rate: 0.01 for first order, 0.1 for zeroth order (paper).
+    alpha : float, default 0.01
+        Entropy regularisation of the first-order inner problem (paper: 0.01).
+    optimizer : {"sgd", "adam"}, default "sgd"
+        First-order update rule.
+    estimator : {"exact", "envelope"}, default "exact"
+        First-order revenue gradient: exact gradient of the regularised objective, or the
+        paper's asw-envelope estimator.
+    n_perturbations : int, default 20
+        Zeroth order: Gaussian perturbations per problem (paper: 20).
+    sigma : float, default 0.05
+        Zeroth order: perturbation standard deviation (paper: 0.05).
+    n_starts : int, default 4
+        Multistart: number of grid seeds refined.
+    refine : {"zeroth_order", "first_order"}, default "zeroth_order"
+        Multistart: refinement method.
+    n_validation : int, default 2000
+        Gradient methods: held-out profiles for checkpoint selection (exact, unregularised);
+        the best checkpoint is returned instead of the last, noisy iterate. 0 disables it.
+    validate_every : int, default 50
+        Steps between checkpoints.
+    device : str, default "cpu"
+        Torch device of the first-order inner solver.
     eval_samples : int, default 10000
         Fresh profiles for the final unregularised evaluation against VCG (0 skips it).
     optimise_weights : bool, optional
@@ -122,8 +164,20 @@ class AMADesigner:
         *,
         method: str = "grid",
         objective: str | Objective | Callable[[FloatArray, FloatArray], FloatArray] | None = None,
-        n_points: int = 10_000,
-        n_profiles: int = 2_000,
+        n_points: int | None = None,
+        n_profiles: int | None = None,
+        iters: int = 1000,
+        lr: float | None = None,
+        alpha: float = 0.01,
+        optimizer: str = "sgd",
+        estimator: str = "exact",
+        n_perturbations: int = 20,
+        sigma: float = 0.05,
+        n_starts: int = 4,
+        refine: str = "zeroth_order",
+        n_validation: int = 2000,
+        validate_every: int = 50,
+        device: str = "cpu",
         eval_samples: int = 10_000,
         optimise_weights: bool | None = None,
         boost_box: tuple[float, float] | None = None,
@@ -138,6 +192,18 @@ class AMADesigner:
         self.objective = objective
         self.n_points = n_points
         self.n_profiles = n_profiles
+        self.iters = iters
+        self.lr = lr
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.estimator = estimator
+        self.n_perturbations = n_perturbations
+        self.sigma = sigma
+        self.n_starts = n_starts
+        self.refine = refine
+        self.n_validation = n_validation
+        self.validate_every = validate_every
+        self.device = device
         self.eval_samples = eval_samples
         self.optimise_weights = optimise_weights
         self.boost_box = boost_box
@@ -166,8 +232,26 @@ class AMADesigner:
                 f"Got {self.method!r} instead."
             )
         for name in ("n_points", "n_profiles"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        for name in ("iters", "n_perturbations", "n_starts", "validate_every"):
             _check_int(name, getattr(self, name), 1)
+        _check_int("n_validation", self.n_validation, 0)
         _check_int("eval_samples", self.eval_samples, 0)
+        for name in ("alpha", "sigma") + (("lr",) if self.lr is not None else ()):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
+                np.isfinite(v) and v > 0
+            ):
+                raise ValueError(
+                    f"The {name!r} parameter of AMADesigner must be a float in (0, inf). "
+                    f"Got {v!r} instead."
+                )
+        if self.refine not in _GRADIENT_METHODS:
+            raise ValueError(
+                f"The 'refine' parameter of AMADesigner must be one of {_GRADIENT_METHODS}. "
+                f"Got {self.refine!r} instead."
+            )
         _check_int("seed", self.seed, 0)
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1)
@@ -192,6 +276,28 @@ class AMADesigner:
             boost_box=(lo, hi),
         )
 
+    def _searcher(self) -> Any:
+        if self.method == "grid":
+            return GridSearch(
+                n_points=10_000 if self.n_points is None else self.n_points,
+                n_profiles=2_000 if self.n_profiles is None else self.n_profiles,
+                batch_candidates=self.batch_candidates,
+            )
+        if self.method in _GRADIENT_METHODS:
+            return _gradient_searcher(self, self.method, self.n_profiles)
+        grid = GridSearch(
+            n_points=1_000 if self.n_points is None else self.n_points,
+            n_profiles=500,
+            batch_candidates=self.batch_candidates,
+        )
+        return MultiStart(
+            grid=grid,
+            refine=_gradient_searcher(self, self.refine, self.n_profiles),
+            n_starts=self.n_starts,
+            n_select=max(self.n_validation, 1),
+            validate_every=self.validate_every,
+        )
+
     # ------------------------------------------------------------------ fit
     def fit(self, env: Environment) -> AMADesigner:
         """Search for a mechanism for ``env`` and evaluate it against VCG.
@@ -208,11 +314,15 @@ class AMADesigner:
         start = time.perf_counter()
         problem = self._validate(env)
         search_rng, eval_seed = _streams(self.seed)
-        searcher = GridSearch(
-            n_points=self.n_points,
-            n_profiles=self.n_profiles,
-            batch_candidates=self.batch_candidates,
-        )
+        searcher = self._searcher()
+        validate = None
+        if self.method in _GRADIENT_METHODS and self.n_validation > 0:
+            held_out = env.sample_types(np.random.default_rng(search_rng.spawn(1)[0]),
+                                        self.n_validation)
+
+            def validate(m: AMA) -> float:
+                return float(score_on_profiles(problem, [m], held_out)[0])
+
         result = run_search(
             searcher,
             problem,
@@ -220,7 +330,9 @@ class AMADesigner:
             max_steps=self.max_steps,
             callback=self.callback,
             progress=self.progress,
-            desc=f"grid search {env.name}",
+            desc=f"{self.method} {env.name}",
+            validate=validate,
+            validate_every=self.validate_every,
         )
         mech = AMA(
             result.mechanism.weights,
@@ -232,8 +344,10 @@ class AMADesigner:
                 "method": self.method,
                 "objective": problem.objective.name,
                 "seed": self.seed,
-                "n_points": self.n_points,
-                "n_profiles": self.n_profiles,
+                "hyperparameters": {
+                    k: v for k, v in self.get_params().items()
+                    if isinstance(v, (int, float, str, bool, type(None)))
+                },
                 "search_score": result.score,
                 **result.mechanism.meta,
             },
@@ -269,6 +383,18 @@ class AMADesigner:
             wall_time=time.perf_counter() - start,
         )
         return self
+
+
+def _gradient_searcher(
+    d: AMADesigner, method: str, n_profiles: int | None
+) -> FirstOrder | ZerothOrder:
+    k = n_profiles if n_profiles is not None else 20
+    if method == "first_order":
+        return FirstOrder(alpha=d.alpha, iters=d.iters, n_profiles=k,
+                          lr=0.01 if d.lr is None else d.lr, optimizer=d.optimizer,
+                          estimator=d.estimator, device=d.device)
+    return ZerothOrder(iters=d.iters, n_profiles=k, n_perturbations=d.n_perturbations,
+                       sigma=d.sigma, lr=0.1 if d.lr is None else d.lr)
 
 
 def _updater(bar: Any) -> Callable[[int], None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +36,19 @@ class Objective:
         Whether larger scores are better.
     needs_payments : bool, default False
         Whether ``score`` reads payments (then counterfactual solves are made).
+    kind : {"revenue", "welfare", "cost", "custom"}, default "custom"
+        What the objective measures; gradient-based searchers use it to build the
+        differentiable (torch) version of built-in objectives.
+    torch_fn : callable ``(occupancy (K, S, A) tensor, types) -> (K,) tensor``, optional
+        Differentiable version of a custom objective (required by gradient-based searchers).
     """
 
     name: str
     score: ScoreFn
     maximize: bool = True
     needs_payments: bool = False
+    kind: str = "custom"
+    torch_fn: Callable[[Any, FloatArray], Any] | None = None
 
     @classmethod
     def from_occupancy(
@@ -49,6 +57,7 @@ class Objective:
         *,
         name: str = "custom",
         maximize: bool = True,
+        differentiable: bool = False,
     ) -> Objective:
         """A custom objective over the occupancy measure and the types.
 
@@ -58,6 +67,9 @@ class Objective:
             Per-profile score of one mechanism's allocation.
         name : str, default "custom"
         maximize : bool, default True
+        differentiable : bool, default False
+            Whether ``fn`` also works on torch tensors (then it is differentiated by the
+            gradient-based searchers; numpy arrays are passed at evaluation).
 
         Returns
         -------
@@ -80,7 +92,10 @@ class Objective:
                 )
             return arr
 
-        return cls(name, score, maximize, needs_payments=False)
+        return cls(
+            name, score, maximize, needs_payments=False, kind="custom",
+            torch_fn=fn if differentiable else None,
+        )
 
 
 def _revenue(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
@@ -100,8 +115,8 @@ def _cost(name: str) -> ScoreFn:
     return score
 
 
-REVENUE = Objective("revenue", _revenue, maximize=True, needs_payments=True)
-WELFARE = Objective("welfare", _welfare, maximize=True, needs_payments=False)
+REVENUE = Objective("revenue", _revenue, maximize=True, needs_payments=True, kind="revenue")
+WELFARE = Objective("welfare", _welfare, maximize=True, needs_payments=False, kind="welfare")
 
 
 def resolve_objective(
@@ -133,6 +148,6 @@ def resolve_objective(
     if name == "welfare":
         return WELFARE
     if isinstance(name, str) and name in env.costs:
-        return Objective(name, _cost(name), maximize=False, needs_payments=False)
+        return Objective(name, _cost(name), maximize=False, needs_payments=False, kind="cost")
     choices = ["revenue", "welfare", *sorted(env.costs)]
     raise ValueError(f"expected objective in {choices} for {env.name!r}, got {name!r}")

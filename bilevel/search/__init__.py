@@ -1,15 +1,26 @@
 """Outer searchers over AMA parameters and the driver that runs them."""
 
 from bilevel.search._driver import DesignProblem, Intermediate, Searcher, SearchResult, run_search
+from bilevel.search._first_order import FirstOrder, FirstOrderState, Params
 from bilevel.search._grid import GridSearch, GridState, sobol_candidates
+from bilevel.search._multistart import MultiStart, MultiStartState, score_on_profiles
+from bilevel.search._zeroth_order import ZerothOrder, ZerothOrderState
 
 __all__ = [
     "DesignProblem",
+    "FirstOrder",
+    "FirstOrderState",
     "GridSearch",
     "GridState",
     "Intermediate",
+    "MultiStart",
+    "MultiStartState",
+    "Params",
     "SearchResult",
     "Searcher",
+    "ZerothOrder",
+    "ZerothOrderState",
     "run_search",
+    "score_on_profiles",
     "sobol_candidates",
 ]

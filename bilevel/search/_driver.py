@@ -130,6 +130,8 @@ def run_search(
     callback: Callable[[Intermediate], None] | None = None,
     progress: bool = False,
     desc: str = "search",
+    validate: Callable[[AMA], float] | None = None,
+    validate_every: int = 50,
 ) -> SearchResult:
     """Run ``searcher`` on ``problem`` until done, ``max_steps`` or a callback stop.
 
@@ -147,6 +149,13 @@ def run_search(
         Show a progress bar (tqdm) on stderr.
     desc : str
         Progress-bar label.
+    validate : callable ``(AMA) -> float``, optional
+        Checkpoint selection: every ``validate_every`` steps (and at the end) the searcher's
+        current mechanism is scored by ``validate`` (e.g. an exact evaluation on fixed held-out
+        profiles) and the best-scoring one is returned, in the objective's direction. Stochastic
+        gradient iterates oscillate; this keeps the best of them.
+    validate_every : int, default 50
+        Steps between checkpoints.
 
     Returns
     -------
@@ -164,6 +173,21 @@ def run_search(
         bar = tqdm(total=total, desc=desc, unit="step", leave=False)
     nit = 0
     message = "The searcher finished its budget."
+    sign = 1.0 if problem.objective.maximize else -1.0
+    best_val: tuple[float, AMA, int] | None = None
+    val_history: list[tuple[int, float]] = []
+
+    def checkpoint() -> None:
+        nonlocal best_val
+        if validate is None:
+            return
+        mech, _ = searcher.best(state)
+        v = float(validate(mech))
+        val_history.append((nit, v))
+        if best_val is None or sign * v > sign * best_val[0]:
+            best_val = (v, mech, nit)
+
+    checkpoint()
     try:
         while not searcher.done(state):
             if max_steps is not None and nit >= max_steps:
@@ -171,6 +195,8 @@ def run_search(
                 break
             state = searcher.step(problem, state)
             nit += 1
+            if validate is not None and nit % validate_every == 0:
+                checkpoint()
             if bar is not None:
                 _, best = searcher.best(state)
                 bar.set_postfix(best=f"{best:.4f}")
@@ -188,7 +214,14 @@ def run_search(
     finally:
         if bar is not None:
             bar.close()
+    stats: dict[str, Any] = {}
+    if validate is not None and (not val_history or val_history[-1][0] != nit):
+        checkpoint()
     mech, score = searcher.best(state)
+    if best_val is not None:
+        score, mech, at = best_val
+        stats = {"validation": val_history, "selected_step": at}
+        message += f" Returned the checkpoint of step {at} (best held-out score {score:.4f})."
     return SearchResult(
         mechanism=mech,
         score=score,
@@ -197,4 +230,5 @@ def run_search(
         success=True,
         message=message,
         wall_time=time.perf_counter() - start,
+        stats=stats,
     )
