@@ -20,9 +20,12 @@ from bilevel._outcomes import ExactInner, Outcomes, batch_outcomes, counterfactu
 from bilevel._run import mechanism_outcomes
 from bilevel.search import (
     DesignProblem,
+    FirstOrder,
     GridSearch,
     Intermediate,
+    MultiStart,
     SearchResult,
+    ZerothOrder,
     run_search,
     sobol_candidates,
 )
@@ -39,11 +42,13 @@ from models import (
     register_env,
 )
 from solvers import (
+    EntropicSolver,
     InnerSolution,
     InnerSolveError,
     Status,
     mosek_licensed,
     solve_dp,
+    solve_entropic,
     solve_lp,
 )
 
@@ -54,20 +59,24 @@ __all__ = [
     "AMADesigner",
     "DesignProblem",
     "DesignResult",
+    "EntropicSolver",
     "EnvSpec",
     "Environment",
     "Estimate",
     "Evaluation",
     "ExactInner",
+    "FirstOrder",
     "GridSearch",
     "InnerSolution",
     "InnerSolveError",
     "Intermediate",
+    "MultiStart",
     "Objective",
     "Outcomes",
     "SearchResult",
     "Status",
     "TabularMDP",
+    "ZerothOrder",
     "__version__",
     "batch_outcomes",
     "check_mdp",
@@ -87,6 +96,7 @@ __all__ = [
     "run_search",
     "sobol_candidates",
     "solve_dp",
+    "solve_entropic",
     "solve_lp",
     "vcg",
 ]

@@ -4,7 +4,8 @@ Subcommands::
 
     bilevel envs [--json]
     bilevel evaluate ENV [env options] [--mechanism vcg|FILE] [--samples K] [--seed S] [--json]
-    bilevel design ENV [env options] --method grid [--points P] [--profiles K] [--seed S]
+    bilevel design ENV [env options] --method grid|first_order|zeroth_order|multistart
+                   [--points P] [--profiles K] [--iters I] [--lr L] [--alpha A] [--seed S]
                    [--eval-samples N] [--out DIR] [--json]
 
 Env options: ``--n-agents``, ``--n-items`` (sales), ``--tasks`` (scheduling), ``--grid``
@@ -127,6 +128,16 @@ def _cmd_design(args: argparse.Namespace) -> int:
         objective=args.objective,
         n_points=args.points,
         n_profiles=args.profiles,
+        iters=args.iters,
+        lr=args.lr,
+        alpha=args.alpha,
+        optimizer=args.optimizer,
+        estimator=args.estimator,
+        n_perturbations=args.perturbations,
+        sigma=args.sigma,
+        n_starts=args.starts,
+        refine=args.refine,
+        n_validation=args.validation,
         eval_samples=args.eval_samples,
         seed=args.seed,
         progress=_use_progress(args),
@@ -143,7 +154,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         out["files"] = {k: str(v) for k, v in paths.items()}
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{env!r}: {args.method} search, {args.points} candidates × {args.profiles} profiles")
+    print(f"{env!r}: {args.method} search")
     print(f"search: {result.search.message} ({result.search.wall_time:.1f} s); "
           f"total {time.perf_counter() - start:.1f} s")
     if result.evaluation is not None:
@@ -178,9 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("design", help="design an AMA and compare it with VCG")
     _add_env_args(p)
-    p.add_argument("--method", default="grid", choices=("grid",), help="outer search method")
-    p.add_argument("--points", type=int, default=10_000, help="grid: Sobol candidates")
-    p.add_argument("--profiles", type=int, default=2_000, help="grid: profiles per candidate")
+    p.add_argument("--method", default="grid",
+                   choices=("grid", "first_order", "zeroth_order", "multistart"),
+                   help="outer search method")
+    p.add_argument("--points", type=int,
+                   help="grid/multistart: Sobol candidates (default 10000 / 1000)")
+    p.add_argument("--profiles", type=int,
+                   help="profiles per grid candidate (2000) or per gradient step (20)")
+    p.add_argument("--iters", type=int, default=1000, help="gradient steps")
+    p.add_argument("--lr", type=float, help="learning rate (first order 0.01, zeroth 0.1)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="first order: entropy regularisation strength")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="first order: update rule")
+    p.add_argument("--estimator", choices=("exact", "envelope"), default="exact",
+                   help="first order: exact regularised gradient or the paper's asw-envelope")
+    p.add_argument("--perturbations", type=int, default=20, help="zeroth order: N")
+    p.add_argument("--sigma", type=float, default=0.05, help="zeroth order: perturbation std")
+    p.add_argument("--starts", type=int, default=4, help="multistart: number of seeds")
+    p.add_argument("--refine", choices=("zeroth_order", "first_order"), default="zeroth_order",
+                   help="multistart: refinement method")
+    p.add_argument("--validation", type=int, default=2000,
+                   help="gradient methods: held-out profiles for checkpoint selection (0: off)")
     p.add_argument("--eval-samples", type=int, default=10_000,
                    help="fresh profiles for the final evaluation against VCG")
     p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")

@@ -74,9 +74,9 @@ def design_report(env: Environment, result: DesignResult) -> str:
         f"- method: {result.method}; objective: "
         f"{ev.objective if ev else mech.meta.get('objective')}"
         + ("" if ev is None or ev.maximize else " (lower is better)"),
-        f"- search: {result.search.message} {len(result.search.history)} candidates scored in "
-        f"{result.search.wall_time:.1f} s; best search score {result.search.score:.4f} "
-        "(on the search profiles, optimistically biased)",
+        f"- search: {result.search.message} {result.search.nit} steps in "
+        f"{result.search.wall_time:.1f} s; search score {result.search.score:.4f} "
+        "(on the search or held-out profiles, optimistically biased by selection)",
     ]
     if "makespan" in env.params:
         lines.append(

@@ -1,4 +1,5 @@
-"""Inner solvers over arrays: exact occupancy LP and batched dynamic programming.
+"""Inner solvers over arrays: exact occupancy LP, batched dynamic programming, and the
+entropy-regularised occupancy program (fast batched torch solver with an implicit backward).
 
 Solvers take an MDP structure (:class:`models.TabularMDP`) and reward arrays of shape
 (S, A) or (K, S, A) and return an :class:`InnerSolution`; they never see mechanisms. Every
@@ -6,11 +7,13 @@ exact solver agrees with every other (tested).
 """
 
 from solvers._dp import check_reward, occupancy_of_policy, policy_values, solve_dp, solve_values
+from solvers._entropic import EntropicSolver, solve_entropic
 from solvers._licence import available_lp_solvers, mosek_licensed
 from solvers._lp import solve_lp
 from solvers._result import InnerSolution, InnerSolveError, Status
 
 __all__ = [
+    "EntropicSolver",
     "InnerSolution",
     "InnerSolveError",
     "Status",
@@ -20,6 +23,7 @@ __all__ = [
     "occupancy_of_policy",
     "policy_values",
     "solve_dp",
+    "solve_entropic",
     "solve_lp",
     "solve_values",
 ]

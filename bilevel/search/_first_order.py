@@ -37,7 +37,7 @@ InnerFn = Callable[[Tensor], Tensor]
 
 def regularised_inner(mdp: TabularMDP, alpha: float, device: str = "cpu") -> InnerFn:
     """The default differentiable inner solver: the fast batched entropic solver."""
-    from solvers._entropic import EntropicSolver
+    from solvers import EntropicSolver
 
     solver: InnerFn = EntropicSolver(mdp, alpha, device=device)
     return solver

@@ -1,0 +1,258 @@
+"""Tests of the entropy-regularised inner solver (solvers/_entropic.py).
+
+Checks: implicit-function gradients (gradcheck, the closed form of the reference notes §3.1,
+central finite differences), flow feasibility and the primal–dual relation on every built-in
+environment, convergence of the regularised optimum to the exact LP/DP optimum as alpha → 0,
+and input validation / failure reporting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from models import Environment, TabularMDP, make_env
+from models._typing import FloatArray
+from solvers._dp import solve_dp
+from solvers._entropic import EntropicSolver, solve_entropic
+from solvers._result import InnerSolveError, Status
+from tests.random_mdps import random_discounted_mdp, random_layered_mdp
+
+DEVICE = "cpu"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    # these problems are tiny: intra-op threads only add contention (10x slower on a busy box)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _rewards(env: Environment, seed: int, k: int) -> FloatArray:
+    """Welfare of sampled type profiles plus U[0, 1] boosts, shape (k, S, A)."""
+    rng = np.random.default_rng(seed)
+    R = env.rewards(env.sample_types(rng, k)).sum(axis=1)
+    out: FloatArray = R + rng.uniform(size=(k, *env.mdp.shape))
+    return out
+
+
+def _small(kind: str) -> tuple[TabularMDP, FloatArray]:
+    """Small instances for gradcheck: (mdp, rewards of shape (2, S, A))."""
+    if kind == "sales":
+        env = make_env("sales", n_agents=2, n_items=2)
+        return env.mdp, _rewards(env, 0, 2)
+    if kind == "gridworld":
+        env = make_env("gridworld", n_agents=2, grid=3)
+        return env.mdp, _rewards(env, 1, 2)
+    rng = np.random.default_rng(2)
+    if kind == "layered":
+        mdp = random_layered_mdp(rng, (2, 3, 2))
+    else:
+        mdp = random_discounted_mdp(rng, S=4, A=2)
+    return mdp, rng.normal(size=(2, *mdp.shape))
+
+
+def _flow_matrix(mdp: TabularMDP) -> FloatArray:
+    M: FloatArray = np.asarray(mdp.flow_matrix().toarray(), dtype=np.float64)
+    return M
+
+
+# ---------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.1])
+@pytest.mark.parametrize("kind", ["sales", "gridworld", "layered", "discounted"])
+def test_gradcheck(kind: str, alpha: float) -> None:
+    mdp, R = _small(kind)
+    solver = EntropicSolver(mdp, alpha, device=DEVICE, tol=1e-12)
+    c = torch.tensor(R, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(solver, (c,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_gradcheck_small_alpha_well_conditioned() -> None:
+    # alpha = 0.01 with reward gaps of order alpha keeps the Jacobian O(1/alpha)-well-scaled
+    env = make_env("sales", n_agents=2, n_items=2)
+    rng = np.random.default_rng(3)
+    R = 0.01 * rng.normal(size=(2, *env.mdp.shape))
+    solver = EntropicSolver(env.mdp, 0.01, device=DEVICE, tol=1e-12)
+    c = torch.tensor(R, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(solver, (c,), eps=1e-7, atol=1e-5, rtol=1e-4)
+
+
+def test_vjp_matches_closed_form() -> None:
+    """∂L/∂c = (1/α)(X g − X Mᵀ (M X Mᵀ)⁻¹ M X g) (reference §3.1), in numpy."""
+    rng = np.random.default_rng(4)
+    mdp = random_layered_mdp(rng, (2, 2, 2), A=2)
+    alpha = 0.3
+    c = rng.normal(size=(1, *mdp.shape))
+    g = rng.normal(size=(1, *mdp.shape))
+    solver = EntropicSolver(mdp, alpha, device=DEVICE, tol=1e-12)
+    ct = torch.tensor(c, requires_grad=True)
+    x = solver(ct)
+    (x * torch.tensor(g)).sum().backward()  # type: ignore[no-untyped-call]
+    assert ct.grad is not None
+    got = ct.grad.numpy().ravel()
+    M = _flow_matrix(mdp)
+    X = np.diag(x.detach().numpy().ravel())
+    gf = g.ravel()
+    want = (X @ gf - X @ M.T @ np.linalg.solve(M @ X @ M.T, M @ X @ gf)) / alpha
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("env_name", ["sales", "gridworld"])
+def test_vjp_matches_finite_differences(env_name: str) -> None:
+    env = (
+        make_env("sales", n_agents=3, n_items=2)
+        if env_name == "sales"
+        else make_env("gridworld", n_agents=2, grid=3)
+    )
+    alpha = 0.1
+    c = _rewards(env, 5, 1)
+    rng = np.random.default_rng(6)
+    g = rng.normal(size=c.shape)
+    d = rng.normal(size=c.shape)
+    solver = EntropicSolver(env.mdp, alpha, device=DEVICE, tol=1e-12)
+    ct = torch.tensor(c, requires_grad=True)
+    (solver(ct) * torch.tensor(g)).sum().backward()  # type: ignore[no-untyped-call]
+    assert ct.grad is not None
+    auto = float((ct.grad.numpy() * d).sum())
+
+    def loss(cc: FloatArray) -> float:
+        x, _, _, conv = solver.solve(torch.tensor(cc))
+        assert bool(conv.all())
+        return float((x.numpy() * g).sum())
+
+    h = 1e-5
+    fd = (loss(c + h * d) - loss(c - h * d)) / (2 * h)
+    np.testing.assert_allclose(auto, fd, rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- solutions
+
+ENVS = {
+    "sales-n5-m3": dict(name="sales", n_agents=5, n_items=3),
+    "scheduling-n3-T5": dict(name="scheduling", n_agents=3, n_tasks=5),
+    "gridworld-4x4": dict(name="gridworld", n_agents=2, grid=4),
+    "matching-n2-r3": dict(name="matching", n_agents=2, rounds=3),
+}
+
+
+def _env(key: str) -> Environment:
+    kw = dict(ENVS[key])
+    name = kw.pop("name")
+    assert isinstance(name, str)
+    return make_env(name, **kw)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.1, 0.01])
+@pytest.mark.parametrize("key", list(ENVS))
+def test_flow_constraints_and_primal_dual(key: str, alpha: float) -> None:
+    env = _env(key)
+    c = _rewards(env, 7, 4)
+    sol = solve_entropic(env.mdp, c, alpha, device=DEVICE)
+    assert sol.success and sol.statuses == (Status.OPTIMAL,) * 4
+    assert sol.occupancy is not None and sol.state_values is not None
+    x, v = sol.occupancy, sol.state_values
+    M = _flow_matrix(env.mdp)
+    resid = x.reshape(4, -1) @ M.T - env.mdp.mu0
+    np.testing.assert_allclose(resid, 0.0, atol=1e-9, err_msg="flow constraints M x = mu0")
+    assert np.all(x > 0)
+    # x = exp((c - M^T v)/alpha - 1), compared in the log domain
+    z = (c.reshape(4, -1) - v @ M) / alpha - 1.0
+    np.testing.assert_allclose(np.log(x.reshape(4, -1)), z, rtol=0, atol=1e-9)
+    # fun = D(v*) (strong duality) and value = sum(c x)
+    D = v @ env.mdp.mu0 + alpha * np.exp(z).sum(axis=1)
+    np.testing.assert_allclose(sol.fun, D, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(sol.value, (c * x).sum(axis=(1, 2)), rtol=1e-12, atol=1e-12)
+    assert sol.policy is None
+
+
+@pytest.mark.parametrize("key", list(ENVS))
+def test_alpha_to_zero_approaches_lp(key: str) -> None:
+    env = _env(key)
+    c = _rewards(env, 8, 2)
+    lp = solve_dp(env.mdp, c).value
+    gaps = []
+    for alpha in [1.0, 0.1, 0.01, 0.001]:
+        sol = solve_entropic(env.mdp, c, alpha, device=DEVICE)
+        gaps.append(np.abs(sol.fun - lp))
+        if alpha == 0.001:
+            np.testing.assert_array_less(np.abs(sol.value - lp), 0.05 * np.abs(lp) + 0.05)
+    gap = np.array(gaps)  # (4, 2)
+    assert np.all(np.diff(gap, axis=0) < 0), gap
+    # the regularised optimum dominates the LP optimum (entropy bonus >= 0 needs x <= 1)
+    assert np.all(gap[-1] < 0.05 * np.abs(lp) + 0.05)
+
+
+def test_batch_equals_single_solves() -> None:
+    env = make_env("matching", n_agents=2, rounds=3)
+    c = _rewards(env, 9, 3)
+    batch = solve_entropic(env.mdp, c, 0.05)
+    for k in range(3):
+        one = solve_entropic(env.mdp, c[k], 0.05)
+        np.testing.assert_allclose(one.fun, batch.fun[k : k + 1], rtol=1e-12, atol=1e-12)
+        assert one.occupancy is not None and batch.occupancy is not None
+        np.testing.assert_allclose(one.occupancy[0], batch.occupancy[k], rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------------- bad input and failures
+
+
+@pytest.mark.parametrize("alpha", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_alpha(alpha: float) -> None:
+    env = make_env("sales", n_agents=2, n_items=2)
+    c = np.zeros(env.mdp.shape)
+    with pytest.raises(ValueError, match="expected alpha > 0"):
+        solve_entropic(env.mdp, c, alpha)
+    with pytest.raises(ValueError, match="expected alpha > 0"):
+        EntropicSolver(env.mdp, alpha)
+
+
+def test_bad_rewards() -> None:
+    env = make_env("sales", n_agents=2, n_items=2)
+    S, A = env.mdp.shape
+    c = np.zeros((S, A))
+    c[0, 0] = np.nan
+    with pytest.raises(ValueError, match="expected finite rewards"):
+        solve_entropic(env.mdp, c, 0.1)
+    with pytest.raises(ValueError, match=r"reward must have shape \(S, A\)"):
+        solve_entropic(env.mdp, np.zeros((S, A + 1)), 0.1)
+    with pytest.raises(ValueError, match=r"c must have shape \(B, S, A\)"):
+        EntropicSolver(env.mdp, 0.1).solve(torch.zeros(S, A, dtype=torch.float64))
+
+
+def test_non_convergence_is_reported() -> None:
+    env = make_env("gridworld", n_agents=2, grid=4)
+    c = _rewards(env, 10, 2)
+    with pytest.raises(InnerSolveError, match="max_steps_reached"):
+        solve_entropic(env.mdp, c, 0.01, max_iter=1)
+    sol = solve_entropic(env.mdp, c, 0.01, max_iter=1, throw=False)
+    assert not sol.success
+    assert sol.status is Status.MAX_STEPS_REACHED
+    assert sol.occupancy is not None and np.all(np.isfinite(sol.occupancy))
+
+
+def test_nonfinite_rewards_in_torch_api() -> None:
+    env = make_env("sales", n_agents=2, n_items=2)
+    c = torch.zeros((2, *env.mdp.shape), dtype=torch.float64)
+    c[1, 0, 0] = torch.nan
+    x, _, _, conv = EntropicSolver(env.mdp, 0.1).solve(c)
+    assert conv.tolist() == [True, False]
+    assert torch.isnan(x[1]).all() and torch.isfinite(x[0]).all()
+    with pytest.raises(InnerSolveError, match="nonfinite"):
+        EntropicSolver(env.mdp, 0.1)(c)
+
+
+def test_explicit_cpu_device_and_2d_call() -> None:
+    env = make_env("sales", n_agents=2, n_items=2)
+    solver = EntropicSolver(env.mdp, 0.1, device=torch.device(DEVICE))
+    c = torch.zeros(env.mdp.shape, dtype=torch.float64)
+    x = solver(c)
+    assert x.shape == env.mdp.shape and x.device.type == DEVICE
+    # zero rewards: uniform over actions in every state; total mass = 2 decision epochs
+    torch.testing.assert_close(x.sum(), torch.tensor(2.0, dtype=torch.float64))
