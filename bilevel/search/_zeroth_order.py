@@ -32,7 +32,7 @@ from bilevel.search._first_order import check_count, check_positive
 from models._typing import FloatArray
 from solvers import occupancy_of_policy, solve_values
 
-__all__ = ["ZerothOrder", "ZerothOrderState"]
+__all__ = ["ZerothOrder", "ZerothOrderState", "perturbation_gradient"]
 
 
 @dataclass
@@ -143,10 +143,10 @@ class ZerothOrder:
         c_k = c_k + state.b + mu * u_b
         _, pol_k = solve_values(mdp, c_k.reshape(N * P, S, A))
         x_k = occupancy_of_policy(mdp, pol_k).reshape(N, P, S, A)
-        proj = np.einsum("kpsa,psa->kp", (x_k - x_hat) / mu, g)  # (N, P)
-        grad_b = grad_b + np.einsum("kp,kpsa->sa", proj, u_b) / N
+        diff = np.einsum("kpsa,psa->kp", x_k - x_hat, g)  # <x_p(theta + mu u) - x_p, g_p>
+        grad_b = grad_b + perturbation_gradient(diff, u_b.reshape(N, P, -1), mu).reshape(S, A)
         if u_w is not None and grad_lw is not None:
-            grad_lw = grad_lw + np.einsum("kp,kpn->n", proj, u_w) / N
+            grad_lw = grad_lw + perturbation_gradient(diff, u_w, mu)
         return grad_lw, grad_b, float(f.detach())
 
     def step(self, problem: DesignProblem, state: ZerothOrderState) -> ZerothOrderState:
@@ -176,6 +176,32 @@ class ZerothOrder:
     def history(self, state: ZerothOrderState) -> list[tuple[int, float]]:
         """``(step, objective on that step's profiles before the update)``."""
         return list(enumerate(state.scores))
+
+
+def perturbation_gradient(diff: FloatArray, u: FloatArray, mu: float) -> FloatArray:
+    """Gaussian-perturbation gradient estimate, summed over problems.
+
+    For problems p with scalar maps ``h_p`` and perturbations ``u[k, p] ~ N(0, I)``, estimates
+    ``sum_p grad h_p(theta)`` by ``(1/N) sum_k sum_p (h_p(theta + mu u[k, p]) - h_p(theta)) / mu
+    * u[k, p]``. It is unbiased for the gradient of the Gaussian-smoothed ``h_p`` (and, for
+    smooth ``h_p``, biased by O(mu^2) only).
+
+    Parameters
+    ----------
+    diff : ndarray of shape (N, P)
+        ``h_p(theta + mu u[k, p]) - h_p(theta)``.
+    u : ndarray of shape (N, P, d)
+        The perturbation directions.
+    mu : float
+        Perturbation scale.
+
+    Returns
+    -------
+    ndarray of shape (d,)
+    """
+    N = diff.shape[0]
+    out: FloatArray = np.einsum("kp,kpd->d", diff / mu, u) / N
+    return out
 
 
 def _grad(t: torch.Tensor) -> FloatArray:
