@@ -256,6 +256,8 @@ class AMADesigner:
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1)
         box = self.boost_box if self.boost_box is not None else env.boost_box
+        if box is None and self.method in _GRADIENT_METHODS:
+            box = (-1.0, 1.0)  # unused by gradient methods
         if box is None:
             raise ValueError(
                 f"The environment {env.name!r} has no default boost box; pass "
