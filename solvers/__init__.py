@@ -8,12 +8,15 @@ exact solver agrees with every other (tested).
 
 from solvers._dp import check_reward, occupancy_of_policy, policy_values, solve_dp, solve_values
 from solvers._entropic import EntropicSolver, solve_entropic
+from solvers._layers import CvxpyEntropicLayer, GradientAccuracyWarning
 from solvers._licence import available_lp_solvers, mosek_licensed
 from solvers._lp import solve_lp
 from solvers._result import InnerSolution, InnerSolveError, Status
 
 __all__ = [
+    "CvxpyEntropicLayer",
     "EntropicSolver",
+    "GradientAccuracyWarning",
     "InnerSolution",
     "InnerSolveError",
     "Status",
