@@ -76,6 +76,11 @@ class MultiStart:
         Template of the refinement searcher (its ``start`` is replaced by each seed).
     n_starts : int, default 4
         Number of starting points m.
+    default_start : bool, default True
+        Also refine from the gradient method's own default start (boosts U[0, 1], w = 1) —
+        the grid's box is wide and its best points can sit on revenue plateaus, so this extra
+        start keeps multistart at least as good as a single gradient run. ``False`` gives
+        Algorithm 1 exactly (grid seeds only).
     n_select : int, default 2000
         Held-out profiles for the unregularised checkpoint and final selection.
     validate_every : int, default 50
@@ -86,6 +91,7 @@ class MultiStart:
     grid: GridSearch = field(default_factory=lambda: GridSearch(n_points=1000, n_profiles=500))
     refine: FirstOrder | ZerothOrder = field(default_factory=ZerothOrder)
     n_starts: int = 4
+    default_start: bool = True
     n_select: int = 2000
     validate_every: int = 50
 
@@ -134,9 +140,16 @@ class MultiStart:
         state.starts = [
             AMA(g.weights[i], g.boosts[i], name=f"grid#{i + 1}") for i in order[: self.n_starts]
         ]
-        seeds = state.rng.spawn(len(state.starts))
+        seeds = state.rng.spawn(len(state.starts) + 1)
         state.refiners = [replace(self.refine, start=s) for s in state.starts]
-        state.states = [r.init(problem, sd) for r, sd in zip(state.refiners, seeds, strict=True)]
+        state.states = [r.init(problem, sd) for r, sd in zip(state.refiners, seeds, strict=False)]
+        if self.default_start:
+            default: Any = replace(self.refine, start=None)
+            st = default.init(problem, seeds[-1])
+            state.refiners.append(default)
+            state.states.append(st)
+            init, _ = default.best(st)
+            state.starts.append(AMA(init.weights, init.boosts, name="default start"))
         state.held_out = problem.env.sample_types(state.rng, self.n_select)
         state.seed_scores = score_on_profiles(problem, state.starts, state.held_out).tolist()
         state.best_refined = [None] * len(state.starts)
