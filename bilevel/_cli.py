@@ -133,6 +133,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         optimizer=args.optimizer,
         estimator=args.estimator,
+        regularised_solver=args.regularised_solver,
         n_perturbations=args.perturbations,
         sigma=args.sigma,
         n_starts=args.starts,
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first order: update rule")
     p.add_argument("--estimator", choices=("exact", "envelope"), default="exact",
                    help="first order: exact regularised gradient or the paper's asw-envelope")
+    p.add_argument("--regularised-solver", choices=("fast", "cvxpy"), default="fast",
+                   help="first order: fast torch solver or the cvxpylayers reference")
     p.add_argument("--perturbations", type=int, default=20, help="zeroth order: N")
     p.add_argument("--sigma", type=float, default=0.05, help="zeroth order: perturbation std")
     p.add_argument("--starts", type=int, default=4, help="multistart: number of seeds")

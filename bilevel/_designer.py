@@ -119,6 +119,8 @@ class AMADesigner:
         Steps between checkpoints.
     device : str, default "cpu"
         Torch device of the first-order inner solver.
+    regularised_solver : {"fast", "cvxpy"}, default "fast"
+        First order: the fast batched torch solver, or the cvxpylayers reference layer.
     eval_samples : int, default 10000
         Fresh profiles for the final unregularised evaluation against VCG (0 skips it).
     optimise_weights : bool, optional
@@ -178,6 +180,7 @@ class AMADesigner:
         n_validation: int = 2000,
         validate_every: int = 50,
         device: str = "cpu",
+        regularised_solver: str = "fast",
         eval_samples: int = 10_000,
         optimise_weights: bool | None = None,
         boost_box: tuple[float, float] | None = None,
@@ -204,6 +207,7 @@ class AMADesigner:
         self.n_validation = n_validation
         self.validate_every = validate_every
         self.device = device
+        self.regularised_solver = regularised_solver
         self.eval_samples = eval_samples
         self.optimise_weights = optimise_weights
         self.boost_box = boost_box
@@ -394,7 +398,8 @@ def _gradient_searcher(
     if method == "first_order":
         return FirstOrder(alpha=d.alpha, iters=d.iters, n_profiles=k,
                           lr=0.01 if d.lr is None else d.lr, optimizer=d.optimizer,
-                          estimator=d.estimator, device=d.device)
+                          estimator=d.estimator, device=d.device,
+                          regularised_solver=d.regularised_solver)
     return ZerothOrder(iters=d.iters, n_profiles=k, n_perturbations=d.n_perturbations,
                        sigma=d.sigma, lr=0.1 if d.lr is None else d.lr)
 

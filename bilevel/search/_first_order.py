@@ -35,11 +35,35 @@ Tensor = torch.Tensor
 InnerFn = Callable[[Tensor], Tensor]
 
 
-def regularised_inner(mdp: TabularMDP, alpha: float, device: str = "cpu") -> InnerFn:
-    """The default differentiable inner solver: the fast batched entropic solver."""
-    from solvers import EntropicSolver
+def regularised_inner(
+    mdp: TabularMDP, alpha: float, device: str = "cpu", kind: str = "fast"
+) -> InnerFn:
+    """A differentiable solver of the entropy-regularised occupancy program.
 
-    solver: InnerFn = EntropicSolver(mdp, alpha, device=device)
+    Parameters
+    ----------
+    mdp : TabularMDP
+    alpha : float
+        Regularisation strength α > 0.
+    device : str, default "cpu"
+        Torch device (fast solver only).
+    kind : {"fast", "cvxpy"}, default "fast"
+        ``"fast"``: the batched torch Newton solver with implicit backward (default);
+        ``"cvxpy"``: the cvxpylayers reference layer (much slower; CPU).
+
+    Returns
+    -------
+    callable ``(c (B, S, A) tensor) -> x (B, S, A) tensor``
+    """
+    from solvers import CvxpyEntropicLayer, EntropicSolver
+
+    solver: InnerFn
+    if kind == "fast":
+        solver = EntropicSolver(mdp, alpha, device=device)
+    elif kind == "cvxpy":
+        solver = CvxpyEntropicLayer(mdp, alpha)
+    else:
+        raise ValueError(f"expected a regularised solver in ('fast', 'cvxpy'), got {kind!r}")
     return solver
 
 
@@ -120,6 +144,9 @@ class FirstOrder:
     inner : callable ``(c (B, S, A) tensor) -> x (B, S, A) tensor``, optional
         Differentiable inner solver; default the fast entropic solver for ``alpha``.
     device : str, default "cpu"
+    regularised_solver : {"fast", "cvxpy"}, default "fast"
+        Which solver of the regularised program to differentiate through (when ``inner`` is
+        not given).
     """
 
     alpha: float = 0.01
@@ -131,9 +158,14 @@ class FirstOrder:
     start: AMA | None = None
     inner: InnerFn | None = None
     device: str = "cpu"
+    regularised_solver: str = "fast"
 
     def __post_init__(self) -> None:
         check_positive("alpha", self.alpha)
+        if self.regularised_solver not in ("fast", "cvxpy"):
+            raise ValueError(
+                f"expected regularised_solver in ('fast', 'cvxpy'), got {self.regularised_solver!r}"
+            )
         check_positive("lr", self.lr)
         check_count("iters", self.iters)
         check_count("n_profiles", self.n_profiles)
@@ -154,7 +186,9 @@ class FirstOrder:
             opt = torch.optim.Adam(params.tensors(), lr=self.lr)
         else:
             opt = torch.optim.SGD(params.tensors(), lr=self.lr)
-        inner = self.inner or regularised_inner(problem.env.mdp, self.alpha, self.device)
+        inner = self.inner or regularised_inner(
+            problem.env.mdp, self.alpha, self.device, self.regularised_solver
+        )
         return FirstOrderState(params, opt, rng, inner, problem.env.n_agents)
 
     def step(self, problem: DesignProblem, state: FirstOrderState) -> FirstOrderState:

@@ -204,3 +204,12 @@ def test_nan_gradients_raise() -> None:
     state = fo.init(problem, np.random.default_rng(0))
     with pytest.raises(FloatingPointError, match="expected finite gradients"):
         fo.step(problem, state)
+
+
+def test_first_order_through_cvxpylayers_reference_matches_fast_solver() -> None:
+    env = make_env("sales", n_agents=2, n_items=2)
+    kw = {"method": "first_order", "iters": 3, "alpha": 0.1, "n_validation": 0,
+          "eval_samples": 100, "seed": 5}
+    fast = AMADesigner(**kw).fit(env).mechanism_  # type: ignore[arg-type]
+    ref = AMADesigner(**kw, regularised_solver="cvxpy").fit(env).mechanism_  # type: ignore[arg-type]
+    np.testing.assert_allclose(fast.boosts, ref.boosts, rtol=0, atol=1e-8)
