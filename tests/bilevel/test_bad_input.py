@@ -319,7 +319,8 @@ def test_unknown_lp_solver(sales: Environment) -> None:
 
 def test_designer_unknown_method(sales: Environment) -> None:
     with pytest.raises(
-        ValueError, match=r"The 'method' parameter of AMADesigner must be one of \('grid', 'first_order'"
+        ValueError,
+        match=r"The 'method' parameter of AMADesigner must be one of \('grid', 'first_order'",
     ):
         AMADesigner(method="nope").fit(sales)
 
