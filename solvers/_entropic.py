@@ -124,6 +124,11 @@ def _reachable(mdp: TabularMDP) -> np.ndarray[Any, np.dtype[np.bool_]]:
     return seen
 
 
+def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.where`` with a (B,) mask broadcast over the trailing dimensions."""
+    return torch.where(mask.view(-1, *([1] * (a.ndim - 1))), a, b)
+
+
 class EntropicSolver:
     """Batched Newton solver of the entropy-regularised occupancy program on one MDP.
 
@@ -197,16 +202,16 @@ class EntropicSolver:
             None if succ is None else torch.as_tensor(np.array(succ).ravel(), device=self.device)
         )
         self._M3 = self.M.reshape(S, S, A)
+        self._MT = self.M.T.contiguous()
         # Newton on the log flow equations needs every state reachable (log inflow > -inf);
         # it is used for acyclic MDPs, where it converges in a few steps from the warm start.
         # Cyclic MDPs (and MDPs with unreachable states) use Newton on the dual directly.
         self._log_newton = mdp.layers is not None and bool(_reachable(mdp).all())
-        with np.errstate(divide="ignore"):
-            self._log_gpt = torch.as_tensor(
-                np.log(self.gamma * mdp.P.T.toarray()), dtype=dt, device=self.device
-            )
-            self._log_mu0 = torch.as_tensor(np.log(np.array(mdp.mu0)), dtype=dt, device=self.device)
+        self._eye = torch.eye(S, dtype=dt, device=self.device)
+        if self._log_newton:
+            self._build_log_tables(mdp)
         self._layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._layer_PT: list[torch.Tensor] = []  # P[rows]^T per layer (warm start)
         if mdp.layers is not None:
             self._layers = [
                 (
@@ -217,6 +222,51 @@ class EntropicSolver:
                 )
                 for layer in mdp.layers
             ]
+            self._layer_PT = [self.P[rows].T.contiguous() for _, rows in self._layers]
+
+    def _build_log_tables(self, mdp: TabularMDP) -> None:
+        """Tables of the log-domain flow equations (see :meth:`_log_parts`).
+
+        The inflow of state ``s`` is a log-sum-exp over its *parents*: the pairs ``(s', a)``
+        with ``P(s | s', a) > 0`` plus a pseudo-column (index ``S*A``, logit 0) carrying
+        ``log mu0(s)``. With in-degree at most ``D - 1`` these are gathered into (S, D) index
+        and log-weight tables (padding: index ``S*A``, weight ``-inf``); the Jacobian rows are
+        gathered likewise into ``R`` of shape (S, A + D, S). Large in-degrees use dense
+        (S, S*A + 1) tables instead.
+        """
+        S, A, g, dt, dev = self.S, self.A, self.gamma, torch.float64, self.device
+        SA = S * A
+        PT = mdp.P.T.tocsr()  # (S, S*A): row s lists the parents of s
+        PT.sum_duplicates()
+        PT.eliminate_zeros()
+        indeg = np.diff(PT.indptr)
+        D = int(indeg.max(initial=0)) + 1
+        mu0 = np.asarray(mdp.mu0, dtype=np.float64)
+        MT = self.M.T  # (S*A, S)
+        MT_ext = torch.cat([MT, torch.zeros(1, S, dtype=dt, device=dev)])  # (S*A + 1, S)
+        self._MT_ext = MT_ext
+        # z_ext = [c/alpha - 1, 0] + v @ negM  (negM = -[M, 0] / alpha)
+        self._negM = -MT_ext.T / self.alpha
+        with np.errstate(divide="ignore"):
+            log_mu0 = np.log(mu0)
+            self._sparse_in = D <= 2 * A + 2
+            if self._sparse_in:
+                par = np.full((S, D), SA, dtype=np.int64)
+                lw = np.full((S, D), -np.inf)
+                lw[:, 0] = log_mu0
+                for t in range(S):
+                    lo, hi = PT.indptr[t], PT.indptr[t + 1]
+                    par[t, 1 : 1 + hi - lo] = PT.indices[lo:hi]
+                    lw[t, 1 : 1 + hi - lo] = np.log(g * PT.data[lo:hi])
+                self._par = torch.as_tensor(par, device=dev)
+                self._lw = torch.as_tensor(lw, dtype=dt, device=dev)
+                # J[b, s] = sum_a pi[b,s,a] M^T[(s,a)] - sum_d W[b,s,d] M^T_ext[par[s,d]]
+                self._R = torch.cat(
+                    [MT.reshape(S, A, S), -MT_ext[self._par.reshape(-1)].reshape(S, D, S)], dim=1
+                ).contiguous()
+            else:
+                lw = np.concatenate([np.log(g * PT.toarray()), log_mu0[:, None]], axis=1)
+                self._lw = torch.as_tensor(lw, dtype=dt, device=dev)  # (S, S*A + 1)
 
     def __repr__(self) -> str:
         return f"EntropicSolver({self.mdp!r}, alpha={self.alpha}, device={str(self.device)!r})"
@@ -297,7 +347,7 @@ class EntropicSolver:
 
     def _flow(self, x: torch.Tensor) -> torch.Tensor:
         """``M x`` for x of shape (B, S*A) → (B, S)."""
-        return x @ self.M.T
+        return x @ self._MT
 
     def _gram(self, x: torch.Tensor) -> torch.Tensor:
         """``M diag(x) M^T`` of shape (B, S, S) for x of shape (B, S*A)."""
@@ -323,6 +373,10 @@ class EntropicSolver:
         s = d.clamp_min(0).maximum(floor).rsqrt()
         Ks = K * s[:, :, None] * s[:, None, :]
         eye = torch.eye(K.shape[1], dtype=K.dtype, device=K.device)
+        rs = (rhs * s).unsqueeze(-1)
+        L, info = torch.linalg.cholesky_ex(Ks + _RIDGES[0] * eye)
+        if not bool(info.any()):  # common case: every item factorised with the smallest ridge
+            return torch.cholesky_solve(rs, L).squeeze(-1) * s
         L = torch.empty_like(Ks)
         todo = torch.ones(K.shape[0], dtype=torch.bool, device=K.device)
         for ridge in _RIDGES:
@@ -352,10 +406,12 @@ class EntropicSolver:
         for rnd in range(self.warm_rounds + 1):
             if self._layers is not None:
                 q = torch.empty_like(cf)
-                for states, rows in reversed(self._layers):
-                    qL = cf[:, rows] + self.gamma * (v @ self.P[rows].T)
+                for (states, rows), PrT in zip(
+                    reversed(self._layers), reversed(self._layer_PT), strict=True
+                ):
+                    qL = torch.addmm(cf[:, rows], v, PrT, alpha=self.gamma)
                     q[:, rows] = qL
-                    lse = torch.logsumexp(qL.reshape(B, -1, A) / al - 1.0, dim=2)
+                    lse = torch.logsumexp(qL.view(B, -1, A) / al, dim=2) - 1.0
                     v[:, states] = al * (lse - logd[:, states])
             else:
                 for _ in range(1000):  # soft value iteration, a gamma-contraction
@@ -399,6 +455,8 @@ class EntropicSolver:
     def _newton(
         self, cf: torch.Tensor, v: torch.Tensor, thr: float, max_iter: int
     ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+        if self._log_newton:
+            return self._newton_log(cf, v, thr, max_iter)
         z = self._logits(cf, v)
         usable = torch.isfinite(z).all(dim=1) & (z.amax(dim=1) <= _ZMAX)
         z = torch.where(usable[:, None], z, torch.zeros_like(z))
@@ -411,15 +469,7 @@ class EntropicSolver:
             nit += 1
             idx = active.nonzero().squeeze(1)
             ca, va, za, xa, ra = cf[idx], v[idx], z[idx], x[idx], r[idx]
-            dv = torch.zeros_like(va)
-            t = torch.zeros_like(va[:, 0])
-            moved = torch.zeros_like(t, dtype=torch.bool)
-            if self._log_newton:
-                dv, t, moved = self._log_step(ca, va, za)
-            if not bool(moved.all()):
-                rest = (~moved).nonzero().squeeze(1)
-                dv2, t2, ok2 = self._dual_step(za[rest], xa[rest], ra[rest])
-                dv[rest], t[rest], moved[rest] = dv2, t2, ok2
+            dv, t, moved = self._dual_step(za, xa, ra)
             t = torch.where(moved, t, torch.zeros_like(t))
             v[idx] = va + t[:, None] * dv
             z[idx] = self._logits(ca, v[idx])
@@ -431,49 +481,136 @@ class EntropicSolver:
             active[idx] = ~done & moved & torch.isfinite(r[idx]).all(dim=1)
         return v, x, nit, conv
 
-    def _log_parts(
-        self, cf: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits z, ``log`` outflow, inflow logits (B, S, S*A) and ``log out - log in``."""
-        z = self._logits(cf, v)
-        B = z.shape[0]
-        log_out = torch.logsumexp(z.reshape(B, self.S, self.A), dim=2)
-        z_in = z[:, None, :] + self._log_gpt
-        log_in = torch.logsumexp(
-            torch.cat([self._log_mu0.expand(B, self.S)[..., None], z_in], dim=2), dim=2
+    # ------------------------------------------------------------------ log-domain Newton
+
+    def _log_parts(self, ca: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Log-domain flow quantities at duals ``v`` (B, S).
+
+        ``ca`` (B, S*A + 1) holds ``[c/alpha - 1, 0]``. Returns ``(z, eo, so, ei, si, G)``:
+        the extended logits z (B, S*A + 1) (last column 0: the ``mu0`` pseudo-parent), the
+        shifted exponentials of the outflow ``eo`` (B, S, A) and of the inflow terms ``ei``
+        (B, S, D) with their sums, and the residual ``G = log outflow - log inflow`` (B, S).
+        """
+        B, S, A = v.shape[0], self.S, self.A
+        z = torch.addmm(ca, v, self._negM)
+        zs = z[:, : S * A].view(B, S, A)
+        mo = zs.amax(dim=2, keepdim=True)
+        eo = torch.exp(zs - mo)
+        so = eo.sum(dim=2)
+        zin = z[:, self._par] + self._lw if self._sparse_in else z[:, None, :] + self._lw
+        mi = zin.amax(dim=2, keepdim=True)
+        ei = torch.exp(zin - mi)
+        si = ei.sum(dim=2)
+        G = (mo - mi).squeeze(2) + torch.log(so / si)
+        return z, eo, so, ei, si, G
+
+    def _log_jacobian(
+        self, eo: torch.Tensor, so: torch.Tensor, ei: torch.Tensor, si: torch.Tensor
+    ) -> torch.Tensor:
+        """``-alpha dG/dv`` (B, S, S): rows are averages of columns of M (policy, inflow shares)."""
+        pi = eo / so[..., None]
+        W = ei / si[..., None]
+        if self._sparse_in:
+            Q = torch.cat([pi, W], dim=2).transpose(0, 1)  # (S, B, A + D)
+            return torch.bmm(Q, self._R).transpose(0, 1)
+        S, A = self.S, self.A
+        out: torch.Tensor = (
+            torch.einsum("bsa,sau->bsu", pi, self.M.T.reshape(S, A, S)) - W @ self._MT_ext
         )
-        return z, log_out, z_in, log_out - log_in
+        return out
+
+    @staticmethod
+    def _log_accept(
+        trial: tuple[torch.Tensor, ...], ok: torch.Tensor, m0: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        G1 = trial[5]
+        m1 = (G1 * G1).sum(dim=1)
+        fine = trial[0].amax(dim=1) <= _ZMAX
+        out: torch.Tensor = ok & fine & torch.isfinite(m1) & (m1 <= (1.0 - 2e-4 * t) * m0)
+        return out
 
     def _log_step(
-        self, cf: torch.Tensor, v: torch.Tensor, z: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, ca: torch.Tensor, v: torch.Tensor, st: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
         """Newton step on ``log(outflow) = log(mu0 + gamma inflow)`` (scale-free equations).
 
         The Jacobian rows are averages of columns of ``M`` (weights: the softmax policy for
         the outflow, the inflow shares for the inflow), hence well scaled whatever the
-        magnitudes of x; backtracking on the merit ``|G|^2``.
+        magnitudes of x; backtracking on the merit ``|G|^2``. Items without an acceptable
+        step take a dual Newton step instead. Returns the new duals, their
+        :meth:`_log_parts` and whether each item moved.
         """
-        B, S, A, al = v.shape[0], self.S, self.A, self.alpha
-        z, log_out, z_in, G = self._log_parts(cf, v)
-        pi = torch.exp(z.reshape(B, S, A) - log_out[..., None])
-        W = torch.exp(z_in - (log_out - G)[..., None])  # inflow shares (B, S, S*A)
-        J = torch.einsum("bsa,usa->bsu", pi, self._M3) - W @ self.M.T
+        al, SA = self.alpha, self.S * self.A
+        z, eo, so, ei, si, G = st
+        J = self._log_jacobian(eo, so, ei, si)
         dv, info = torch.linalg.solve_ex(J, al * G)
         m0 = (G * G).sum(dim=1)
         ok = (info == 0) & torch.isfinite(dv).all(dim=1)
         dv = torch.where(ok[:, None], dv, torch.zeros_like(dv))
         t = torch.ones_like(m0)
-        accepted = torch.zeros_like(ok)
-        for _ in range(_MAX_LOG_HALVINGS):
-            zt = self._logits(cf, v + t[:, None] * dv)
-            fine = zt.amax(dim=1) <= _ZMAX
-            Gt = self._log_parts(cf, v + t[:, None] * dv)[3]
-            m1 = (Gt * Gt).sum(dim=1)
-            accepted |= ok & fine & torch.isfinite(m1) & (m1 <= (1.0 - 2e-4 * t) * m0)
-            if bool((accepted | ~ok).all()):
+        vt = v + dv
+        trial = self._log_parts(ca, vt)
+        accepted = self._log_accept(trial, ok, m0, t)
+        if not bool((accepted | ~ok).all()):  # backtrack (rare)
+            for _ in range(_MAX_LOG_HALVINGS - 1):
+                t = torch.where(accepted, t, 0.5 * t)
+                v2 = v + t[:, None] * dv
+                tr2 = self._log_parts(ca, v2)
+                new = ~accepted & self._log_accept(tr2, ok, m0, t)
+                trial = tuple(_where(new, a, b) for a, b in zip(tr2, trial, strict=True))
+                vt = _where(new, v2, vt)
+                accepted |= new
+                if bool((accepted | ~ok).all()):
+                    break
+        if not bool(accepted.all()):  # fallback: dual Newton step
+            rest = (~accepted).nonzero().squeeze(1)
+            zr = z[rest, :SA]
+            xr = torch.exp(zr)
+            dv2, t2, ok2 = self._dual_step(zr, xr, self.mu0 - self._flow(xr))
+            v2 = v[rest] + torch.where(ok2, t2, torch.zeros_like(t2))[:, None] * dv2
+            tr2 = self._log_parts(ca[rest], v2)
+            vt = vt.index_put((rest,), v2)
+            trial = tuple(a.index_put((rest,), b) for a, b in zip(trial, tr2, strict=True))
+            accepted = accepted.index_put((rest,), ok2)
+        return vt, trial, accepted
+
+    def _newton_log(
+        self, cf: torch.Tensor, v: torch.Tensor, thr: float, max_iter: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+        """Newton on the log flow equations (acyclic MDPs with all states reachable)."""
+        B, SA = cf.shape[0], self.S * self.A
+        ca = torch.zeros(B, SA + 1, dtype=cf.dtype, device=cf.device)
+        torch.sub(cf / self.alpha, 1.0, out=ca[:, :SA])
+        st = self._log_parts(ca, v)
+        z = st[0][:, :SA]
+        usable = torch.isfinite(z).all(dim=1) & (z.amax(dim=1) <= _ZMAX)
+        x = torch.where(usable[:, None], torch.exp(z), torch.ones_like(z))
+        r = torch.addmm(self.mu0, x, self._MT, alpha=-1.0)
+        conv = usable & (r.abs().amax(dim=1) <= thr)
+        active = usable & ~conv
+        nit = 0
+        while nit < max_iter:
+            n_active = int(active.sum())
+            if n_active == 0:
                 break
-            t = torch.where(accepted, t, 0.5 * t)
-        return dv, t, accepted
+            nit += 1
+            if n_active == B:  # common case: the whole batch, no gathering
+                v, st, moved = self._log_step(ca, v, st)
+                x = torch.exp(st[0][:, :SA])
+                r = torch.addmm(self.mu0, x, self._MT, alpha=-1.0)
+                conv = r.abs().amax(dim=1) <= thr
+                active = ~conv & moved & torch.isfinite(r).all(dim=1)
+                continue
+            idx = active.nonzero().squeeze(1)
+            va, sta, moved = self._log_step(ca[idx], v[idx], tuple(a[idx] for a in st))
+            xa = torch.exp(sta[0][:, :SA])
+            ra = torch.addmm(self.mu0, xa, self._MT, alpha=-1.0)
+            done = ra.abs().amax(dim=1) <= thr
+            v[idx], x[idx], conv[idx] = va, xa, done
+            for a, b in zip(st, sta, strict=True):
+                a[idx] = b
+            active[idx] = ~done & moved & torch.isfinite(ra).all(dim=1)
+        return v, x, nit, conv
 
     def _dual_step(
         self, z: torch.Tensor, x: torch.Tensor, r: torch.Tensor
