@@ -39,3 +39,28 @@ def test_inner_solver_benchmark_json() -> None:
     out = json.loads(proc.stdout)
     assert out["values_agree_1e-9"] is True
     assert out["ratio"] > 0
+
+
+def _run_script(name: str, *args: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args, "--json"],
+        capture_output=True, text=True, check=True, env=env, timeout=300,
+    )
+    out: dict[str, object] = json.loads(proc.stdout)
+    return out
+
+
+def test_regularised_benchmark_json() -> None:
+    out = _run_script("regularized.py", "--batch", "2", "--n-agents", "2", "--n-items", "2",
+                      "--repeat", "1")
+    assert float(out["ratio"]) > 0  # type: ignore[arg-type]
+    assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
+
+
+def test_paper_table1_script_smoke(tmp_path: Path) -> None:
+    out = _run_script("paper_table1.py", "--rows", "2x2", "--methods", "zeroth_order",
+                      "--iters", "3", "--out", str(tmp_path / "t.jsonl"))
+    results = out["results"]
+    assert isinstance(results, list) and len(results) == 1
+    assert results[0]["method"] == "zeroth_order"
