@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--perturbations", type=int, default=20, help="zeroth order: N")
     p.add_argument("--sigma", type=float, default=0.05, help="zeroth order: perturbation std")
     p.add_argument("--starts", type=int, default=4, help="multistart: number of seeds")
-    p.add_argument("--refine", choices=("zeroth_order", "first_order"), default="zeroth_order",
-                   help="multistart: refinement method")
+    p.add_argument("--refine", choices=("both", "zeroth_order", "first_order"), default="both",
+                   help="multistart: refinement method(s)")
     p.add_argument("--validation", type=int, default=2000,
                    help="gradient methods: held-out profiles for checkpoint selection (0: off)")
     p.add_argument("--eval-samples", type=int, default=10_000,

@@ -111,8 +111,8 @@ class AMADesigner:
         Zeroth order: perturbation standard deviation (paper: 0.05).
     n_starts : int, default 4
         Multistart: number of grid seeds refined.
-    refine : {"zeroth_order", "first_order"}, default "zeroth_order"
-        Multistart: refinement method.
+    refine : {"both", "zeroth_order", "first_order"}, default "both"
+        Multistart: refinement method(s); ``"both"`` refines every start with both.
     n_validation : int, default 2000
         Gradient methods: held-out profiles for checkpoint selection (exact, unregularised);
         the best checkpoint is returned instead of the last, noisy iterate. 0 disables it.
@@ -181,7 +181,7 @@ class AMADesigner:
         n_perturbations: int = 20,
         sigma: float = 0.05,
         n_starts: int = 4,
-        refine: str = "zeroth_order",
+        refine: str = "both",
         n_validation: int = 2000,
         validate_every: int = 50,
         device: str = "cpu",
@@ -258,9 +258,10 @@ class AMADesigner:
                     f"The {name!r} parameter of AMADesigner must be a float in (0, inf). "
                     f"Got {v!r} instead."
                 )
-        if self.refine not in _GRADIENT_METHODS:
+        if self.refine not in (*_GRADIENT_METHODS, "both"):
             raise ValueError(
-                f"The 'refine' parameter of AMADesigner must be one of {_GRADIENT_METHODS}. "
+                f"The 'refine' parameter of AMADesigner must be one of "
+                f"{(*_GRADIENT_METHODS, 'both')}. "
                 f"Got {self.refine!r} instead."
             )
         _check_int("seed", self.seed, 0)
@@ -303,9 +304,10 @@ class AMADesigner:
             n_profiles=500,
             batch_candidates=self.batch_candidates,
         )
+        methods = _GRADIENT_METHODS[::-1] if self.refine == "both" else (self.refine,)
         return MultiStart(
             grid=grid,
-            refine=_gradient_searcher(self, self.refine, self.n_profiles),
+            refine=tuple(_gradient_searcher(self, m, self.n_profiles) for m in methods),
             n_starts=self.n_starts,
             n_select=max(self.n_validation, 1),
             validate_every=self.validate_every,

@@ -9,6 +9,7 @@ than the grid search alone).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -52,6 +53,8 @@ class MultiStartState:
     seed_scores: list[float] = field(default_factory=list)
     refiners: list[Any] = field(default_factory=list)
     states: list[Any] = field(default_factory=list)
+    run_start: list[int] = field(default_factory=list)
+    default_rng: Any = None
     held_out: Any = None
     rounds: int = 0
     best_refined: list[tuple[float, AMA, int] | None] = field(default_factory=list)
@@ -72,15 +75,17 @@ class MultiStart:
     ----------
     grid : GridSearch
         Seeding grid search.
-    refine : FirstOrder or ZerothOrder
-        Template of the refinement searcher (its ``start`` is replaced by each seed).
+    refine : FirstOrder or ZerothOrder, or a tuple of them
+        Template(s) of the refinement searcher (``start`` is replaced by each seed); with a
+        tuple, every start is refined by every template.
     n_starts : int, default 4
         Number of starting points m.
     default_start : bool, default True
         Also refine from the gradient method's own default start (boosts U[0, 1], w = 1) —
         the grid's box is wide and its best points can sit on revenue plateaus, so this extra
-        start keeps multistart at least as good as a single gradient run. ``False`` gives
-        Algorithm 1 exactly (grid seeds only).
+        start keeps multistart at least as good as a single gradient run: it is refined with the
+        same random stream as a stand-alone run of the first template with the same seed.
+        ``False`` gives Algorithm 1 exactly (grid seeds only).
     n_select : int, default 2000
         Held-out profiles for the unregularised checkpoint and final selection.
     validate_every : int, default 50
@@ -89,7 +94,9 @@ class MultiStart:
     """
 
     grid: GridSearch = field(default_factory=lambda: GridSearch(n_points=1000, n_profiles=500))
-    refine: FirstOrder | ZerothOrder = field(default_factory=ZerothOrder)
+    refine: FirstOrder | ZerothOrder | tuple[FirstOrder | ZerothOrder, ...] = field(
+        default_factory=ZerothOrder
+    )
     n_starts: int = 4
     default_start: bool = True
     n_select: int = 2000
@@ -105,13 +112,21 @@ class MultiStart:
                 f"got {self.n_starts}"
             )
 
+    @property
+    def templates(self) -> tuple[FirstOrder | ZerothOrder, ...]:
+        """The refinement templates as a tuple."""
+        return self.refine if isinstance(self.refine, tuple) else (self.refine,)
+
     def total_steps(self, problem: DesignProblem) -> int:
         """Grid chunks + refinement rounds."""
-        return self.grid.total_steps(problem) + self.refine.iters
+        return self.grid.total_steps(problem) + max(t.iters for t in self.templates)
 
     def init(self, problem: DesignProblem, rng: np.random.Generator) -> MultiStartState:
         """Start the seeding grid search."""
-        return MultiStartState(rng, self.grid.init(problem, rng), problem.objective.maximize)
+        default_rng = copy.deepcopy(rng)  # the stream a stand-alone gradient run would use
+        state = MultiStartState(rng, self.grid.init(problem, rng), problem.objective.maximize)
+        state.default_rng = default_rng
+        return state
 
     def step(self, problem: DesignProblem, state: MultiStartState) -> MultiStartState:
         """One grid chunk or one refinement round (the last one also selects)."""
@@ -140,19 +155,26 @@ class MultiStart:
         state.starts = [
             AMA(g.weights[i], g.boosts[i], name=f"grid#{i + 1}") for i in order[: self.n_starts]
         ]
-        seeds = state.rng.spawn(len(state.starts) + 1)
-        state.refiners = [replace(self.refine, start=s) for s in state.starts]
-        state.states = [r.init(problem, sd) for r, sd in zip(state.refiners, seeds, strict=False)]
+        for k, start in enumerate(state.starts):
+            for tmpl in self.templates:
+                r: Any = replace(tmpl, start=start)
+                state.refiners.append(r)
+                state.states.append(r.init(problem, state.rng.spawn(1)[0]))
+                state.run_start.append(k)
         if self.default_start:
-            default: Any = replace(self.refine, start=None)
-            st = default.init(problem, seeds[-1])
-            state.refiners.append(default)
-            state.states.append(st)
-            init, _ = default.best(st)
-            state.starts.append(AMA(init.weights, init.boosts, name="default start"))
+            for j, tmpl in enumerate(self.templates):
+                default: Any = replace(tmpl, start=None)
+                rng = state.default_rng if j == 0 else state.rng.spawn(1)[0]
+                st = default.init(problem, rng)
+                if j == 0:
+                    init, _ = default.best(st)
+                    state.starts.append(AMA(init.weights, init.boosts, name="default start"))
+                state.refiners.append(default)
+                state.states.append(st)
+                state.run_start.append(len(state.starts) - 1)
         state.held_out = problem.env.sample_types(state.rng, self.n_select)
         state.seed_scores = score_on_profiles(problem, state.starts, state.held_out).tolist()
-        state.best_refined = [None] * len(state.starts)
+        state.best_refined = [None] * len(state.refiners)
         state.phase = "refine"
 
     def _checkpoint(self, problem: DesignProblem, state: MultiStartState) -> None:
@@ -164,18 +186,20 @@ class MultiStart:
                 state.best_refined[i] = (v, m, state.rounds)
 
     def _select(self, state: MultiStartState) -> None:
-        cands: list[tuple[float, AMA, str]] = []
-        for best, seed, v0 in zip(state.best_refined, state.starts, state.seed_scores,
-                                  strict=True):
+        cands: list[tuple[float, AMA, str]] = [
+            (v0, seed, seed.name) for seed, v0 in zip(state.starts, state.seed_scores, strict=True)
+        ]
+        for best, r, k in zip(state.best_refined, state.refiners, state.run_start, strict=True):
             if best is not None:
-                cands.append((best[0], best[1], f"refined from {seed.name} (round {best[2]})"))
-            cands.append((v0, seed, seed.name))
-        k = 0
+                method = type(r).__name__
+                label = f"{method} from {state.starts[k].name} (round {best[2]})"
+                cands.append((best[0], best[1], label))
+        i = 0
         for j in range(1, len(cands)):
-            if state.better(cands[j][0], cands[k][0]):
-                k = j
+            if state.better(cands[j][0], cands[i][0]):
+                i = j
         state.selection = [(label, v) for v, _, label in cands]
-        score, chosen, label = cands[k]
+        score, chosen, label = cands[i]
         state.chosen = AMA(chosen.weights, chosen.boosts, name="multistart",
                            meta={"selected": label})
         state.chosen_score = score
