@@ -58,6 +58,19 @@ computation of :math:`d` under the implied softmax policy (``warm_rounds`` round
 plain soft Bellman values, works best with the log-domain Newton step, since the fixed-point
 iteration on :math:`d` can oscillate between actions).
 
+Trees
+-----
+When every state has either ``mu0 > 0`` and no parent, or ``mu0 = 0`` and a single parent pair
+:math:`(s, a)`, and the relative subtree mass :math:`N(s) = 1 + \gamma \sum_{s'} P(s' \mid s,
+a) N(s')` does not depend on :math:`a` (e.g. the sales and scheduling trees), the program
+decomposes: a subtree entered with occupancy :math:`d` is worth
+:math:`d\,W(s) - \alpha N(s)\, d \log d`, the optimal policy is a softmax of
+:math:`Q = c + \kappa + \gamma P W` at temperature :math:`\alpha N(s)`,
+:math:`W = \alpha N \log\sum_a \exp(Q/(\alpha N))`, and :math:`v = W - \alpha N (1 + \log d)`.
+One backward and one forward pass give the exact optimum; the flow residual is still checked
+(with the exact product :math:`M x`) and Newton takes over if it fails. The backward pass
+differentiates this closed form (same VJP as below, no linear solve).
+
 Gradients
 ---------
 :meth:`EntropicSolver.__call__` is differentiable. Implicit differentiation of
@@ -70,6 +83,10 @@ product (reference §3.1), for an upstream gradient :math:`g = \partial L/\parti
     = \frac{1}{\alpha}\Big(X g - X M^\top (M X M^\top)^{-1} M X g\Big),
     \qquad X = \mathrm{diag}(x).
 
+Outside trees, a set of states no two of which share a column of :math:`M` (e.g. the exit
+layer of a deterministic layered MDP) has a diagonal block in :math:`M X M^\top`; it is
+eliminated first and only the Schur complement on the other states is factorised.
+
 References
 ----------
 D. Curry, V. Thoma, D. Chakrabarti, S. McAleer, C. Kroer, T. Sandholm, N. He, S. Seuken.
@@ -81,7 +98,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -122,6 +139,29 @@ def _reachable(mdp: TabularMDP) -> np.ndarray[Any, np.dtype[np.bool_]]:
         frontier = nxt & ~seen
         seen |= nxt
     return seen
+
+
+class _Tree(NamedTuple):
+    """Tables of the closed-form solution on tree MDPs (:meth:`EntropicSolver._build_tree`)."""
+
+    kappa: torch.Tensor  # (S*A,) entropy terms log(gamma P) of the children, per pair
+    H: torch.Tensor  # (S*A, S): H[(p, a), t] = 1 if (p, a) is on the path root -> t
+    HT: torch.Tensor  # H^T, contiguous
+    const: torch.Tensor  # (S,) log mu0(root) + sum of log(gamma P) along the path
+    T: torch.Tensor  # (S, 1) effective temperatures alpha N(s)
+    # per layer, leaves first: (state index, pair index, P[rows]^T or None, T (L, 1))
+    layers: list[
+        tuple[slice | torch.Tensor, slice | torch.Tensor, torch.Tensor | None, torch.Tensor]
+    ]
+
+
+def _as_index(
+    idx: np.ndarray[Any, np.dtype[np.int64]], device: torch.device
+) -> slice | torch.Tensor:
+    """A slice if ``idx`` is a contiguous increasing range (views instead of gathers)."""
+    if len(idx) and bool(np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx)))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return torch.as_tensor(idx, device=device)
 
 
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -223,6 +263,139 @@ class EntropicSolver:
                 for layer in mdp.layers
             ]
             self._layer_PT = [self.P[rows].T.contiguous() for _, rows in self._layers]
+        self._tree = self._build_tree(mdp) if self._log_newton else None
+        self._schur = self._build_schur(mdp)
+
+    def _build_tree(self, mdp: TabularMDP) -> _Tree | None:
+        """Tables of the closed-form solution on tree MDPs (see :meth:`_tree_start`), or None.
+
+        Applies when every state either has ``mu0 > 0`` and no parent pair, or ``mu0 = 0`` and
+        exactly one parent pair ``(s, a)`` with ``P(. | s, a) > 0``, and the relative subtree
+        mass ``N(s) = 1 + gamma sum_s' P(s' | s, a) N(s')`` does not depend on ``a``. Then the
+        subtree value is ``d W(s) - alpha N(s) d log d`` for a state occupancy ``d``, the policy
+        is a softmax at temperature ``alpha N(s)`` and one backward and one forward pass give
+        the exact optimum.
+        """
+        assert mdp.layers is not None
+        S, A, g = self.S, self.A, self.gamma
+        mu0 = np.asarray(mdp.mu0, dtype=np.float64)
+        if not g > 0.0 or bool((mu0 < 0).any()):
+            return None
+        PT = mdp.P.T.tocsr()
+        PT.sum_duplicates()
+        PT.eliminate_zeros()
+        if bool((PT.data < 0).any()):
+            return None
+        parent = np.full(S, -1, dtype=np.int64)
+        for t in range(S):
+            lo, hi = PT.indptr[t], PT.indptr[t + 1]
+            if mu0[t] > 0:
+                if hi > lo:
+                    return None
+            elif hi - lo != 1:
+                return None
+            else:
+                parent[t] = PT.indices[lo]
+        P = mdp.P.toarray()  # (S*A, S)
+        P3 = P.reshape(S, A, S)
+        N = np.zeros(S)
+        for layer in reversed(mdp.layers):
+            Na = 1.0 + g * (P3[layer] @ N)  # (L, A)
+            if not np.allclose(Na, Na[:, :1], rtol=1e-13, atol=0.0):
+                return None
+            N[layer] = Na[:, 0]
+        with np.errstate(divide="ignore"):
+            lgP = np.where(P > 0, np.log(g * np.where(P > 0, P, 1.0)), 0.0)
+        kappa = -self.alpha * g * ((P * lgP) @ N)  # (S*A,)
+        H = np.zeros((S * A, S))  # H[(p, a), t] = 1 if (p, a) is on the path root -> t
+        const = np.zeros(S)  # log mu0(root) + sum of log(gamma P) along the path
+        for t in range(S):
+            u, hops = t, 0
+            while parent[u] >= 0:
+                pa = int(parent[u])
+                H[pa, t] = 1.0
+                const[t] += math.log(g * P[pa, u])
+                u = pa // A
+                hops += 1
+                if hops > S:  # a cycle: not a tree
+                    return None
+            const[t] += math.log(mu0[u])
+        dt, dev = torch.float64, self.device
+        T = torch.as_tensor(self.alpha * N, dtype=dt, device=dev)[:, None]
+        layers = []
+        for layer in reversed(mdp.layers):
+            layer = np.asarray(layer, dtype=np.int64)
+            rows = (layer[:, None] * A + np.arange(A)).ravel()
+            PrT = torch.as_tensor(P[rows].T, dtype=dt, device=dev).contiguous()
+            layers.append(
+                (
+                    _as_index(layer, dev),
+                    _as_index(rows, dev),
+                    PrT if bool(PrT.any()) else None,
+                    T[torch.as_tensor(layer, device=dev)].contiguous(),
+                )
+            )
+        Ht = torch.as_tensor(H, dtype=dt, device=dev)
+        return _Tree(
+            kappa=torch.as_tensor(kappa, dtype=dt, device=dev),
+            H=Ht,
+            HT=Ht.T.contiguous(),
+            const=torch.as_tensor(const, dtype=dt, device=dev),
+            T=T,
+            layers=layers,
+        )
+
+    def _build_schur(self, mdp: TabularMDP) -> tuple[torch.Tensor, ...] | None:
+        """Split of the states for block elimination in ``M X M^T`` (backward), or None.
+
+        A set ``I`` of states no two of which share a column of ``M`` (greedy independent set
+        of the pattern graph of ``M M^T``, low degrees first) has a diagonal block of
+        ``M X M^T`` for every ``x``; eliminating it leaves a Schur complement on the other
+        states ``R`` (on trees: the inner layer(s) only). Used when ``I`` covers at least a
+        quarter of the states. Returns ``(M_R, M_I, M_I**2, [M_R; M_I])``.
+        """
+        S = self.S
+        pat = abs(mdp.flow_matrix()).tocsr()
+        pat.data[:] = 1.0
+        adj = (pat @ pat.T).tocsr()
+        deg = np.diff(adj.indptr)
+        picked = np.zeros(S, dtype=bool)
+        blocked = np.zeros(S, dtype=bool)
+        for t in np.argsort(deg, kind="stable"):
+            if blocked[t]:
+                continue
+            picked[t] = True
+            blocked[adj.indices[adj.indptr[t] : adj.indptr[t + 1]]] = True
+        I_idx, R_idx = np.flatnonzero(picked), np.flatnonzero(~picked)
+        if len(R_idx) == 0 or 4 * len(I_idx) < S:
+            return None
+        MR = self.M[torch.as_tensor(R_idx, device=self.device)].contiguous()
+        MI = self.M[torch.as_tensor(I_idx, device=self.device)]
+        Mp = torch.cat([MR, MI]).contiguous()
+        return MR, (MI * MI).T.contiguous(), Mp, Mp.T.contiguous()
+
+    def _implicit_vjp(self, xf: torch.Tensor, gf: torch.Tensor) -> torch.Tensor:
+        """``(X g - X M^T (M X M^T)^-1 M X g) / alpha`` for x, g of shape (B, S*A)."""
+        if self._tree is not None and bool((xf.amin(dim=1) >= 1e-280).all()):
+            return self._tree_vjp(xf, gf)
+        xg = xf * gf
+        k_I = None if self._schur is None else xf @ self._schur[1]  # diagonal of K_II, (B, I)
+        if self._schur is None or k_I is None or not bool((k_I.amin(dim=1) >= 1e-280).all()):
+            u = self._spd_solve(self._gram(xf), self._flow(xg))  # (M X M^T)^-1 M X g
+            return (xg - xf * (u @ self.M)) / self.alpha
+        # block elimination of the diagonal block I of K = M X M^T (states permuted to [R, I])
+        MR, _, Mp, MpT = self._schur
+        nR = MR.shape[0]
+        Y = (xf[:, None, :] * MR) @ MpT  # (B, R, S) = [K_RR, K_RI]
+        K_RR, K_RI = Y[:, :, :nR], Y[:, :, nR:]
+        b = xg @ MpT  # M X g, permuted
+        b_R, b_I = b[:, :nR], b[:, nR:]
+        K_RI_s = K_RI / k_I[:, None, :]
+        schur = K_RR - K_RI_s @ K_RI.transpose(1, 2)
+        u_R = self._spd_solve(schur, b_R - (K_RI_s @ b_I.unsqueeze(2)).squeeze(2))
+        u_I = (b_I - (u_R.unsqueeze(1) @ K_RI).squeeze(1)) / k_I
+        u = torch.cat([u_R, u_I], dim=1)
+        return (xg - xf * (u @ Mp)) / self.alpha
 
     def _build_log_tables(self, mdp: TabularMDP) -> None:
         """Tables of the log-domain flow equations (see :meth:`_log_parts`).
@@ -305,9 +478,16 @@ class EntropicSolver:
         with torch.no_grad():
             cf = c.detach().to(device=self.device, dtype=torch.float64).reshape(c.shape[0], -1)
             finite = torch.isfinite(cf).all(dim=1)
-            cf = torch.where(finite[:, None], cf, torch.zeros_like(cf))
-            v = self._warm_start(cf)
-            v, x, nit, conv = self._newton(cf, v, tol * self._thr_scale, max_iter)
+            all_finite = bool(finite.all())
+            if not all_finite:
+                cf = torch.where(finite[:, None], cf, torch.zeros_like(cf))
+            if self._tree is not None:
+                v, x, nit, conv = self._solve_tree(cf, tol * self._thr_scale, max_iter)
+            else:
+                v = self._warm_start(cf)
+                v, x, nit, conv = self._newton(cf, v, tol * self._thr_scale, max_iter)
+            if all_finite:
+                return x.reshape(c.shape[0], self.S, self.A), v, nit, conv
             nan = torch.full_like(x, math.nan)
             x = torch.where(finite[:, None], x, nan)
             v = torch.where(finite[:, None], v, torch.full_like(v, math.nan))
@@ -429,6 +609,71 @@ class EntropicSolver:
             d = self._state_occupancy(pi)
             logd = torch.log(d.clamp_min(1e-300))
         return v
+
+    def _tree_start(self, cf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact duals and log-occupancies on tree MDPs (see :meth:`_build_tree`).
+
+        Backward over the layers: ``Q = c + kappa + gamma P W``, ``W(s) = T(s) logsumexp(Q/T)``
+        with ``T = alpha N`` (``kappa`` collects the ``log(gamma P)`` terms of the children's
+        entropy), ``log pi = Q/T - W/T``; forward (one product with the path matrix ``H``):
+        ``log d = const + log pi H``; then ``v = W - T (1 + log d)``, the derivative of the
+        subtree value in ``d``, and ``log x(s, a) = log d(s) + log pi(a | s)``. Returns
+        ``(v, log x)`` of shapes (B, S) and (B, S*A).
+        """
+        tree = self._tree
+        assert tree is not None
+        B, S, A = cf.shape[0], self.S, self.A
+        base = cf + tree.kappa
+        W = torch.zeros(B, S, dtype=cf.dtype, device=cf.device)
+        logpi = torch.empty_like(cf)
+        for states, rows, PrT, TL in tree.layers:
+            Q = (
+                base[:, rows]
+                if PrT is None
+                else torch.addmm(base[:, rows], W, PrT, alpha=self.gamma)
+            )
+            Qs = Q.view(B, -1, A) / TL
+            m = Qs.amax(dim=2, keepdim=True)
+            lse = torch.log(torch.exp(Qs - m).sum(dim=2, keepdim=True)).add_(m)  # (B, L, 1)
+            W[:, states] = (lse * TL).squeeze(2)
+            logpi[:, rows] = (Qs - lse).view(B, -1)
+        logd = torch.addmm(tree.const, logpi, tree.H)
+        v = W - tree.T.squeeze(1) * (1.0 + logd)
+        logx = (logpi.view(B, S, A) + logd.unsqueeze(2)).view(B, -1)
+        return v, logx
+
+    def _solve_tree(
+        self, cf: torch.Tensor, thr: float, max_iter: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+        """Closed-form solution, checked on the flow residual; Newton only if that fails."""
+        v, logx = self._tree_start(cf)
+        x = torch.exp(logx)
+        r = torch.addmm(self.mu0, x, self._MT, alpha=-1.0)
+        conv = r.abs().amax(dim=1) <= thr
+        if bool(conv.all()):
+            return v, x, 0, conv
+        return self._newton(cf, v, thr, max_iter)
+
+    def _tree_vjp(self, xf: torch.Tensor, gf: torch.Tensor) -> torch.Tensor:
+        """VJP of the closed form of :meth:`_tree_start` (equal to the implicit VJP).
+
+        With ``Gamma(s, a)`` the sum of ``x g`` over the subtree of ``(s, a)`` (itself included)
+        and ``l(s, a) = (Gamma(s, a)/x(s, a) - sum_b Gamma(s, b)/d(s)) / T(s)`` (the adjoint of
+        ``log pi``, divided by x), ``dL/dc = x (l + sum_{p on the path root -> s} l(p))``.
+        Needs ``x > 0`` (the caller checks it).
+        """
+        tree = self._tree
+        assert tree is not None
+        B, S, A = xf.shape[0], self.S, self.A
+        x3 = xf.view(B, S, A)
+        xg = xf * gf
+        below = (xg.view(B, S, A).sum(dim=2) @ tree.HT).view(B, S, A)  # strictly below (s, a)
+        rel = below / x3 + gf.view(B, S, A)  # Gamma / x
+        d = x3.sum(dim=2, keepdim=True)
+        lox = (rel - (rel * x3).sum(dim=2, keepdim=True) / d) / tree.T  # (B, S, A)
+        acc = lox.view(B, -1) @ tree.H  # (B, S): sum over the path root -> s
+        out: torch.Tensor = (x3 * (lox + acc.unsqueeze(2))).view(B, -1)
+        return out
 
     def _state_occupancy(self, pi: torch.Tensor) -> torch.Tensor:
         """Discounted state occupancy of stochastic policies ``pi`` (B, S, A) → (B, S)."""
@@ -676,10 +921,7 @@ class _EntropicFunction(torch.autograd.Function):
         solver: EntropicSolver = ctx.solver
         (x,) = ctx.saved_tensors
         B = x.shape[0]
-        xf = x.reshape(B, -1)
-        xg = xf * g.reshape(B, -1).to(xf)
-        u = solver._spd_solve(solver._gram(xf), solver._flow(xg))  # (M X M^T)^-1 M X g
-        grad = (xg - xf * (u @ solver.M)) / solver.alpha
+        grad = solver._implicit_vjp(x.reshape(B, -1), g.reshape(B, -1).to(x))
         return grad.reshape(x.shape), None
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import Environment, TabularMDP, make_env
+from models import Environment, TabularMDP, make_env, mdp_from_arrays
 from models._typing import FloatArray
 from solvers._dp import solve_dp
 from solvers._entropic import EntropicSolver, solve_entropic
@@ -256,3 +256,131 @@ def test_explicit_cpu_device_and_2d_call() -> None:
     assert x.shape == env.mdp.shape and x.device.type == DEVICE
     # zero rewards: uniform over actions in every state; total mass = 2 decision epochs
     torch.testing.assert_close(x.sum(), torch.tensor(2.0, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------- structured fast paths
+
+
+def _stochastic_tree(*, uneven: bool = False) -> TabularMDP:
+    """A stochastic tree (every state has one parent pair) plus a second, terminal root.
+
+    ``uneven``: one action of a leaf continues one more step while the other exits, so the
+    subtree mass depends on the action and the closed form does not apply.
+    """
+    S, A = 15, 2
+    P = np.zeros((S, A, S))
+    P[0, 0, [1, 2]] = [0.3, 0.7]
+    P[0, 1, [3, 4]] = [0.5, 0.5]
+    for k, s in enumerate(range(1, 5)):
+        P[s, 0, 5 + 2 * k] = 1.0
+        P[s, 1, 6 + 2 * k] = 1.0
+    if uneven:
+        P[12, 0, 13] = 1.0
+    else:
+        P[4, 1, 12], P[4, 1, 13] = 0.5, 0.5  # keeps state 13 reachable, N constant
+        P[4, 1, 6 + 2 * 3] = 0.5
+    mu0 = np.zeros(S)
+    mu0[0], mu0[14] = 0.6, 0.4
+    return mdp_from_arrays(P, mu0, gamma=0.9)
+
+
+def _general(solver: EntropicSolver) -> EntropicSolver:
+    """The same solver with the tree closed form and the block elimination switched off."""
+    other = EntropicSolver(solver.mdp, solver.alpha, device=DEVICE, tol=solver.tol)
+    other._tree = None
+    other._schur = None
+    return other
+
+
+def _tree_mdps() -> dict[str, tuple[TabularMDP, FloatArray]]:
+    out: dict[str, tuple[TabularMDP, FloatArray]] = {}
+    for key in ("sales-n5-m3", "scheduling-n3-T5"):
+        env = _env(key)
+        out[key] = env.mdp, _rewards(env, 11, 3)
+    mdp = _stochastic_tree()
+    out["stochastic-tree"] = mdp, np.random.default_rng(12).normal(size=(3, *mdp.shape))
+    return out
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.01])
+@pytest.mark.parametrize("key", ["sales-n5-m3", "scheduling-n3-T5", "stochastic-tree"])
+def test_tree_closed_form_matches_newton(key: str, alpha: float) -> None:
+    mdp, R = _tree_mdps()[key]
+    solver = EntropicSolver(mdp, alpha, device=DEVICE)
+    assert solver._tree is not None
+    c = torch.tensor(R)
+    x, v, nit, conv = solver.solve(c)
+    assert nit == 0 and bool(conv.all())
+    x2, v2, nit2, conv2 = _general(solver).solve(c)
+    assert nit2 > 0 and bool(conv2.all())
+    torch.testing.assert_close(x, x2, rtol=0, atol=1e-9)
+    # the duals of states with a negligible occupancy are loosely determined by Newton's stop
+    seen = x.sum(dim=2) > 1e-3
+    torch.testing.assert_close(v[seen], v2[seen], rtol=0, atol=1e-7)
+    resid = mdp.mu0 - x.reshape(x.shape[0], -1).numpy() @ _flow_matrix(mdp).T
+    np.testing.assert_allclose(resid, 0.0, atol=1e-10)
+
+
+def test_uneven_tree_uses_newton() -> None:
+    mdp = _stochastic_tree(uneven=True)
+    solver = EntropicSolver(mdp, 0.1, device=DEVICE)
+    assert solver._tree is None
+    c = torch.tensor(np.random.default_rng(13).normal(size=(2, *mdp.shape)))
+    x, _, nit, conv = solver.solve(c)
+    assert nit > 0 and bool(conv.all())
+    x2, _, _, _ = _general(solver).solve(c)
+    torch.testing.assert_close(x, x2, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "key", ["sales-tree", "stochastic-tree", "matching-schur", "layered-schur", "gridworld-dense"]
+)
+def test_vjp_paths_match_closed_form(key: str) -> None:
+    """Tree VJP, block elimination and the dense Cholesky all give reference §3.1."""
+    rng = np.random.default_rng(14)
+    if key == "sales-tree":
+        mdp = make_env("sales", n_agents=3, n_items=2).mdp
+    elif key == "stochastic-tree":
+        mdp = _stochastic_tree()
+    elif key == "matching-schur":
+        mdp = make_env("matching", n_agents=2, rounds=3).mdp
+    elif key == "layered-schur":
+        mdp = random_layered_mdp(rng, (2, 3, 4), A=2)
+    else:
+        mdp = make_env("gridworld", n_agents=2, grid=3).mdp
+    alpha = 0.2
+    solver = EntropicSolver(mdp, alpha, device=DEVICE, tol=1e-12)
+    if key.endswith("tree"):
+        assert solver._tree is not None
+    elif key.endswith("schur"):
+        assert solver._tree is None and solver._schur is not None
+    else:
+        solver._schur = None
+    c = rng.normal(size=(2, *mdp.shape))
+    g = rng.normal(size=(2, *mdp.shape))
+    ct = torch.tensor(c, requires_grad=True)
+    x = solver(ct)
+    (x * torch.tensor(g)).sum().backward()  # type: ignore[no-untyped-call]
+    assert ct.grad is not None
+    M = _flow_matrix(mdp)
+    for k in range(2):
+        X = np.diag(x[k].detach().numpy().ravel())
+        gf = g[k].ravel()
+        want = (X @ gf - X @ M.T @ np.linalg.solve(M @ X @ M.T, M @ X @ gf)) / alpha
+        np.testing.assert_allclose(ct.grad[k].numpy().ravel(), want, rtol=1e-8, atol=1e-11)
+
+
+def test_tree_underflow_falls_back() -> None:
+    # alpha = 1e-3 on sales: some occupancies underflow, so the backward leaves the tree VJP
+    env = _env("sales-n5-m3")
+    c = torch.tensor(_rewards(env, 15, 3))
+    g = torch.tensor(np.random.default_rng(16).normal(size=c.shape))
+    grads = []
+    for solver in (EntropicSolver(env.mdp, 1e-3, device=DEVICE), None):
+        if solver is None:
+            solver = _general(EntropicSolver(env.mdp, 1e-3, device=DEVICE))
+        ct = c.clone().requires_grad_(True)
+        (solver(ct) * g).sum().backward()  # type: ignore[no-untyped-call]
+        assert ct.grad is not None and bool(torch.isfinite(ct.grad).all())
+        grads.append(ct.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-8)
