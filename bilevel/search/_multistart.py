@@ -84,7 +84,8 @@ class MultiStart:
         Also refine from the gradient method's own default start (boosts U[0, 1], w = 1) —
         the grid's box is wide and its best points can sit on revenue plateaus, so this extra
         start keeps multistart at least as good as a single gradient run: it is refined with the
-        same random stream as a stand-alone run of the first template with the same seed.
+        same random stream as a stand-alone run of each template with the same seed, so the
+        selection includes those runs.
         ``False`` gives Algorithm 1 exactly (grid seeds only).
     n_select : int, default 2000
         Held-out profiles for the unregularised checkpoint and final selection.
@@ -164,7 +165,7 @@ class MultiStart:
         if self.default_start:
             for j, tmpl in enumerate(self.templates):
                 default: Any = replace(tmpl, start=None)
-                rng = state.default_rng if j == 0 else state.rng.spawn(1)[0]
+                rng = copy.deepcopy(state.default_rng)
                 st = default.init(problem, rng)
                 if j == 0:
                     init, _ = default.best(st)
