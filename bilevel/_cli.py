@@ -205,8 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first order: update rule")
     p.add_argument("--estimator", choices=("exact", "envelope"), default="exact",
                    help="first order: exact regularised gradient or the paper's asw-envelope")
-    p.add_argument("--regularised-solver", choices=("fast", "cvxpy"), default="fast",
-                   help="first order: fast torch solver or the cvxpylayers reference")
+    p.add_argument("--regularised-solver", choices=("fast", "cvxpy", "soft"), default="fast",
+                   help="first order: fast torch solver, the cvxpylayers reference, or the "
+                   "causal-entropy (soft Bellman) variant")
     p.add_argument("--perturbations", type=int, default=20, help="zeroth order: N")
     p.add_argument("--sigma", type=float, default=0.05, help="zeroth order: perturbation std")
     p.add_argument("--starts", type=int, default=4, help="multistart: number of seeds")

@@ -120,8 +120,9 @@ class AMADesigner:
         Steps between checkpoints.
     device : str, default "cpu"
         Torch device of the first-order inner solver.
-    regularised_solver : {"fast", "cvxpy"}, default "fast"
-        First order: the fast batched torch solver, or the cvxpylayers reference layer.
+    regularised_solver : {"fast", "cvxpy", "soft"}, default "fast"
+        First order: the fast batched torch solver, the cvxpylayers reference layer, or the
+        causal-entropy (soft Bellman) variant — a different regulariser.
     torch_threads : int or None, default 1
         Torch intra-op threads during ``fit`` (restored afterwards). The inner problems are
         many small batched solves, which run fastest single-threaded (measured up to 10×

@@ -12,6 +12,7 @@ from solvers._layers import CvxpyEntropicLayer, GradientAccuracyWarning
 from solvers._licence import available_lp_solvers, mosek_licensed
 from solvers._lp import solve_lp
 from solvers._result import InnerSolution, InnerSolveError, Status
+from solvers._soft import SoftBellmanSolver
 
 __all__ = [
     "CvxpyEntropicLayer",
@@ -19,6 +20,7 @@ __all__ = [
     "GradientAccuracyWarning",
     "InnerSolution",
     "InnerSolveError",
+    "SoftBellmanSolver",
     "Status",
     "available_lp_solvers",
     "check_reward",

@@ -47,23 +47,28 @@ def regularised_inner(
         Regularisation strength α > 0.
     device : str, default "cpu"
         Torch device (fast solver only).
-    kind : {"fast", "cvxpy"}, default "fast"
+    kind : {"fast", "cvxpy", "soft"}, default "fast"
         ``"fast"``: the batched torch Newton solver with implicit backward (default);
-        ``"cvxpy"``: the cvxpylayers reference layer (much slower; CPU).
+        ``"cvxpy"``: the cvxpylayers reference layer (much slower; CPU); ``"soft"``: the
+        causal-entropy (soft Bellman) solver — a *different* regulariser, not the paper's.
 
     Returns
     -------
     callable ``(c (B, S, A) tensor) -> x (B, S, A) tensor``
     """
-    from solvers import CvxpyEntropicLayer, EntropicSolver
+    from solvers import CvxpyEntropicLayer, EntropicSolver, SoftBellmanSolver
 
     solver: InnerFn
     if kind == "fast":
         solver = EntropicSolver(mdp, alpha, device=device)
     elif kind == "cvxpy":
         solver = CvxpyEntropicLayer(mdp, alpha)
+    elif kind == "soft":
+        solver = SoftBellmanSolver(mdp, alpha, device=device)
     else:
-        raise ValueError(f"expected a regularised solver in ('fast', 'cvxpy'), got {kind!r}")
+        raise ValueError(
+            f"expected a regularised solver in ('fast', 'cvxpy', 'soft'), got {kind!r}"
+        )
     return solver
 
 
@@ -144,9 +149,9 @@ class FirstOrder:
     inner : callable ``(c (B, S, A) tensor) -> x (B, S, A) tensor``, optional
         Differentiable inner solver; default the fast entropic solver for ``alpha``.
     device : str, default "cpu"
-    regularised_solver : {"fast", "cvxpy"}, default "fast"
-        Which solver of the regularised program to differentiate through (when ``inner`` is
-        not given).
+    regularised_solver : {"fast", "cvxpy", "soft"}, default "fast"
+        Which regularised solver to differentiate through (when ``inner`` is not given);
+        ``"soft"`` is the causal-entropy variant (a different regulariser).
     """
 
     alpha: float = 0.01
@@ -162,9 +167,10 @@ class FirstOrder:
 
     def __post_init__(self) -> None:
         check_positive("alpha", self.alpha)
-        if self.regularised_solver not in ("fast", "cvxpy"):
+        if self.regularised_solver not in ("fast", "cvxpy", "soft"):
             raise ValueError(
-                f"expected regularised_solver in ('fast', 'cvxpy'), got {self.regularised_solver!r}"
+                "expected regularised_solver in ('fast', 'cvxpy', 'soft'), "
+                f"got {self.regularised_solver!r}"
             )
         check_positive("lr", self.lr)
         check_count("iters", self.iters)
