@@ -167,6 +167,70 @@ def _cmd_design(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_tables(spec: str) -> list[int]:
+    if spec == "all":
+        return [1, 2, 3, 4, 5]
+    if spec.startswith("table") and spec[5:].isdigit() and 1 <= int(spec[5:]) <= 5:
+        return [int(spec[5:])]
+    raise CLIError(f"expected table1..table5 or all, got {spec!r}")
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from bilevel._reproduce import FULL, QUICK, reproduce
+
+    tables = _parse_tables(args.tables)
+    protocol = FULL if args.full else QUICK
+    methods = args.methods.split(",")
+    rows = None if args.rows is None else args.rows.split(",")
+
+    def summary(rec: dict[str, Any], cached: bool) -> None:
+        if args.json:
+            return
+        ev = rec["evaluation"]
+        src = "stored" if cached else f"{rec['wall_time']:.1f} s"
+        diff = "" if ev.get("diff_mean") is None else (
+            f"  vs VCG {ev['diff_mean']:+.4f} ± {ev['diff_se']:.4f}")
+        print(f"table{rec['table']} {rec['row']:9s} {rec['method']:13s} "
+              f"{ev['mean']:.4f} ± {ev['se']:.4f}{diff}  ({src})", flush=True)
+
+    try:
+        records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
+                            rows=rows, on_cell=summary)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    if args.json:
+        print(json.dumps({"protocol": protocol.name, "out": args.out,
+                          "cells": [{k: v for k, v in r.items() if k != "history"}
+                                    for r in records]}, indent=2))
+    else:
+        print(f"reports written to {args.out}/table*.md|csv|json")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bilevel._reproduce import FULL, QUICK, write_reports
+    from bilevel._store import ResultStore
+
+    store_path = Path(args.dir) / "store.sqlite"
+    if not store_path.exists():
+        raise CLIError(f"expected a reproduce output directory with store.sqlite, got {args.dir!r}")
+    records = [rec for _, rec in ResultStore(store_path).items()]
+    written = []
+    for table in sorted({r["table"] for r in records}):
+        for proto in (QUICK, FULL):
+            recs = [r for r in records if r["table"] == table and r["protocol"] == proto.name]
+            if recs:
+                written.append(str(write_reports(Path(args.dir), table, recs, proto)["md"]))
+    if args.json:
+        print(json.dumps({"reports": written}))
+    else:
+        for w in written:
+            print(f"wrote {w}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bilevel`` command."""
     parser = argparse.ArgumentParser(
@@ -222,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="directory for mechanism.json, report.md, result.json")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_design)
+
+    p = sub.add_parser("reproduce", help="reproduce the AMA paper's Tables 1-5 (resumable)")
+    p.add_argument("tables", help="table1..table5 or all")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small budgets (default)")
+    size.add_argument("--full", action="store_true", help="the paper's protocol")
+    p.add_argument("--methods", default="vcg,grid,zeroth_order,first_order,multistart")
+    p.add_argument("--rows", help="row filter, e.g. 3x2,4x3 (n x size)")
+    p.add_argument("--out", default="reproduce-out", help="output directory (store + reports)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("report", help="rebuild the reports of a reproduce output directory")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -1,0 +1,123 @@
+"""Reproduce harness: paper rows, reports, the SQLite store, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bilevel._cli import main
+from bilevel._reproduce import QUICK, Protocol, paper_rows, reproduce
+from bilevel._store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = Protocol("tiny", grid_points=16, grid_profiles=50, iters=10, multistart_points=16,
+                eval_samples=300, n_validation=100)
+
+
+def _numbers(ev: dict[str, object]) -> dict[str, object]:
+    """An evaluation without its wall time (which differs between runs)."""
+    return {k: v for k, v in ev.items() if k != "runtime"}
+
+
+def test_paper_rows_match_the_tables() -> None:
+    assert [len(paper_rows(t)) for t in range(1, 6)] == [8, 8, 4, 4, 8]
+    r = next(r for r in paper_rows(1) if (r.n_agents, r.size) == (3, 2))
+    assert r.paper["vcg"] == pytest.approx(0.4999) and r.paper["grid"] == pytest.approx(0.6079)
+    sched = paper_rows(3)[0].env()
+    assert sched.params["makespan"] == "reference"  # the variant that produced Tables 3/4
+    assert paper_rows(5)[0].env().params["gamma"] == 0.9
+
+
+def test_store_roundtrip(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "s.sqlite")
+    store.put("a/1", {"x": 1.5})
+    store.put("a/2", {"x": [1, 2]})
+    store.put("b/1", {"x": None})
+    assert store.get("a/1") == {"x": 1.5}
+    assert store.get("missing") is None
+    assert [k for k, _ in store.items("a/")] == ["a/1", "a/2"]
+    assert len(ResultStore(tmp_path / "s.sqlite")) == 3  # persisted
+
+
+def test_reproduce_resumes_without_recomputing(tmp_path: Path) -> None:
+    calls: list[bool] = []
+    first = reproduce([1], protocol=TINY, methods=["vcg", "zeroth_order"], out=tmp_path,
+                      rows=["3x2"], on_cell=lambda rec, cached: calls.append(cached))
+    assert calls == [False, False]
+    again = reproduce([1], protocol=TINY, methods=["vcg", "zeroth_order"], out=tmp_path,
+                      rows=["3x2"], on_cell=lambda rec, cached: calls.append(cached))
+    assert calls[2:] == [True, True]
+    assert [_numbers(r["evaluation"]) for r in first] == [_numbers(r["evaluation"]) for r in again]
+    md = (tmp_path / "table1.md").read_text()
+    assert "n=3 m=2" in md and "zeroth_order" in md
+    rows = json.loads((tmp_path / "table1.json").read_text())
+    assert {r["method"] for r in rows} == {"vcg", "zeroth_order"}
+    assert (tmp_path / "table1.csv").read_text().startswith("table,row,method")
+
+
+def test_cell_results_do_not_depend_on_order(tmp_path: Path) -> None:
+    a = reproduce([1], protocol=TINY, methods=["zeroth_order"], out=tmp_path / "a",
+                  rows=["3x2"])
+    b = reproduce([1], protocol=TINY, methods=["vcg", "zeroth_order"], out=tmp_path / "b",
+                  rows=["3x2"])
+    assert _numbers(a[0]["evaluation"]) == _numbers(b[1]["evaluation"])
+
+
+def test_bad_tables_and_methods(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"expected a table in 1\.\.5"):
+        reproduce([6], protocol=TINY, out=tmp_path)
+    with pytest.raises(ValueError, match="expected methods among"):
+        reproduce([1], protocol=TINY, methods=["nope"], out=tmp_path)
+
+
+def test_cli_reproduce_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "table1", "--rows", "2x2", "--methods", "vcg", "--out",
+                 str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"] == QUICK.name and len(out["cells"]) == 1
+    (tmp_path / "table1.md").unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "table1.md").exists()
+    assert main(["reproduce", "table9"]) == 2
+    assert "expected table1..table5 or all" in capsys.readouterr().err
+
+
+def _cli(out: Path) -> list[str]:
+    return [sys.executable, "-m", "bilevel._cli", "reproduce", "table1", "--rows", "3x2,4x2",
+            "--methods", "vcg,zeroth_order", "--out", str(out), "--json"]
+
+
+def test_sigkill_and_resume_gives_identical_results(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    full = subprocess.run(_cli(tmp_path / "full"), capture_output=True, text=True, env=env,
+                          check=True, timeout=600)
+    expected = json.loads(full.stdout)["cells"]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    store_file = killed / "store.sqlite"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if store_file.exists() and len(ResultStore(store_file)) >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished_before = len(ResultStore(store_file))
+    assert 1 <= finished_before <= len(expected)
+
+    resumed = subprocess.run(_cli(killed), capture_output=True, text=True, env=env,
+                             check=True, timeout=600)
+    cells = json.loads(resumed.stdout)["cells"]
+    assert [_numbers(c["evaluation"]) for c in cells] == [
+        _numbers(c["evaluation"]) for c in expected
+    ]
+    assert [c["key"] for c in cells] == [c["key"] for c in expected]
