@@ -193,9 +193,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"table{rec['table']} {rec['row']:9s} {rec['method']:13s} "
               f"{ev['mean']:.4f} ± {ev['se']:.4f}{diff}  ({src})", flush=True)
 
+    if args.workers < 1:
+        raise CLIError(f"expected --workers >= 1, got {args.workers}")
     try:
-        records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
-                            rows=rows, on_cell=summary)
+        if args.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+                records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
+                                    rows=rows, on_cell=summary, executor=pool)
+        else:
+            records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
+                                rows=rows, on_cell=summary)
     except ValueError as e:
         raise CLIError(str(e)) from e
     if args.json:
@@ -295,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="vcg,grid,zeroth_order,first_order,multistart")
     p.add_argument("--rows", help="row filter, e.g. 3x2,4x3 (n x size)")
     p.add_argument("--out", default="reproduce-out", help="output directory (store + reports)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes for cells")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_reproduce)
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -177,6 +178,7 @@ def reproduce(
     out: str | Path = "reproduce-out",
     rows: Iterable[str] | None = None,
     on_cell: Callable[[dict[str, Any], bool], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) the cells of the given tables and write the reports.
 
@@ -193,6 +195,10 @@ def reproduce(
         Row filter such as ``"3x2"`` (n × size).
     on_cell : callable ``(record, cached) -> None``, optional
         Called after each cell (``cached`` is True when it came from the store).
+    executor : concurrent.futures.Executor, optional
+        Runs the missing cells in parallel (e.g. a ``ProcessPoolExecutor`` or a Dask
+        ``Client(...).get_executor()``). Each cell has its own seed, so results do not depend
+        on the executor or the number of workers; finished cells are stored as they complete.
 
     Returns
     -------
@@ -206,23 +212,45 @@ def reproduce(
     wanted = None if rows is None else set(rows)
     out_dir = Path(out)
     store = ResultStore(out_dir / "store.sqlite")
-    records: list[dict[str, Any]] = []
+    tables = list(tables)
     for table in tables:
         if table not in range(1, 6):
             raise ValueError(f"expected a table in 1..5, got {table}")
-        table_rows = [r for r in paper_rows(table)
-                      if wanted is None or f"{r.n_agents}x{r.size}" in wanted]
-        for row in table_rows:
-            for method in methods:
-                key = _cell_key(row, method, protocol)
-                rec = store.get(key)
-                cached = rec is not None
-                if rec is None:
-                    rec = run_cell(row, method, protocol)
-                    store.put(key, rec)
-                records.append(rec)
-                if on_cell is not None:
-                    on_cell(rec, cached)
+    todo = [
+        (row, method)
+        for table in tables
+        for row in paper_rows(table)
+        if wanted is None or f"{row.n_agents}x{row.size}" in wanted
+        for method in methods
+    ]
+    done: dict[str, dict[str, Any]] = {}
+    missing = []
+    for row, method in todo:
+        key = _cell_key(row, method, protocol)
+        rec = store.get(key)
+        if rec is None:
+            missing.append((row, method))
+        else:
+            done[key] = rec
+            if on_cell is not None:
+                on_cell(rec, True)
+    if executor is None:
+        for row, method in missing:
+            rec = run_cell(row, method, protocol)
+            store.put(rec["key"], rec)
+            done[rec["key"]] = rec
+            if on_cell is not None:
+                on_cell(rec, False)
+    else:
+        futures = [executor.submit(run_cell, row, method, protocol) for row, method in missing]
+        for fut in as_completed(futures):
+            rec = fut.result()
+            store.put(rec["key"], rec)
+            done[rec["key"]] = rec
+            if on_cell is not None:
+                on_cell(rec, False)
+    records = [done[_cell_key(row, method, protocol)] for row, method in todo]
+    for table in tables:
         write_reports(out_dir, table, [r for r in records if r["table"] == table], protocol)
     return records
 

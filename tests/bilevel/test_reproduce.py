@@ -121,3 +121,18 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path: Path) -> None:
         _numbers(c["evaluation"]) for c in expected
     ]
     assert [c["key"] for c in cells] == [c["key"] for c in expected]
+
+
+def test_results_do_not_depend_on_workers(tmp_path: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    kw = {"protocol": TINY, "methods": ["vcg", "grid", "zeroth_order"], "rows": ["2x2", "3x2"]}
+    serial = reproduce([1], out=tmp_path / "serial", **kw)  # type: ignore[arg-type]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        parallel = reproduce([1], out=tmp_path / "par", executor=pool, **kw)  # type: ignore[arg-type]
+    assert [r["key"] for r in serial] == [r["key"] for r in parallel]
+    assert [_numbers(r["evaluation"]) for r in serial] == [
+        _numbers(r["evaluation"]) for r in parallel
+    ]
