@@ -131,7 +131,29 @@ def write_design(out_dir: str | Path, env: Environment, result: DesignResult) ->
         "report": out / "report.md",
         "result": out / "result.json",
     }
-    paths["report"].write_text(design_report(env, result))
+    from bilevel._plots import (
+        plot_gridworld_boosts,
+        plot_learning_curves,
+        plot_makespan_distribution,
+    )
+
+    figures = []
+    if result.search.history:
+        figures.append(plot_learning_curves(
+            {result.method: result.search.history}, out / "learning_curve.png",
+            title=f"{result.method} on {env.name}",
+            ylabel=result.evaluation.objective if result.evaluation else "objective"))
+    if env.name == "gridworld":
+        figures.append(plot_gridworld_boosts(env, result.mechanism, out / "boosts.png"))
+    if "makespan" in env.costs:
+        figures.append(plot_makespan_distribution(env, result.mechanism, out / "makespan.png"))
+    report = design_report(env, result)
+    if figures:
+        report += "\n## Figures\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures)
+        report += "\n"
+    for f in figures:
+        paths[f.stem] = f
+    paths["report"].write_text(report)
     paths["result"].write_text(json.dumps(result_dict(env, result), indent=2))
     return paths
 

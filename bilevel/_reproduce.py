@@ -146,6 +146,7 @@ def run_cell(row: Row, method: str, protocol: Protocol) -> dict[str, Any]:
         ev = evaluate(env, vcg(env), n_samples=protocol.eval_samples, seed=_seed(key),
                       baseline=None)
         history: list[tuple[int, float]] = []
+        mechanism = None
     else:
         points = protocol.grid_points if method == "grid" else protocol.multistart_points
         d = AMADesigner(
@@ -158,6 +159,7 @@ def run_cell(row: Row, method: str, protocol: Protocol) -> dict[str, Any]:
             raise RuntimeError("the design was not evaluated")
         ev = d.evaluation_
         history = d.history_
+        mechanism = d.mechanism_.to_dict()
     return {
         "key": key,
         "table": row.table,
@@ -167,6 +169,7 @@ def run_cell(row: Row, method: str, protocol: Protocol) -> dict[str, Any]:
         "evaluation": ev.to_dict(),
         "wall_time": time.perf_counter() - start,
         "history": history[-2000:],
+        "mechanism": mechanism,
     }
 
 
@@ -338,6 +341,9 @@ def write_reports(
     """Write ``tableN.md``, ``tableN.csv`` and ``tableN.json`` to ``out_dir``."""
     flat, md = table_report(table, records, protocol)
     out_dir.mkdir(parents=True, exist_ok=True)
+    figures = _figures(out_dir, table, records)
+    if figures:
+        md += "\n## Figures\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n"
     paths = {ext: out_dir / f"table{table}.{ext}" for ext in ("md", "csv", "json")}
     paths["md"].write_text(md)
     paths["json"].write_text(json.dumps(flat, indent=2))
@@ -346,6 +352,41 @@ def write_reports(
             w = csv.DictWriter(f, fieldnames=list(flat[0]))
             w.writeheader()
             w.writerows(flat)
+    return paths
+
+
+def _figures(out_dir: Path, table: int, records: list[dict[str, Any]]) -> list[Path]:
+    """Learning curves per row; gridworld boost maps and makespan histograms of the best cell."""
+    from bilevel._mechanism import AMA
+    from bilevel._plots import (
+        plot_gridworld_boosts,
+        plot_learning_curves,
+        plot_makespan_distribution,
+    )
+
+    rows = {r.label: r for r in paper_rows(table)}
+    paths: list[Path] = []
+    for label in sorted({rec["row"] for rec in records}):
+        recs = [r for r in records if r["row"] == label and r["method"] != "vcg"]
+        if not recs:
+            continue
+        row = rows[label]
+        slug = f"table{table}_" + label.replace(" ", "_").replace("=", "")
+        hist = {r["method"]: [tuple(h) for h in r.get("history", [])] for r in recs}
+        if any(hist.values()):
+            paths.append(plot_learning_curves(
+                hist, out_dir / f"{slug}_learning.png", title=f"Table {table}, {label}",
+                ylabel=row.objective))
+        sign = 1.0 if row.maximize else -1.0
+        best = max(recs, key=lambda r: sign * r["evaluation"]["mean"])
+        if best.get("mechanism") is None:
+            continue
+        mech = AMA.from_dict(best["mechanism"])
+        env = row.env()
+        if row.environment == "gridworld":
+            paths.append(plot_gridworld_boosts(env, mech, out_dir / f"{slug}_boosts.png"))
+        if row.environment == "scheduling":
+            paths.append(plot_makespan_distribution(env, mech, out_dir / f"{slug}_makespan.png"))
     return paths
 
 
