@@ -17,7 +17,11 @@ from bilevel._evaluate import Estimate, Evaluation, evaluate, mean_se
 from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, Outcomes, batch_outcomes, counterfactual_rewards
+from bilevel._plots import plot_gridworld_boosts, plot_learning_curves, plot_makespan_distribution
+from bilevel._report import comparison_rows, design_report, format_table, write_design
+from bilevel._reproduce import FULL, QUICK, Protocol, paper_rows, reproduce
 from bilevel._run import mechanism_outcomes
+from bilevel._store import ResultStore
 from bilevel.search import (
     DesignProblem,
     FirstOrder,
@@ -56,6 +60,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AMA",
+    "FULL",
+    "QUICK",
     "AMADesigner",
     "DesignProblem",
     "DesignResult",
@@ -73,6 +79,8 @@ __all__ = [
     "MultiStart",
     "Objective",
     "Outcomes",
+    "Protocol",
+    "ResultStore",
     "SearchResult",
     "Status",
     "TabularMDP",
@@ -80,9 +88,12 @@ __all__ = [
     "__version__",
     "batch_outcomes",
     "check_mdp",
+    "comparison_rows",
     "counterfactual_rewards",
     "custom_env",
+    "design_report",
     "evaluate",
+    "format_table",
     "list_envs",
     "load_mechanism",
     "make_env",
@@ -91,7 +102,12 @@ __all__ = [
     "mean_se",
     "mechanism_outcomes",
     "mosek_licensed",
+    "paper_rows",
+    "plot_gridworld_boosts",
+    "plot_learning_curves",
+    "plot_makespan_distribution",
     "register_env",
+    "reproduce",
     "resolve_objective",
     "run_search",
     "sobol_candidates",
@@ -99,4 +115,5 @@ __all__ = [
     "solve_entropic",
     "solve_lp",
     "vcg",
+    "write_design",
 ]
