@@ -218,6 +218,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bilevel._experiment import run_experiment
+
+    try:
+        records = run_experiment(args.config, out=args.out)
+    except (ValueError, FileNotFoundError) as e:
+        raise CLIError(str(e)) from e
+    if args.json:
+        print(json.dumps({"cells": records}, indent=2))
+        return 0
+    for rec in records:
+        ev = rec["evaluation"] or {}
+        print(f"{rec['method']:13s} seed {rec['seed']}: {ev.get('mean', float('nan')):.4f} ± "
+              f"{ev.get('se', float('nan')):.4f} (VCG {ev.get('baseline_mean', float('nan')):.4f})")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -309,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="local worker processes for cells")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("run", help="run a user experiment from a TOML configuration")
+    p.add_argument("config", help="experiment configuration (.toml)")
+    p.add_argument("--out", help="output directory (default: [output] dir of the config)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="rebuild the reports of a reproduce output directory")
     p.add_argument("dir")
