@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -23,6 +24,15 @@ from bilevel._outcomes import batch_outcomes
 from models import Environment
 
 __all__ = ["plot_gridworld_boosts", "plot_learning_curves", "plot_makespan_distribution"]
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (creating the directory) and close it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return p
 
 
 def _smooth(y: np.ndarray, k: int) -> np.ndarray:
@@ -59,11 +69,7 @@ def plot_learning_curves(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return p
+    return _save(fig, path)
 
 
 def plot_gridworld_boosts(env: Environment, mechanism: AMA, path: str | Path) -> Path:
@@ -95,11 +101,7 @@ def plot_gridworld_boosts(env: Environment, mechanism: AMA, path: str | Path) ->
         ax.plot(0, 0, marker="*", color="k", markersize=10)  # the start cell (1, 1)
     if im is not None:
         fig.colorbar(im, ax=list(np.atleast_1d(axes)), shrink=0.8)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return p
+    return _save(fig, path)
 
 
 def plot_makespan_distribution(
@@ -123,8 +125,4 @@ def plot_makespan_distribution(
     ax.set_ylabel("profiles")
     ax.legend()
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return p
+    return _save(fig, path)
