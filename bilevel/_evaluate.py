@@ -22,6 +22,10 @@ from models._typing import FloatArray
 
 __all__ = ["Estimate", "Evaluation", "evaluate", "mean_se"]
 
+# Means below this are rounding noise (e.g. a VCG revenue of 0 computed as ±1e-17): no relative
+# improvement or significance is reported against them.
+_TINY = 1e-9
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -70,7 +74,8 @@ class Evaluation:
         Paired difference mechanism − baseline of the objective, and its standard error.
     improvement_pct : float or None
         ``100 · diff / |baseline|`` (positive = better for maximised objectives; for minimised
-        objectives a negative value is better, as in the paper's tables).
+        objectives a negative value is better, as in the paper's tables); None when the
+        baseline is 0 (e.g. VCG revenue with n ≤ m).
     min_utility : float
         Smallest agent utility observed (≥ 0 means every sampled agent was individually rational).
     runtime : float
@@ -113,7 +118,7 @@ class Evaluation:
         """Whether the paired difference is more than 2 standard errors from 0."""
         if self.diff_mean is None or self.diff_se is None:
             return False
-        return bool(abs(self.diff_mean) > 2 * self.diff_se)
+        return bool(abs(self.diff_mean) > 2 * self.diff_se and abs(self.diff_mean) > _TINY)
 
 
 def evaluate(
@@ -233,7 +238,8 @@ def evaluate(
         diff_mean=None if d is None else d.mean,
         diff_se=None if d is None else d.se,
         improvement_pct=(
-            None if d is None or bm is None or bm.mean == 0 else 100 * d.mean / abs(bm.mean)
+            None if d is None or bm is None or abs(bm.mean) < _TINY
+            else 100 * d.mean / abs(bm.mean)
         ),
         min_utility=min_u,
         runtime=time.perf_counter() - start,

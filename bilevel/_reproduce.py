@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 METHODS = ("vcg", "grid", "zeroth_order", "first_order", "multistart")
+_TINY = 1e-9
 _PAPER_COLUMN = {"grid": "grid", "zeroth_order": "zeroth_order", "first_order": "reg_lp"}
 
 
@@ -289,14 +290,21 @@ def table_report(
             ev = cell["evaluation"]
             paper = _paper_value(row, method)
             se = ev["se"] or 0.0
-            z = None if paper is None or se == 0 else (ev["mean"] - paper) / se
+            # a zero-variance cell (e.g. VCG revenue 0 when n <= m) has no meaningful Δ/se
+            z = None if paper is None or se < _TINY else (ev["mean"] - paper) / se
             diff, dse = ev.get("diff_mean"), ev.get("diff_se")
-            sig = (None if diff is None or not dse else abs(diff) > 2 * dse)
+            sig = None if diff is None or dse is None else (
+                abs(diff) > 2 * dse and abs(diff) > _TINY)
+            if z is None and paper is not None and abs(ev["mean"] - paper) < _TINY:
+                z = 0.0
+            base = ev.get("baseline_mean")
+            imp = (None if diff is None or base is None or abs(base) < _TINY
+                   else 100 * diff / abs(base))
             entry = {
                 "table": table, "row": row.label, "method": method, "mean": ev["mean"],
                 "se": ev["se"], "paper": paper, "diff_in_se": z, "diff_vs_vcg": diff,
                 "diff_vs_vcg_se": dse, "significant": sig,
-                "improvement_pct": ev.get("improvement_pct"), "wall_time": cell["wall_time"],
+                "improvement_pct": imp, "wall_time": cell["wall_time"],
                 "protocol": cell["protocol"],
             }
             flat.append(entry)
@@ -304,7 +312,7 @@ def table_report(
                 row.label, method, f"{ev['mean']:.4f} ± {se:.4f}",
                 "—" if paper is None else f"{paper:.4f}", "—" if z is None else f"{z:+.1f}",
                 "—" if diff is None else f"{diff:+.4f} ± {dse:.4f}{' *' if sig else ''}",
-                "—" if ev.get("improvement_pct") is None else f"{ev['improvement_pct']:+.1f}",
+                "—" if imp is None else f"{imp:+.1f}",
                 f"{cell['wall_time']:.1f}",
             ])
     rows0 = paper_rows(table)

@@ -136,3 +136,17 @@ def test_results_do_not_depend_on_workers(tmp_path: Path) -> None:
     assert [_numbers(r["evaluation"]) for r in serial] == [
         _numbers(r["evaluation"]) for r in parallel
     ]
+
+
+def test_zero_vcg_baseline_reports_no_relative_improvement() -> None:
+    import numpy as np
+
+    from bilevel import AMA, evaluate, make_env
+
+    env = make_env("sales", n_agents=2, n_items=2)  # VCG revenue is 0 when n <= m
+    b = np.zeros(env.mdp.shape)
+    b[:, 0] = 0.4  # a reserve-like boost on "skip"
+    ev = evaluate(env, AMA(np.ones(2), b), n_samples=500, seed=0)
+    assert ev.baseline_mean is not None and abs(ev.baseline_mean) < 1e-9
+    assert ev.improvement_pct is None
+    assert ev.diff_mean is not None and ev.diff_mean > 0 and ev.significant
