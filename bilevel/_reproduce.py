@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -396,8 +396,3 @@ def _figures(out_dir: Path, table: int, records: list[dict[str, Any]]) -> list[P
         if row.environment == "scheduling":
             paths.append(plot_makespan_distribution(env, mech, out_dir / f"{slug}_makespan.png"))
     return paths
-
-
-def protocol_dict(protocol: Protocol) -> dict[str, Any]:
-    """JSON form of a protocol."""
-    return asdict(protocol)
