@@ -12,11 +12,16 @@ from solvers._layers import CvxpyEntropicLayer, GradientAccuracyWarning
 from solvers._licence import available_lp_solvers, mosek_licensed
 from solvers._lp import solve_lp
 from solvers._result import InnerSolution, InnerSolveError, Status
+from solvers._rl_protocol import Action, ActionSpec, BatchedEnv, EnvStep
 from solvers._soft import SoftBellmanSolver
 
 __all__ = [
+    "Action",
+    "ActionSpec",
+    "BatchedEnv",
     "CvxpyEntropicLayer",
     "EntropicSolver",
+    "EnvStep",
     "GradientAccuracyWarning",
     "InnerSolution",
     "InnerSolveError",
