@@ -1,0 +1,290 @@
+"""The batched Stackelberg POMDP: episode layout, commitment cache, critic features, ablation,
+and hand-worked episodes against the reference's known values (reference §2.4, §2.6, §3.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from solvers._rl_protocol import Action, EnvStep
+from solvers._stackelberg_env import StackelbergPOMDP
+from solvers._stackelberg_games import (
+    LeaderGameCore,
+    MatrixDesignCore,
+    MatrixGameCore,
+    MessageSPMCore,
+    SimpleAllocationCore,
+)
+
+Tensor = torch.Tensor
+Policy = Callable[[EnvStep], Action]
+
+GAME2_L = [[20.0, 0.0, 0.0], [30.0, 10.0, 0.0], [0.0, 0.0, 5.0]]
+GAME2_F = [[15.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 10.0]]
+MD = [[[3.0, 3.0], [6.0, 4.0]], [[4.0, 6.0], [2.0, 2.0]]]
+PI_VALUES = ([0.2, 1.0], [0.0, 0.4])
+PI_PRIORS = ([0.8, 0.2], [0.5, 0.5])
+
+
+def _norm(a: list[list[float]], z: float) -> list[list[float]]:
+    return [[x / z for x in row] for row in a]
+
+
+def game2(randomized: bool = True) -> MatrixGameCore:
+    return MatrixGameCore(_norm(GAME2_L, 30), _norm(GAME2_F, 30), randomized=randomized)
+
+
+def md() -> MatrixDesignCore:
+    return MatrixDesignCore([[[x / 6 for x in c] for c in r] for r in MD])
+
+
+def pi_core() -> MessageSPMCore:
+    return MessageSPMCore(PI_VALUES, PI_PRIORS, 2)
+
+
+def const(E: int, cat: list[int], con: list[float]) -> Action:
+    return Action(torch.tensor([cat] * E, dtype=torch.long).reshape(E, len(cat)),
+                  torch.tensor([con] * E).reshape(E, len(con)))
+
+
+def run_episode(env: StackelbergPOMDP, policy: Policy, seed: int = 0,
+                ) -> tuple[list[EnvStep], EnvStep]:
+    """Reset, then step one whole episode; return every step and the final one."""
+    g = torch.Generator().manual_seed(seed)
+    s = env.reset(g)
+    steps = [s]
+    for _ in range(env.horizon):
+        s = env.step(policy(s), g)
+        steps.append(s)
+    return steps, s
+
+
+def random_policy(core: LeaderGameCore, E: int, seed: int = 1) -> Policy:
+    g = torch.Generator().manual_seed(seed)
+    spec = core.action_spec
+
+    def pol(s: EnvStep) -> Action:
+        cats = [torch.multinomial(m.float(), 1, generator=g)[:, 0] for m in s.masks]
+        cat = torch.stack(cats, 1) if cats else torch.zeros(E, 0, dtype=torch.long)
+        con = spec.low + (spec.high - spec.low) * torch.rand(E, spec.continuous, generator=g)
+        return Action(cat, con)
+    return pol
+
+
+# --- episode layout -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("core", "kw", "horizon"),
+    [
+        (SimpleAllocationCore(3), {"iterations": 33, "reward_games": 30}, 33 * 3 + 30),
+        (SimpleAllocationCore(2), {"iterations": 5, "flavour": "sampled"}, 5 * 2 + 1),
+        (md(), {"iterations": 33}, 33 * 4 + 1),
+        (md(), {"iterations": 7, "flavour": "sampled"}, 7 * 4 + 1),
+        (game2(), {"iterations": 33}, 33 * 3 + 1),
+        # reference §2.4: MSPM PI horizon (100 + 16) x 2 = 232
+        (pi_core(), {"iterations": 25, "reward": "exact"}, 232),
+    ],
+)
+def test_episode_length_has_no_dummy_steps(core: LeaderGameCore, kw: dict[str, object],
+                                           horizon: int) -> None:
+    E = 3
+    env = StackelbergPOMDP(core, E, **kw)  # type: ignore[arg-type]
+    assert env.horizon == horizon
+    steps, last = run_episode(env, random_policy(core, E))
+    dones = torch.stack([s.done for s in steps[1:]])
+    assert bool(dones[-1].all()) and not bool(dones[:-1].any())
+    assert "objective" in last.info
+    rewards = torch.stack([s.reward for s in steps[1:]])
+    n_resp = env.n_response_games * core.horizon
+    assert float(rewards[:n_resp].abs().max()) == 0.0
+    torch.testing.assert_close(rewards.sum(0), last.info["objective"], rtol=0, atol=1e-6)
+
+
+def test_every_response_step_is_a_decision_on_the_queried_messages() -> None:
+    # exact flavour, m = 3: the leader sees messages 0, 1, 2 in every iteration, then reward games
+    env = StackelbergPOMDP(SimpleAllocationCore(3), 2, iterations=4, reward_games=2)
+    steps, _ = run_episode(env, random_policy(env.core, 2))
+    seen = [int(s.obs[0].argmax()) for s in steps[: 12]]
+    assert seen == [0, 1, 2] * 4
+
+
+def test_phase_flag_is_set_on_the_first_reward_action() -> None:
+    # reference §4 bug 4: the observation of the first reward-phase action must carry flag 1
+    core = SimpleAllocationCore(2)
+    env = StackelbergPOMDP(core, 2, iterations=3, reward_games=4)
+    steps, _ = run_episode(env, random_policy(core, 2))
+    flag_col = core.obs_dim
+    flags = [float(s.critic_obs[0, flag_col]) for s in steps[:-1]]  # obs before each action
+    assert flags == [0.0] * 6 + [1.0] * 4
+    assert float(steps[-1].critic_obs[0, flag_col]) == 0.0  # next episode starts in response
+
+
+def test_critic_features() -> None:
+    core = md()
+    env = StackelbergPOMDP(core, 2, iterations=2)
+    s = env.reset(torch.Generator().manual_seed(0))
+    assert env.critic_obs_dim == core.obs_dim + 2 + 2 * (1 * 2 + 1 + 2)
+    torch.testing.assert_close(s.critic_obs[:, : core.obs_dim], s.obs)
+    w = s.critic_obs[:, core.obs_dim + 2: core.obs_dim + 6]
+    torch.testing.assert_close(w, torch.full((2, 4), 0.5))  # uniform initial weights
+    plain = StackelbergPOMDP(core, 2, iterations=2, critic="plain")
+    sp = plain.reset(torch.Generator().manual_seed(0))
+    assert plain.critic_obs_dim == core.obs_dim
+    torch.testing.assert_close(sp.critic_obs, sp.obs)
+
+
+def test_basic_pomdp_marks_exactly_the_response_transitions() -> None:
+    # reference §4 bug 3 (off-by-one exclusion): hidden = the action was taken in the response
+    core = pi_core()
+    env = StackelbergPOMDP(core, 2, iterations=3, reward="exact", hide_response=True)
+    steps, _ = run_episode(env, random_policy(core, 2))
+    hidden = [bool(s.info["hidden"][0]) for s in steps[1:]]
+    assert hidden == [True] * (3 * 4 * 2) + [False] * (16 * 2)
+
+
+# --- commitment cache ------------------------------------------------------------------------
+
+def test_commitment_same_observation_same_action_within_episode() -> None:
+    core = md()
+    E = 4
+    env = StackelbergPOMDP(core, E, iterations=5)
+    pol = random_policy(core, E, seed=3)
+    g = torch.Generator().manual_seed(0)
+    s = env.reset(g)
+    first: dict[tuple[int, int], Tensor] = {}
+    overridden = 0
+    for _ in range(env.horizon):
+        key = s.obs.argmax(1)
+        prop = pol(s)
+        nxt = env.step(prop, g)
+        ex = nxt.executed.continuous if nxt.executed is not None else prop.continuous
+        for e in range(E):
+            k = (e, int(key[e]))
+            if k in first:
+                torch.testing.assert_close(ex[e], first[k])
+                overridden += int(not torch.equal(prop.continuous[e], ex[e]))
+            else:
+                torch.testing.assert_close(ex[e], prop.continuous[e])
+                first[k] = ex[e].clone()
+        s = nxt
+    assert overridden > 0 and len(first) == E * 4
+
+
+def test_commitment_is_cleared_between_episodes() -> None:
+    # reference §4 bug 1 (stale cache): the first action of a new episode is the proposal
+    core = SimpleAllocationCore(1)
+    env = StackelbergPOMDP(core, 2, iterations=2, reward_games=1)
+    g = torch.Generator().manual_seed(0)
+    env.reset(g)
+    for _ in range(env.horizon):
+        s = env.step(const(2, [0], []), g)
+    assert bool(s.done.all())
+    assert env.last_commitment is not None
+    assert int(env.last_commitment.categorical[0, 0, 0]) == 0
+    s = env.step(const(2, [2], []), g)
+    assert s.executed is None  # item 2 was executed, not the stale item 0
+    s = env.step(const(2, [1], []), g)
+    assert s.executed is not None
+    assert s.executed.categorical[:, 0].tolist() == [2, 2]
+
+
+# --- hand-worked episodes against known values -----------------------------------------------
+
+def test_simple_allocation_m1_is_one_third_for_any_committed_item() -> None:
+    env = StackelbergPOMDP(SimpleAllocationCore(1), 3, iterations=2, reward="exact")
+    _, last = run_episode(env, lambda s: const(3, [2], []))
+    torch.testing.assert_close(last.info["objective"], torch.full((3,), 1 / 3))
+
+
+def test_simple_allocation_identity_map_reaches_one_with_m3() -> None:
+    # MW (exact, eps 0.1) learns to send message = type; argmax response; exact reward 1.0
+    env = StackelbergPOMDP(SimpleAllocationCore(3), 2, iterations=40, reward="exact")
+    _, last = run_episode(env, lambda s: Action(s.obs.argmax(1, keepdim=True), torch.zeros(2, 0)))
+    torch.testing.assert_close(last.info["objective"], torch.ones(2), rtol=0, atol=1e-6)
+
+
+def test_normal_form_game2_mixed_commitment() -> None:
+    # leader mixes (0.3, 0.7, 0): follower's best response is column 0, leader gets 27/30 = 0.9
+    env = StackelbergPOMDP(game2(), 2, iterations=33)
+    _, last = run_episode(env, lambda s: const(2, [], [0.3, 0.7, 0.0]))
+    torch.testing.assert_close(last.info["objective"], torch.full((2,), 0.9), rtol=0, atol=1e-6)
+    # pure row 0 → column 0 → 20/30
+    env = StackelbergPOMDP(game2(randomized=False), 2, iterations=33)
+    _, last = run_episode(env, lambda s: const(2, [0], []))
+    torch.testing.assert_close(last.info["objective"], torch.full((2,), 2 / 3), rtol=0, atol=1e-6)
+
+
+def test_matrix_design_dominance_transfers_reach_best_welfare() -> None:
+    # reference §3.1: make (0,1) dominant: t1(0,0) - t1(1,0) >= 1/6, t2(1,1) - t2(1,0) >= 4/6
+    t = {0: [0.5, 0.0], 1: [0.0, 0.0], 2: [0.0, 0.0], 3: [0.0, 1.0]}  # joint index → (t1, t2)
+
+    def pol(s: EnvStep) -> Action:
+        return Action(torch.zeros(2, 0, dtype=torch.long),
+                      torch.tensor([t[int(k)] for k in s.obs.argmax(1)]))
+    env = StackelbergPOMDP(md(), 2, iterations=33)
+    _, last = run_episode(env, pol)
+    torch.testing.assert_close(last.info["objective"], torch.full((2,), 10 / 6), atol=1e-6, rtol=0)
+
+
+def test_exact_mw_update_matches_a_naive_loop() -> None:
+    # one exact MW iteration of the matrix design game with transfers t(joint) = 0.1 * joint
+    core = md()
+    env = StackelbergPOMDP(core, 1, iterations=3, epsilon=0.1)
+    g = torch.Generator().manual_seed(0)
+    s = env.reset(g)
+    for _ in range(4):
+        j = int(s.obs.argmax())
+        s = env.step(Action(torch.zeros(1, 0, dtype=torch.long),
+                            torch.tensor([[0.1 * j, 0.2 * j]])), g)
+    u = [[[x / 6 for x in c] for c in r] for r in MD]
+    want = []
+    for i in range(2):
+        row = []
+        for a in range(2):
+            tot = 0.0
+            for b in range(2):
+                a1, a2 = (a, b) if i == 0 else (b, a)
+                j = 2 * a1 + a2
+                tot += 0.5 * (u[a1][a2][i] + (0.1 if i == 0 else 0.2) * j)
+            row.append(1.1 ** tot)
+        z = sum(row)
+        want.append([r / z for r in row])
+    torch.testing.assert_close(env.weights[0, :, 0, :], torch.tensor(want), atol=1e-6, rtol=0)
+
+
+def test_mspm_pi_fixed_mechanisms_use_the_true_prior() -> None:
+    # reference §3.1 and §4 bug 7: "A0 first at price 0" loses 0.08 (uniform priors would differ)
+    env = StackelbergPOMDP(pi_core(), 2, iterations=2, reward="exact")
+
+    def a0_first(s: EnvStep) -> Action:
+        agent = torch.where(s.masks[0][:, 0], 0, 1)
+        return Action(agent[:, None], torch.zeros(2, 1))
+    _, last = run_episode(env, a0_first)
+    torch.testing.assert_close(last.info["objective"], torch.full((2,), -0.08), atol=1e-6, rtol=0)
+
+    def best_spm(s: EnvStep) -> Action:  # A1 first at 0.2, then A0 at 0: loss -0.06
+        first = s.masks[0][:, 1]
+        return Action(torch.where(first, 1, 0)[:, None],
+                      torch.where(first, 0.2, 0.0)[:, None])
+    _, last = run_episode(env, best_spm)
+    torch.testing.assert_close(last.info["objective"], torch.full((2,), -0.06), atol=1e-6, rtol=0)
+
+
+def test_bad_input() -> None:
+    core = SimpleAllocationCore(2)
+    with pytest.raises(ValueError, match="expected flavour"):
+        StackelbergPOMDP(core, 2, flavour="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected num_envs"):
+        StackelbergPOMDP(core, 0)
+    with pytest.raises(TypeError, match="expected a LeaderGameCore"):
+        StackelbergPOMDP("simple_allocation", 2)  # type: ignore[arg-type]
+    env = StackelbergPOMDP(core, 2)
+    with pytest.raises(ValueError, match="expected reset"):
+        env.step(const(2, [0], []), torch.Generator())
+    env.reset(torch.Generator())
+    with pytest.raises(ValueError, match="expected action shapes"):
+        env.step(const(3, [0], []), torch.Generator())
+    with pytest.raises(ValueError, match="expected m >= 1"):
+        SimpleAllocationCore(0)
