@@ -232,13 +232,17 @@ class Response:
         """``A_i`` per follower."""
         return tuple(int(s.shape[3]) for s in self.strategies)
 
-    def joint_action_probs(self, profiles: Tensor) -> Tensor:
+    def joint_action_probs(self, profiles: Tensor, exclude: int | None = None) -> Tensor:
         """Joint action distribution per type profile.
 
         Parameters
         ----------
         profiles : Tensor of shape (K, n), int64
             Type profiles.
+        exclude : int, optional
+            A follower whose factor is replaced by 1: the result is then
+            ``Σ_s w_s Π_{l≠i} σ_l^s(a_l)``, the others' distribution (within the snapshot
+            mixture) repeated over the excluded follower's actions; used for deviations.
 
         Returns
         -------
@@ -254,6 +258,8 @@ class Response:
         joint: Tensor | None = None
         for i, s in enumerate(self.strategies):
             si = s[:, :, profiles[:, i], :]  # (B, S, K, A_i)
+            if i == exclude:
+                si = torch.ones_like(si)
             joint = si if joint is None else (joint[..., None] * si[..., None, :]).reshape(
                 B, S, K, -1
             )
