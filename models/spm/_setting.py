@@ -55,6 +55,10 @@ class SPMSetting:
         For independent finite-support values: agent ``i``'s value vectors and their
         probabilities. The joint support is then their product (see :meth:`profiles`), which is
         never materialised at once.
+    mixture : tuple of (float, Tensor (M, d), Tensor (M,)), or None
+        For values that are i.i.d. across agents given a latent component (e.g. two worlds'
+        regime): each component's weight, per-agent value vectors and their probabilities.
+        Independent i.i.d. marginals imply one component (see :meth:`iid_components`).
     objective : {"welfare", "revenue", "maxmin"}
         The setting's default objective.
     scale : float
@@ -79,6 +83,7 @@ class SPMSetting:
     support: Tensor | None = None
     probs: Tensor | None = None
     marginals: tuple[tuple[Tensor, Tensor], ...] | None = None
+    mixture: tuple[tuple[float, Tensor, Tensor], ...] | None = None
     objective: str = "welfare"
     scale: float = 1.0
     description: str = ""
@@ -111,6 +116,17 @@ class SPMSetting:
                 raise ValueError("expected probs to be a probability vector")
             if bool((self.support < 0).any()) or bool((self.support > 1 + 1e-12).any()):
                 raise ValueError("expected normalised support values in [0, 1]")
+        if self.mixture is not None:
+            if abs(sum(w for w, _, _ in self.mixture) - 1.0) > 1e-9:
+                raise ValueError("expected mixture weights summing to 1")
+            for w, vals, pr in self.mixture:
+                if w < 0 or vals.ndim != 2 or vals.shape[1] != self.n_types:
+                    raise ValueError(
+                        f"expected mixture components (w >= 0, (M, {self.n_types}), (M,)), "
+                        f"got w={w}, {tuple(vals.shape)}"
+                    )
+                if pr.shape != vals.shape[:1] or abs(float(pr.sum()) - 1.0) > 1e-9:
+                    raise ValueError("expected each mixture component's probs to sum to 1")
         if self.marginals is not None:
             if len(self.marginals) != self.n_agents:
                 raise ValueError(
@@ -159,6 +175,21 @@ class SPMSetting:
             v.shape == v0.shape and bool(torch.equal(v, v0)) and bool(torch.equal(p, p0))
             for v, p in self.marginals
         )
+
+    def iid_components(self) -> tuple[tuple[float, Tensor, Tensor], ...] | None:
+        """Agents i.i.d. given a latent component: ``(weight, values (M, d), probs (M,))`` each.
+
+        Returns
+        -------
+        tuple of (float, Tensor, Tensor), or None
+            The ``mixture`` field, or one component for i.i.d. marginals, or None.
+        """
+        if self.mixture is not None:
+            return self.mixture
+        if self.iid and self.marginals is not None:
+            v0, p0 = self.marginals[0]
+            return ((1.0, v0, p0),)
+        return None
 
     @property
     def n_profiles(self) -> int:

@@ -291,6 +291,10 @@ def two_worlds(*, n_agents: int = 10) -> SPMSetting:
         sampler=sampler,
         support=support,
         probs=probs,
+        mixture=(
+            (0.5, torch.tensor([[0.6], [1.0]], dtype=_F64), torch.tensor([0.5, 0.5], dtype=_F64)),
+            (0.5, torch.tensor([[0.1], [0.4]], dtype=_F64), torch.tensor([0.5, 0.5], dtype=_F64)),
+        ),
         description=f"{n} agents, 1 item, values i.i.d. on {{0.6,1}} or on {{0.1,0.4}} (p=1/2)",
         params={"n_agents": n},
     )
