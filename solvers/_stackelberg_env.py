@@ -15,11 +15,12 @@ lockstep:
      follower ``i`` and own action ``a`` the game ``(a, a_-i^ref)`` (``Σ_i A_i`` games);
      ε = 0.01 by default.
 
-   The update is ``w_i[t_i, a] ← w_i[t_i, a] (1+ε)^{U_i(a)}``, then the row is renormalised
-   (reset to uniform if it is not finite). Response-phase rewards are 0.
-2. **Reward phase** — games against the follower *response*: ``"argmax"`` of the final weights,
-   ``"last_mixed"`` (the final weights) or ``"empirical"`` (the uniform mixture of the weights
-   after every update, correlated through the common snapshot index). ``reward="sampled"``
+   The update is ``w_i[t_i, a] ← w_i[t_i, a] (1+ε)^{U_i(a)}``
+   (:class:`solvers._no_regret.MultiplicativeWeights`). Response-phase rewards are 0.
+2. **Reward phase** — games against the follower *response*: ``"deterministic"`` (argmax of
+   the final weights), ``"last_mixed"`` (the final mixed strategies) or ``"empirical_average"``
+   (the uniform mixture of the strategies after every update, correlated through the common
+   snapshot index). ``reward="sampled"``
    plays ``reward_games`` games with fresh types and sampled actions, each paying
    ``leader utility / reward_games``; ``reward="exact"`` plays every (type profile × joint
    action) pair once, paying ``P(types) P(actions | types) · leader utility``. Either way the
@@ -37,8 +38,9 @@ run with deterministic actions yields the committed leader policy it was scored 
 
 **Critic features** (``critic="centralized"``): after the actor's observation, the phase flag
 (1 iff the coming action is in the reward phase), the episode progress, every follower's MW
-weights (rows are probabilities), and one-hot encodings of the current game's types and follower
-actions. ``critic="plain"`` gives the critic the actor's observation only.
+weights (each follower's block divided by its largest weight), and one-hot encodings of the
+current game's types and follower actions. ``critic="plain"`` gives the critic the actor's
+observation only.
 
 **Basic POMDP ablation** (``hide_response=True``): every step whose action is taken in the
 response phase carries ``info["hidden"] = True``; a learner must execute but not store those
@@ -47,20 +49,19 @@ transitions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from solvers._no_regret import RESPONSE_KINDS, MultiplicativeWeights, ResponseKind
 from solvers._rl_protocol import Action, ActionSpec, EnvStep
-from solvers._stackelberg_games import LeaderGameCore
+from solvers._stackelberg_games import LeaderGameCore, core_from_game
 
 __all__ = ["Commitment", "StackelbergPOMDP"]
 
 Tensor = torch.Tensor
 Flavour = Literal["exact", "sampled"]
-Response = Literal["argmax", "last_mixed", "empirical"]
 
 
 @dataclass(frozen=True)
@@ -81,22 +82,13 @@ class Commitment:
     continuous: Tensor
 
 
-def _decode(idx: int, counts: tuple[int, ...]) -> list[int]:
-    """Mixed-radix digits of ``idx`` (first position most significant)."""
-    out = []
-    for k in reversed(counts):
-        out.append(idx % k)
-        idx //= k
-    return out[::-1]
-
-
 class StackelbergPOMDP:
-    """Batched Stackelberg POMDP over one game core (see the module docstring).
+    """Batched Stackelberg POMDP over one game (see the module docstring).
 
     Parameters
     ----------
-    core : LeaderGameCore
-        The game.
+    game : LeaderGameCore or models.games.StackelbergGame
+        The game (a game of :mod:`models.games` is converted by :func:`core_from_game`).
     num_envs : int
         Number of episodes ``E`` stepped in lockstep.
     iterations : int
@@ -109,12 +101,17 @@ class StackelbergPOMDP:
         Reward-phase mode.
     reward_games : int
         Number of sampled reward games (ignored when exact).
-    response : {"argmax", "last_mixed", "empirical"}
+    response : {"deterministic", "last_mixed", "empirical_average"}
         Follower response object in the reward phase.
     critic : {"centralized", "plain"}
         Critic input.
     hide_response : bool
         Basic-POMDP ablation flag (``info["hidden"]``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown game or option.
 
     Examples
     --------
@@ -128,7 +125,7 @@ class StackelbergPOMDP:
 
     def __init__(
         self,
-        core: LeaderGameCore,
+        game: object,
         num_envs: int,
         *,
         iterations: int = 33,
@@ -136,12 +133,11 @@ class StackelbergPOMDP:
         epsilon: float | None = None,
         reward: Literal["sampled", "exact"] = "sampled",
         reward_games: int = 1,
-        response: Response = "argmax",
+        response: ResponseKind = "deterministic",
         critic: Literal["centralized", "plain"] = "centralized",
         hide_response: bool = False,
     ) -> None:
-        if not isinstance(core, LeaderGameCore):
-            raise TypeError(f"expected a LeaderGameCore, got {type(core).__name__}")
+        core = game if isinstance(game, LeaderGameCore) else core_from_game(game)
         for name, val, lo in (("num_envs", num_envs, 1), ("iterations", iterations, 1),
                               ("reward_games", reward_games, 1)):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:
@@ -149,35 +145,40 @@ class StackelbergPOMDP:
         choices: tuple[tuple[str, object, tuple[str, ...]], ...] = (
             ("flavour", flavour, ("exact", "sampled")),
             ("reward", reward, ("sampled", "exact")),
-            ("response", response, ("argmax", "last_mixed", "empirical")),
+            ("response", response, RESPONSE_KINDS),
             ("critic", critic, ("centralized", "plain")),
         )
         for name, choice, allowed in choices:
             if choice not in allowed:
                 raise ValueError(f"expected {name} in {allowed}, got {choice!r}")
-        eps = (0.1 if flavour == "exact" else 0.01) if epsilon is None else float(epsilon)
-        if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"expected epsilon > 0, got {epsilon!r}")
         self.core, self.E, self.iterations = core, num_envs, iterations
-        self.flavour, self.epsilon, self.reward_mode = flavour, eps, reward
-        self.response, self.critic, self.hide_response = response, critic, hide_response
+        self.reward_mode, self.response = reward, response
+        self.critic, self.hide_response = critic, bool(hide_response)
+        self.mw = MultiplicativeWeights(
+            core.type_counts, core.action_counts, batch=num_envs, flavour=flavour,
+            epsilon=epsilon, record_history=response == "empirical_average",
+        )
+        self.flavour, self.epsilon = flavour, self.mw.epsilon
         self.n = core.n_followers
         self.A, self.K = core.action_counts, core.type_counts
         self.Amax, self.Kmax = max(self.A), max(self.K)
-        self.queries = math.prod(self.A) if flavour == "exact" else sum(self.A)
+        self.queries = self.mw.n_queries
         self.n_response_games = iterations * self.queries
+        self._profiles = torch.cartesian_prod(
+            *[torch.arange(k) for k in self.K]).reshape(-1, self.n)
+        self._profile_prob = torch.ones(self._profiles.shape[0], dtype=torch.float64)
+        for i in range(self.n):
+            self._profile_prob = self._profile_prob * core.priors[i][self._profiles[:, i]]
+        self._joints = torch.cartesian_prod(
+            *[torch.arange(a) for a in self.A]).reshape(-1, self.n)
         self.n_reward_games = (
-            math.prod(self.K) * math.prod(self.A) if reward == "exact" else reward_games
+            self._profiles.shape[0] * self._joints.shape[0] if reward == "exact" else reward_games
         )
         self.H = core.horizon
         self.horizon = (self.n_response_games + self.n_reward_games) * self.H
-        self._valid = torch.zeros(self.n, self.Kmax, self.Amax, dtype=torch.bool)
-        self._prior = torch.zeros(self.n, self.Kmax, dtype=torch.float64)
-        for i in range(self.n):
-            self._valid[i, : self.K[i], : self.A[i]] = True
-            self._prior[i, : self.K[i]] = core.priors[i]
         self._aspec = core.action_spec
-        self._crit_extra = 2 + self.n * (self.Kmax * self.Amax + self.Kmax + self.Amax)
+        n_weights = sum(k * a for k, a in zip(self.K, self.A, strict=True))
+        self._crit_extra = 2 + n_weights + self.n * (self.Kmax + self.Amax)
         self.last_commitment: Commitment | None = None
 
     # -- protocol properties -------------------------------------------------------------
@@ -201,127 +202,51 @@ class StackelbergPOMDP:
         """The leader's action space (the core's)."""
         return self._aspec
 
-    @property
-    def weights(self) -> Tensor:
-        """Current MW weights, shape (E, n, Kmax, Amax); rows are probabilities (0-padded)."""
-        return self._W
-
     # -- episode bookkeeping -------------------------------------------------------------
     def _new_episode(self, gen: torch.Generator) -> None:
-        E, n = self.E, self.n
-        W = self._valid.float() / self._valid.float().sum(-1, keepdim=True).clamp_min(1)
-        self._W = W.expand(E, n, self.Kmax, self.Amax).clone()
-        self._snaps: list[Tensor] = []
+        E = self.E
+        self.mw.reset()
         self._k = 0
-        self._ret = torch.zeros(E)
+        self._ret = torch.zeros(E, dtype=torch.float64)
         nc, nx = len(self._aspec.categorical), self._aspec.continuous
         self._filled = torch.zeros(E, self.core.n_keys, dtype=torch.bool)
         self._ccat = torch.zeros(E, self.core.n_keys, nc, dtype=torch.long)
         self._ccon = torch.zeros(E, self.core.n_keys, nx)
-        self._util = torch.zeros(E, self.queries, n)
+        self._util = torch.zeros(E, self.queries, self.n, dtype=torch.float64)
         self._start_game(0, gen)
 
-    def _sample_types(self, gen: torch.Generator) -> Tensor:
-        cols = [torch.multinomial(self._prior[i, : self.K[i]].float().expand(self.E, -1), 1,
-                                  generator=gen)[:, 0] for i in range(self.n)]
-        return torch.stack(cols, 1)
-
-    def _probs(self, W: Tensor, types: Tensor) -> Tensor:
-        """Each follower's mixed action at its type: (E, n, Amax)."""
-        idx = types[:, :, None, None].expand(-1, -1, 1, self.Amax)
-        return W.gather(2, idx)[:, :, 0]
+    def _sample_profiles(self, gen: torch.Generator) -> Tensor:
+        """Type-profile index of each row drawn from the prior: (E,)."""
+        p = self._profile_prob.expand(self.E, -1)
+        return torch.multinomial(p, 1, replacement=True, generator=gen)[:, 0]
 
     def _start_game(self, g: int, gen: torch.Generator) -> None:
         E = self.E
         if g < self.n_response_games:
             q = g % self.queries
             if q == 0:
-                self._types = self._sample_types(gen)
-                if self.flavour == "sampled":
-                    p = self._probs(self._W, self._types)
-                    self._ref = torch.stack(
-                        [torch.multinomial(p[:, i], 1, generator=gen)[:, 0] for i in range(self.n)],
-                        1)
-            if self.flavour == "exact":
-                acts = torch.tensor(_decode(q, self.A)).expand(E, -1).clone()
-            else:
-                i, a = 0, q
-                while a >= self.A[i]:
-                    a -= self.A[i]
-                    i += 1
-                acts = self._ref.clone()
-                acts[:, i] = a
-            self._acts = acts
-            self._weight = torch.zeros(E)
+                self._types = self._profiles[self._sample_profiles(gen)]
+                self._queries = self.mw.queries(self._types, gen)  # (E, Q, n)
+            self._acts = self._queries[:, q]
+            self._weight = torch.zeros(E, dtype=torch.float64)
         else:
             r = g - self.n_response_games
             if r == 0:
-                self._resp = self._response_snapshots()
+                resp = self.mw.response(self.response)
+                self._resp_probs = resp.joint_action_probs(self._profiles)  # (E, K, J)
+            rows = torch.arange(E)
             if self.reward_mode == "exact":
-                digits = _decode(r, self.K + self.A)
-                self._types = torch.tensor(digits[: self.n]).expand(E, -1).clone()
-                self._acts = torch.tensor(digits[self.n:]).expand(E, -1).clone()
-                pt = math.prod(float(self.core.priors[i][digits[i]]) for i in range(self.n))
-                self._weight = pt * self._joint_prob(self._types, self._acts)
+                k, j = divmod(r, self._joints.shape[0])
+                prof = torch.full((E,), k)
+                joint = torch.full((E,), j)
+                self._weight = self._profile_prob[k] * self._resp_probs[:, k, j]
             else:
-                self._types = self._sample_types(gen)
-                S = self._resp.shape[1]
-                s = torch.randint(S, (E,), generator=gen)
-                p = self._probs(self._resp[torch.arange(E), s], self._types)
-                self._acts = torch.stack(
-                    [torch.multinomial(p[:, i], 1, generator=gen)[:, 0] for i in range(self.n)], 1)
-                self._weight = torch.full((E,), 1.0 / self.n_reward_games)
+                prof = self._sample_profiles(gen)
+                joint = torch.multinomial(self._resp_probs[rows, prof], 1,
+                                          generator=gen)[:, 0]
+                self._weight = torch.full((E,), 1.0 / self.n_reward_games, dtype=torch.float64)
+            self._types, self._acts = self._profiles[prof], self._joints[joint]
         self._g = self.core.start(self._types, self._acts)
-
-    def _response_snapshots(self) -> Tensor:
-        """Response as a uniform mixture of product strategies: (E, S, n, Kmax, Amax)."""
-        if self.response == "empirical":
-            return torch.stack(self._snaps, 1)
-        if self.response == "last_mixed":
-            return self._W[:, None].clone()
-        Wm = self._W.masked_fill(~self._valid, -1.0)
-        best = torch.nn.functional.one_hot(Wm.argmax(-1), self.Amax).float()
-        return best[:, None]
-
-    def _joint_prob(self, types: Tensor, acts: Tensor) -> Tensor:
-        """P(acts | types) under the response: (E,)."""
-        R = self._resp  # (E, S, n, Kmax, Amax)
-        prod = torch.ones(R.shape[:2])
-        for i in range(self.n):
-            prod = prod * R[:, :, i, types[0, i], acts[0, i]]
-        return prod.mean(1)
-
-    def _mw_update(self) -> None:
-        E, n = self.E, self.n
-        rows = torch.arange(E)
-        if self.flavour == "exact":
-            u = self._util.reshape(E, *self.A, n)
-            p = self._probs(self._W, self._types)
-            U = []
-            for i in range(n):
-                w = torch.ones(E, *self.A)
-                for j in range(n):
-                    if j != i:
-                        shape = [E] + [1] * n
-                        shape[1 + j] = self.A[j]
-                        w = w * p[:, j, : self.A[j]].reshape(shape)
-                dims = tuple(1 + j for j in range(n) if j != i)
-                Ui = (u[..., i] * w).sum(dims) if dims else u[..., i] * w
-                U.append(Ui)
-        else:
-            U, off = [], 0
-            for i in range(n):
-                U.append(self._util[:, off: off + self.A[i], i])
-                off += self.A[i]
-        for i in range(n):
-            t = self._types[:, i]
-            row = self._W[rows, i, t, : self.A[i]] * (1.0 + self.epsilon) ** U[i]
-            s = row.sum(1, keepdim=True)
-            ok = torch.isfinite(s) & (s > 0)
-            row = torch.where(ok, row / s.clamp_min(1e-30), torch.full_like(row, 1 / self.A[i]))
-            self._W[rows, i, t, : self.A[i]] = row
-        if self.response == "empirical":
-            self._snaps.append(self._W.clone())
 
     # -- observations ----------------------------------------------------------------------
     def _emit(self, reward: Tensor, done: Tensor, executed: Action | None,
@@ -336,8 +261,9 @@ class StackelbergPOMDP:
             prog = torch.full((E, 1), self._k / self.horizon)
             ty = torch.nn.functional.one_hot(self._types, self.Kmax).flatten(1).float()
             ac = torch.nn.functional.one_hot(self._acts, self.Amax).flatten(1).float()
-            crit = torch.cat([obs, flag, prog, self._W.flatten(1), ty, ac], 1)
-        return EnvStep(obs=obs, critic_obs=crit, masks=masks, reward=reward, done=done,
+            w = self.mw.critic_features().float()
+            crit = torch.cat([obs, flag, prog, w, ty, ac], 1)
+        return EnvStep(obs=obs, critic_obs=crit, masks=masks, reward=reward.float(), done=done,
                        executed=executed, info=info)
 
     def reset(self, generator: torch.Generator) -> EnvStep:
@@ -354,6 +280,11 @@ class StackelbergPOMDP:
             Proposals: ``categorical`` (E, n_cat) int64, ``continuous`` (E, n_cont).
         generator : torch.Generator
             Draws types and follower actions.
+
+        Returns
+        -------
+        EnvStep
+            ``info["objective"]`` (E,) at episode ends; ``info["hidden"]`` (E,) in the ablation.
         """
         if not hasattr(self, "_k"):
             raise ValueError("expected reset() before step(), got step() first")
@@ -377,17 +308,17 @@ class StackelbergPOMDP:
 
         g, t = divmod(self._k, self.H)
         self._g = self.core.advance(self._g, t, Action(cat, con.clamp(spec.low, spec.high)))
-        reward = torch.zeros(E)
+        reward = torch.zeros(E, dtype=torch.float64)
         in_response = g < self.n_response_games
         if t == self.H - 1:
             lead, fol = self.core.payoffs(self._g)
             if in_response:
                 q = g % self.queries
-                self._util[:, q] = fol
+                self._util[:, q] = fol.double()
                 if q == self.queries - 1:
-                    self._mw_update()
+                    self.mw.update(self._types, self._util)
             else:
-                reward = self._weight * lead
+                reward = self._weight * lead.double()
         self._ret = self._ret + reward
         info: dict[str, Tensor] = {}
         if self.hide_response:
@@ -395,7 +326,7 @@ class StackelbergPOMDP:
         self._k += 1
         done = torch.full((E,), self._k == self.horizon)
         if self._k == self.horizon:
-            info["objective"] = self._ret.clone()
+            info["objective"] = self._ret.float()
             self.last_commitment = Commitment(self._filled, self._ccat, self._ccon)
             self._new_episode(generator)
         elif t == self.H - 1:

@@ -35,8 +35,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
+from models.games import (
+    MatrixDesignGame,
+    MSPMGame,
+    NormalFormGame,
+    SimpleAllocationGame,
+    make_game,
+)
 from solvers._rl_protocol import Action, ActionSpec
 
 __all__ = [
@@ -53,7 +61,7 @@ State = dict[str, Tensor]
 
 
 def _prior(p: Sequence[float] | Tensor, name: str) -> Tensor:
-    t = torch.as_tensor(p, dtype=torch.float64).flatten()
+    t = torch.tensor(np.array(p, dtype=np.float64)).flatten()
     if t.numel() < 1 or bool((t < 0).any()) or abs(float(t.sum()) - 1.0) > 1e-9:
         raise ValueError(f"expected {name} to be a probability vector, got {t.tolist()}")
     return t
@@ -173,8 +181,8 @@ class MatrixGameCore(LeaderGameCore):
         name: str = "normal_form",
         optimum: float | None = None,
     ) -> None:
-        L = torch.as_tensor(leader, dtype=torch.float64)
-        F = torch.as_tensor(follower, dtype=torch.float64)
+        L = torch.tensor(np.array(leader, dtype=np.float64))
+        F = torch.tensor(np.array(follower, dtype=np.float64))
         if L.ndim != 2 or F.shape != L.shape:
             raise ValueError(
                 f"expected leader and follower payoffs of one shape (R, C), "
@@ -239,7 +247,7 @@ class MatrixDesignCore(LeaderGameCore):
         name: str = "matrix_design",
         optimum: float | None = None,
     ) -> None:
-        U = torch.as_tensor(payoffs, dtype=torch.float64)
+        U = torch.tensor(np.array(payoffs, dtype=np.float64))
         if U.shape != (2, 2, 2):
             raise ValueError(f"expected payoffs of shape (2, 2, 2), got {tuple(U.shape)}")
         self.U = U.float()
@@ -320,6 +328,8 @@ class MessageSPMCore(LeaderGameCore):
         Type priors.
     messages : int
         Number of messages ``M``.
+    buy_on_tie : bool
+        Whether a visited agent buys at zero surplus (default: only at positive surplus).
     """
 
     def __init__(
@@ -328,18 +338,20 @@ class MessageSPMCore(LeaderGameCore):
         priors: Sequence[Any],
         messages: int,
         *,
+        buy_on_tie: bool = False,
         name: str = "mspm",
         optimum: float | None = None,
     ) -> None:
         if len(values) != 2 or len(priors) != 2:
             raise ValueError(f"expected values and priors of 2 followers, got {len(values)}")
-        self.values = tuple(torch.as_tensor(v, dtype=torch.float32).flatten() for v in values)
+        self.values = tuple(torch.tensor(np.array(v, dtype=np.float32)).flatten() for v in values)
         self.priors = tuple(_prior(p, "prior") for p in priors)
         if any(v.numel() != p.numel() for v, p in zip(self.values, self.priors, strict=True)):
             raise ValueError("expected one value per type of each follower")
         if int(messages) < 1:
             raise ValueError(f"expected messages >= 1, got {messages}")
         self.M = int(messages)
+        self.buy_on_tie = bool(buy_on_tie)
         self.name, self.optimum = name, optimum
         self.type_counts = tuple(int(v.numel()) for v in self.values)
         self.action_counts = (self.M, self.M)
@@ -379,7 +391,8 @@ class MessageSPMCore(LeaderGameCore):
         price = action.continuous[:, 0].float()
         rows = torch.arange(agent.shape[0], device=agent.device)
         unsold = state["alloc"].sum(1) == 0
-        buys = unsold & (state["v"][rows, agent] - price > 0)
+        surplus = state["v"][rows, agent] - price
+        buys = unsold & ((surplus >= 0) if self.buy_on_tie else (surplus > 0))
         visited = state["visited"].clone()
         visited[rows, agent] = True
         posted = state["posted"].clone()
@@ -403,7 +416,7 @@ def core_from_game(game: Any, **options: Any) -> LeaderGameCore:
 
     Parameters
     ----------
-    game : object or str
+    game : StackelbergGame or str
         A game from :mod:`models.games`, or its name (``"normal_form:game_2:randomized"``,
         ``"matrix_design"``, ``"simple_allocation:3"``, ``"mspm:PI:2"``, ``"mspm:MSGSpace:3:2"``).
     **options
@@ -411,7 +424,28 @@ def core_from_game(game: Any, **options: Any) -> LeaderGameCore:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         If the game is unknown.
+
+    Examples
+    --------
+    >>> core = core_from_game("simple_allocation:2")
+    >>> type(core).__name__, core.n_keys, core.optimum
+    ('SimpleAllocationCore', 2, 0.6666666666666666)
     """
-    raise ValueError(f"expected a Stackelberg game of models.games, got {game!r}")
+    if isinstance(game, str):
+        game = make_game(game)
+    if isinstance(game, NormalFormGame):
+        return MatrixGameCore(game.leader, game.follower, randomized=game.randomized,
+                              name=game.name, optimum=game.optimum, **options)
+    if isinstance(game, MatrixDesignGame):
+        return MatrixDesignCore(game.payoffs_normalised, high=game.high, name=game.name,
+                                optimum=game.optimum, **options)
+    if isinstance(game, SimpleAllocationGame):
+        return SimpleAllocationCore(game.n_messages, n_items=game.n_items, name=game.name,
+                                    optimum=game.optimum, **options)
+    if isinstance(game, MSPMGame):
+        return MessageSPMCore(game.values, game.priors, game.n_messages,
+                              buy_on_tie=game.buy_on_tie, name=game.name, optimum=game.optimum,
+                              **options)
+    raise TypeError(f"expected a Stackelberg game of models.games, got {type(game).__name__}")

@@ -8,40 +8,27 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from models.games import make_game
 from solvers._rl_protocol import Action, EnvStep
 from solvers._stackelberg_env import StackelbergPOMDP
-from solvers._stackelberg_games import (
-    LeaderGameCore,
-    MatrixDesignCore,
-    MatrixGameCore,
-    MessageSPMCore,
-    SimpleAllocationCore,
-)
+from solvers._stackelberg_games import LeaderGameCore, SimpleAllocationCore, core_from_game
 
 Tensor = torch.Tensor
 Policy = Callable[[EnvStep], Action]
 
-GAME2_L = [[20.0, 0.0, 0.0], [30.0, 10.0, 0.0], [0.0, 0.0, 5.0]]
-GAME2_F = [[15.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 10.0]]
-MD = [[[3.0, 3.0], [6.0, 4.0]], [[4.0, 6.0], [2.0, 2.0]]]
-PI_VALUES = ([0.2, 1.0], [0.0, 0.4])
-PI_PRIORS = ([0.8, 0.2], [0.5, 0.5])
+MD = [[[3.0, 3.0], [6.0, 4.0]], [[4.0, 6.0], [2.0, 2.0]]]  # reference §2.2.2, raw units
 
 
-def _norm(a: list[list[float]], z: float) -> list[list[float]]:
-    return [[x / z for x in row] for row in a]
+def game2(randomized: bool = True) -> LeaderGameCore:
+    return core_from_game(make_game("normal_form", game=2, randomized=randomized))
 
 
-def game2(randomized: bool = True) -> MatrixGameCore:
-    return MatrixGameCore(_norm(GAME2_L, 30), _norm(GAME2_F, 30), randomized=randomized)
+def md() -> LeaderGameCore:
+    return core_from_game("matrix_design")
 
 
-def md() -> MatrixDesignCore:
-    return MatrixDesignCore([[[x / 6 for x in c] for c in r] for r in MD])
-
-
-def pi_core() -> MessageSPMCore:
-    return MessageSPMCore(PI_VALUES, PI_PRIORS, 2)
+def pi_core() -> LeaderGameCore:
+    return core_from_game("mspm:PI:2")
 
 
 def const(E: int, cat: list[int], con: list[float]) -> Action:
@@ -125,10 +112,13 @@ def test_critic_features() -> None:
     core = md()
     env = StackelbergPOMDP(core, 2, iterations=2)
     s = env.reset(torch.Generator().manual_seed(0))
-    assert env.critic_obs_dim == core.obs_dim + 2 + 2 * (1 * 2 + 1 + 2)
+    # obs, phase flag, progress, 2 x 2 weights, 2 x 1 type one-hots, 2 x 2 action one-hots
+    assert env.critic_obs_dim == core.obs_dim + 2 + 4 + 2 + 4
     torch.testing.assert_close(s.critic_obs[:, : core.obs_dim], s.obs)
     w = s.critic_obs[:, core.obs_dim + 2: core.obs_dim + 6]
-    torch.testing.assert_close(w, torch.full((2, 4), 0.5))  # uniform initial weights
+    torch.testing.assert_close(w, torch.ones(2, 4))  # uniform weights / their max
+    acts = s.critic_obs[:, core.obs_dim + 8:]
+    torch.testing.assert_close(acts, torch.tensor([[1.0, 0.0, 1.0, 0.0]] * 2))  # query (0, 0)
     plain = StackelbergPOMDP(core, 2, iterations=2, critic="plain")
     sp = plain.reset(torch.Generator().manual_seed(0))
     assert plain.critic_obs_dim == core.obs_dim
@@ -251,7 +241,8 @@ def test_exact_mw_update_matches_a_naive_loop() -> None:
             row.append(1.1 ** tot)
         z = sum(row)
         want.append([r / z for r in row])
-    torch.testing.assert_close(env.weights[0, :, 0, :], torch.tensor(want), atol=1e-6, rtol=0)
+    got = torch.stack([p[0, 0] for p in env.mw.strategies()]).float()
+    torch.testing.assert_close(got, torch.tensor(want), atol=1e-6, rtol=0)
 
 
 def test_mspm_pi_fixed_mechanisms_use_the_true_prior() -> None:
@@ -278,8 +269,10 @@ def test_bad_input() -> None:
         StackelbergPOMDP(core, 2, flavour="bogus")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="expected num_envs"):
         StackelbergPOMDP(core, 0)
-    with pytest.raises(TypeError, match="expected a LeaderGameCore"):
-        StackelbergPOMDP("simple_allocation", 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected a Stackelberg game"):
+        StackelbergPOMDP(3.5, 2)
+    with pytest.raises(ValueError, match="expected"):
+        StackelbergPOMDP("no_such_game", 2)
     env = StackelbergPOMDP(core, 2)
     with pytest.raises(ValueError, match="expected reset"):
         env.step(const(2, [0], []), torch.Generator())
