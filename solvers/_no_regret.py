@@ -294,7 +294,7 @@ class Response:
             raise ValueError(f"expected actions of {len(counts)} followers, got {len(actions)}")
         strategies = []
         for i, (a, k) in enumerate(zip(actions, counts, strict=True)):
-            t = torch.as_tensor(np.asarray(a))
+            t = a.detach().clone() if isinstance(a, Tensor) else torch.tensor(np.array(a))
             if t.dtype.is_floating_point or t.dtype == torch.bool or t.ndim not in (1, 2):
                 raise TypeError(
                     f"expected actions[{i}] as ints of shape (T_i,) or (B, T_i), got "
@@ -321,7 +321,11 @@ class Response:
         """
         strategies = []
         for i, p in enumerate(probabilities):
-            t = torch.as_tensor(np.asarray(p, dtype=np.float64))
+            t = (
+                p.detach().to(torch.float64).clone()
+                if isinstance(p, Tensor)
+                else torch.tensor(np.array(p, dtype=np.float64))
+            )
             if t.ndim not in (2, 3):
                 raise ValueError(
                     f"expected probabilities[{i}] of shape (T_i, A_i) or (B, T_i, A_i), got "

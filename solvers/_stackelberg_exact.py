@@ -177,12 +177,12 @@ class PayoffTable:
         -------
         PayoffTable
         """
-        ps = [torch.as_tensor(np.asarray(p, dtype=np.float64)) for p in priors]
+        ps = [torch.tensor(np.array(p, dtype=np.float64)) for p in priors]
         probs = torch.ones(1, dtype=torch.float64)
         for p in ps:
             probs = (probs[:, None] * p[None, :]).reshape(-1)
-        F = torch.as_tensor(np.asarray(follower, dtype=np.float64))
-        L = torch.as_tensor(np.asarray(leader, dtype=np.float64))
+        F = torch.tensor(np.array(follower, dtype=np.float64))
+        L = torch.tensor(np.array(leader, dtype=np.float64))
         if F.ndim == 3:
             F, L = F[None], L[None]
         return cls(F, L, probs, tuple(int(p.numel()) for p in ps), tuple(n_actions))
@@ -212,7 +212,7 @@ def payoff_table(game: StackelbergGame, *policy: Any, **policy_kwargs: Any) -> P
     """
     if not isinstance(game, StackelbergGame):
         raise TypeError(f"expected a StackelbergGame, got {type(game).__name__}")
-    F, L = game.payoffs(*policy, **policy_kwargs)  # type: ignore[attr-defined]
+    F, L = game.payoffs(*policy, **policy_kwargs)
     F, L = np.asarray(F, dtype=np.float64), np.asarray(L, dtype=np.float64)
     if F.ndim == 3:
         F, L = F[None], L[None]
@@ -222,7 +222,7 @@ def payoff_table(game: StackelbergGame, *policy: Any, **policy_kwargs: Any) -> P
     return PayoffTable(
         torch.from_numpy(F.copy()),
         torch.from_numpy(L.copy()),
-        torch.from_numpy(probs),
+        torch.tensor(probs),
         game.n_types,
         game.n_actions,
     )

@@ -15,6 +15,7 @@ significant** (numpy C order): profile ``k`` of types ``(t_1, ..., t_n)`` is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, overload
 
 import numpy as np
@@ -91,6 +92,9 @@ class StackelbergGame(ABC):
     priors: tuple[FloatArray, ...]
     n_actions: tuple[int, ...]
     optimum: float | None
+    #: ``payoffs(*policy) -> (follower (..., K, J, n), leader (..., K, J))``: the exact payoff
+    #: table of a tabular leader policy (each game documents its policy arguments).
+    payoffs: Callable[..., tuple[FloatArray, FloatArray]]
 
     @property
     def n_followers(self) -> int:
@@ -163,7 +167,7 @@ class StackelbergGame(ABC):
             for i, p in enumerate(self.priors):
                 if size:
                     out[:, i] = torch.multinomial(
-                        torch.from_numpy(p), size, replacement=True, generator=generator
+                        torch.tensor(p), size, replacement=True, generator=generator
                     )
             return out
         raise TypeError(
