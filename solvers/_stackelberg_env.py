@@ -202,6 +202,11 @@ class StackelbergPOMDP:
         """The leader's action space (the core's)."""
         return self._aspec
 
+    @property
+    def in_response(self) -> bool:
+        """Whether the next action is taken in the response phase."""
+        return self._k // self.H < self.n_response_games
+
     # -- episode bookkeeping -------------------------------------------------------------
     def _new_episode(self, gen: torch.Generator) -> None:
         E = self.E

@@ -135,6 +135,25 @@ class LeaderGameCore(ABC):
         """Apply leader step ``t`` (actions already clipped into the spec's bounds)."""
 
     @abstractmethod
+    def tabular(self, filled: Tensor, categorical: Tensor, continuous: Tensor) -> tuple[Any, ...]:
+        """The tabular leader policy of one committed episode, as ``game.payoffs`` takes it.
+
+        Parameters
+        ----------
+        filled : Tensor, shape (n_keys,), bool
+            Keys the episode visited.
+        categorical : Tensor, shape (n_keys, n_cat), int64
+        continuous : Tensor, shape (n_keys, n_cont), float
+            Committed (raw) actions per key; clipped into the spec's bounds here.
+
+        Returns
+        -------
+        tuple of ndarray
+            Positional arguments of the game's ``payoffs`` (see :mod:`models.games`); keys the
+            episode never visited (they cannot matter to its payoffs) get the lower bound.
+        """
+
+    @abstractmethod
     def payoffs(self, state: State) -> tuple[Tensor, Tensor]:
         """Payoffs of finished games.
 
@@ -221,6 +240,12 @@ class MatrixGameCore(LeaderGameCore):
             mix = torch.nn.functional.one_hot(action.categorical[:, 0], self.L.shape[0]).float()
         return {**state, "mix": mix}
 
+    def tabular(self, filled: Tensor, categorical: Tensor, continuous: Tensor) -> tuple[Any, ...]:
+        """``(row,)`` (deterministic) or ``(weights (R,),)`` (randomised)."""
+        if self.randomized:
+            return (continuous[0].double().clamp(0.0, 1.0).numpy(),)
+        return (int(categorical[0, 0]),)
+
     def payoffs(self, state: State) -> tuple[Tensor, Tensor]:
         col = state["col"]
         lead = (state["mix"] * self.L.to(col.device)[:, col].T).sum(1)
@@ -268,6 +293,12 @@ class MatrixDesignCore(LeaderGameCore):
     def advance(self, state: State, t: int, action: Action) -> State:
         return {**state, "transfer": action.continuous.float()}
 
+    def tabular(self, filled: Tensor, categorical: Tensor, continuous: Tensor) -> tuple[Any, ...]:
+        """``(transfers (2, 2, 2),)``: ``transfers[a1, a2, i]``."""
+        t = continuous[:4].double().clamp(0.0, self.action_spec.high)
+        t = torch.where(filled[:4, None], t, torch.zeros_like(t))
+        return (t.reshape(2, 2, 2).numpy(),)
+
     def payoffs(self, state: State) -> tuple[Tensor, Tensor]:
         u = self.U.to(state["joint"].device).reshape(4, 2)[state["joint"]]
         return u.sum(1), u + state["transfer"]
@@ -307,6 +338,11 @@ class SimpleAllocationCore(LeaderGameCore):
 
     def advance(self, state: State, t: int, action: Action) -> State:
         return {**state, "item": action.categorical[:, 0]}
+
+    def tabular(self, filled: Tensor, categorical: Tensor, continuous: Tensor) -> tuple[Any, ...]:
+        """``(items (m,),)``: the item allocated after each message."""
+        items = torch.where(filled, categorical[:, 0], torch.zeros_like(categorical[:, 0]))
+        return (items.numpy(),)
 
     def payoffs(self, state: State) -> tuple[Tensor, Tensor]:
         hit = (state["item"] == state["type"]).float()
@@ -403,6 +439,20 @@ class MessageSPMCore(LeaderGameCore):
         first = agent if t == 0 else state["first"]
         return {**state, "visited": visited, "posted": posted, "alloc": alloc, "paid": paid,
                 "first": first}
+
+    def tabular(self, filled: Tensor, categorical: Tensor, continuous: Tensor) -> tuple[Any, ...]:
+        """``(first_agent, first_price, second_price)``, each shape (M, M)."""
+        P = self.M * self.M
+        prof = torch.arange(P)
+        first = torch.where(filled[:P], categorical[:P, 0], torch.zeros_like(prof))
+        p1 = torch.where(filled[:P], continuous[:P, 0].double().clamp(0.0, 1.0),
+                         torch.zeros(P, dtype=torch.float64))
+        k2 = P + prof * 4 + 2 * first  # step-1 key with the item unsold
+        p2 = torch.where(filled[k2], continuous[k2, 0].double().clamp(0.0, 1.0),
+                         torch.zeros(P, dtype=torch.float64))
+        M = self.M
+        return (first.reshape(M, M).numpy(), p1.reshape(M, M).numpy(),
+                p2.reshape(M, M).numpy())
 
     def payoffs(self, state: State) -> tuple[Tensor, Tensor]:
         v, alloc = state["v"], state["alloc"]

@@ -1,0 +1,476 @@
+"""``StackelbergDesigner``: learn a leader (the mechanism's rules) against no-regret followers.
+
+The leader is trained by PPO (:func:`solvers._ppo.train_ppo`) on the batched Stackelberg POMDP
+(:class:`solvers._stackelberg_env.StackelbergPOMDP`): every leader episode runs a response phase
+of whole multiplicative-weights iterations against the leader's committed policy, then a reward
+phase against the followers' response. The critic is *centralized* (it also sees the follower
+weights, the phase flag and the types) or *plain* (the actor's observation only), and the
+``pomdp="basic"`` ablation hides the response-phase transitions from PPO.
+
+Evaluation is exact: the deterministic leader (mode of every head) plays one evaluation episode
+whose commitment cache is the leader's tabular policy; its payoff table over type profiles ×
+follower actions (:func:`solvers._stackelberg_exact.payoff_table`) is answered by
+multiplicative weights run against it and the first certified response (B-CCE gap at most the
+threshold, :func:`solvers._bcce.certified_response`); the leader's value against that response
+(:func:`solvers._stackelberg_exact.leader_value`) is the reported figure.
+
+Examples
+--------
+>>> d = StackelbergDesigner("simple_allocation:1", steps=2_000, seed=0, num_envs=4,
+...                         eval_every=0)
+>>> r = d.fit()
+>>> round(r.value, 4), r.certified
+(0.3333, True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from models.games import StackelbergGame, make_game
+from solvers._bcce import certified_response
+from solvers._ppo import PPOConfig, PPOUpdate, train_ppo
+from solvers._ppo_policy import ActorCritic
+from solvers._rl_protocol import BatchedEnv
+from solvers._stackelberg_basic import HiddenResponseEnv
+from solvers._stackelberg_env import StackelbergPOMDP
+from solvers._stackelberg_exact import leader_value, payoff_table
+from solvers._stackelberg_games import LeaderGameCore, core_from_game
+
+__all__ = ["StackelbergDesigner", "StackelbergResult", "evaluate_leader", "load_stackelberg"]
+
+FloatArray = npt.NDArray[np.float64]
+FOLLOWERS = ("mw-exact", "mw-sampled")
+CRITICS = ("centralized", "plain")
+POMDPS = ("stackelberg", "basic")
+# MSGSpace response prefixes of the authors' manifest (reference §2.4, SP-B), in MW updates
+_MSGSPACE_ITERATIONS = {2: 50, 3: 75, 4: 133, 5: 208, 6: 300}
+
+
+def _game_defaults(game: StackelbergGame) -> dict[str, Any]:
+    """Reference §2.4 (SP-B) response prefix and reward phase; §2.7 entropy coefficient."""
+    name = game.name
+    if name.startswith("mspm"):
+        k = max(game.n_types)
+        its = 25 if "PI" in name else _MSGSPACE_ITERATIONS.get(k, 75)
+        return {"iterations": its, "reward": "exact", "reward_games": 1, "ent_coef": 0.0}
+    if name.startswith("simple_allocation"):
+        return {"iterations": 33, "reward": "sampled", "reward_games": 30, "ent_coef": 0.01}
+    return {"iterations": 33, "reward": "sampled", "reward_games": 1, "ent_coef": 0.01}
+
+
+def _to_game(game: Any) -> StackelbergGame:
+    if isinstance(game, str):
+        return make_game(game)
+    if isinstance(game, StackelbergGame):
+        return game
+    raise TypeError(f"expected a game name or a models.games game, got {type(game).__name__}")
+
+
+@dataclass(frozen=True)
+class LeaderEvaluation:
+    """Exact evaluation of one deterministic leader.
+
+    Attributes
+    ----------
+    table : tuple of ndarray
+        The committed tabular policy (``game.payoffs`` arguments).
+    value : float
+        Exact leader value against the selected (certified) follower response.
+    gap : float
+        B-CCE gap of that response.
+    certified : bool
+        ``gap <= threshold``.
+    kind : str
+        Selected response kind.
+    episode_value : float
+        Objective of the evaluation episode itself (its own MW response).
+    """
+
+    table: tuple[Any, ...]
+    value: float
+    gap: float
+    certified: bool
+    kind: str
+    episode_value: float
+
+
+def evaluate_leader(
+    game: StackelbergGame | str,
+    policy: ActorCritic,
+    *,
+    iterations: int,
+    flavour: str = "exact",
+    response: str = "deterministic",
+    threshold: float = 0.05,
+    max_extra: int = 1000,
+    seed: int = 0,
+) -> LeaderEvaluation:
+    """Evaluate the deterministic leader of ``policy`` exactly (see the module docstring).
+
+    Parameters
+    ----------
+    game : StackelbergGame or str
+    policy : ActorCritic
+        A trained leader network.
+    iterations : int
+        MW iterations of the response prefix.
+    flavour : {"exact", "sampled"}
+    response : str
+        Response kind of the evaluation episode.
+    threshold : float
+        B-CCE certification threshold.
+    max_extra : int
+        Extra MW updates allowed for certification.
+    seed : int
+        Seeds the type sequence of the evaluation.
+
+    Returns
+    -------
+    LeaderEvaluation
+    """
+    g = _to_game(game)
+    core = core_from_game(g)
+    env = StackelbergPOMDP(core, 1, iterations=iterations, flavour=flavour,  # type: ignore[arg-type]
+                           reward="exact", response=response, critic="plain")  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(seed)
+    s = env.reset(gen)
+    for _ in range(env.horizon):
+        s = env.step(policy.act(s.obs, s.masks, deterministic=True), gen)
+    c = env.last_commitment
+    assert c is not None  # one whole episode was played
+    episode_value = float(s.info["objective"][0])
+    args = core.tabular(c.filled[0], c.categorical[0], c.continuous[0])
+    table = payoff_table(g, *args)
+    cert = certified_response(table, prefix_iterations=iterations,
+                              generator=torch.Generator().manual_seed(seed + 1),
+                              flavour=flavour, threshold=threshold,  # type: ignore[arg-type]
+                              max_extra=max_extra, throw=False)
+    value = float(leader_value(table, cert.response)[0])
+    return LeaderEvaluation(args, value, float(cert.gap.max_gap[0]), bool(cert.certified[0]),
+                            cert.kinds[0], episode_value)
+
+
+@dataclass(frozen=True)
+class StackelbergResult:
+    """Outcome of :meth:`StackelbergDesigner.fit`.
+
+    Attributes
+    ----------
+    game : str
+        Game name.
+    config : dict
+        The designer's hyperparameters (resolved defaults included).
+    value : float
+        Exact leader value of the final deterministic leader against its certified follower
+        response (per game; welfare loss for MSPM).
+    bcce_gap : float
+        B-CCE gap of that response.
+    certified : bool
+        ``bcce_gap <= threshold``.
+    response_kind : str
+        The selected response kind.
+    leader_table : tuple of ndarray
+        The final leader as a tabular policy (``game.payoffs`` arguments).
+    best_value : float
+        Best exact value among the certified evaluations during training (and the final one).
+    best_table : tuple of ndarray
+        The tabular leader attaining ``best_value``.
+    optimum : float or None
+        Known optimum of the game (reference §3.1).
+    curve_steps, curve_objective : ndarray of shape (U,)
+        Training curve: mean episode objective of the stochastic leader per PPO update.
+    eval_steps, eval_values, eval_gaps : ndarray of shape (V,)
+        Exact evaluations of the deterministic leader during training.
+    env_steps : int
+        Leader-environment steps taken.
+    wall_time : float
+        Seconds of training and evaluation.
+    steps_per_second : float
+        Training throughput (environment steps per second).
+    message : str
+        Why training stopped.
+    policy : ActorCritic or None
+        The trained network (None when loaded without it).
+    """
+
+    game: str
+    config: dict[str, Any]
+    value: float
+    bcce_gap: float
+    certified: bool
+    response_kind: str
+    leader_table: tuple[Any, ...]
+    best_value: float
+    best_table: tuple[Any, ...]
+    optimum: float | None
+    curve_steps: FloatArray
+    curve_objective: FloatArray
+    eval_steps: FloatArray
+    eval_values: FloatArray
+    eval_gaps: FloatArray
+    env_steps: int
+    wall_time: float
+    steps_per_second: float
+    message: str
+    policy: ActorCritic | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (everything but the network)."""
+        def tab(t: tuple[Any, ...]) -> list[Any]:
+            return [np.asarray(a).tolist() for a in t]
+        return {
+            "game": self.game, "config": self.config, "value": self.value,
+            "bcce_gap": self.bcce_gap, "certified": self.certified,
+            "response_kind": self.response_kind, "leader_table": tab(self.leader_table),
+            "best_value": self.best_value, "best_table": tab(self.best_table),
+            "optimum": self.optimum,
+            "curve_steps": self.curve_steps.tolist(),
+            "curve_objective": self.curve_objective.tolist(),
+            "eval_steps": self.eval_steps.tolist(), "eval_values": self.eval_values.tolist(),
+            "eval_gaps": self.eval_gaps.tolist(), "env_steps": self.env_steps,
+            "wall_time": self.wall_time, "steps_per_second": self.steps_per_second,
+            "message": self.message,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``result.json`` and (if present) ``policy.pt`` into ``directory``.
+
+        Returns
+        -------
+        pathlib.Path
+            The directory.
+        """
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
+        if self.policy is not None:
+            self.policy.save(d / "policy.pt")
+        return d
+
+
+def load_stackelberg(directory: str | Path) -> StackelbergResult:
+    """Load a result written by :meth:`StackelbergResult.save`.
+
+    Raises
+    ------
+    ValueError
+        If the directory holds no ``result.json`` of a Stackelberg result.
+    """
+    d = Path(directory)
+    f = d / "result.json"
+    if not f.is_file():
+        raise ValueError(f"expected a directory with result.json, got {str(d)!r}")
+    r = json.loads(f.read_text())
+    if not isinstance(r, dict) or "leader_table" not in r or "game" not in r:
+        raise ValueError(f"expected a saved StackelbergResult, got {str(f)!r}")
+    policy = ActorCritic.load(d / "policy.pt") if (d / "policy.pt").is_file() else None
+
+    def arr(k: str) -> FloatArray:
+        return np.asarray(r[k], dtype=np.float64)
+    return StackelbergResult(
+        game=r["game"], config=r["config"], value=float(r["value"]),
+        bcce_gap=float(r["bcce_gap"]), certified=bool(r["certified"]),
+        response_kind=r["response_kind"],
+        leader_table=tuple(np.asarray(a) for a in r["leader_table"]),
+        best_value=float(r["best_value"]),
+        best_table=tuple(np.asarray(a) for a in r["best_table"]),
+        optimum=r["optimum"], curve_steps=arr("curve_steps"),
+        curve_objective=arr("curve_objective"), eval_steps=arr("eval_steps"),
+        eval_values=arr("eval_values"), eval_gaps=arr("eval_gaps"),
+        env_steps=int(r["env_steps"]), wall_time=float(r["wall_time"]),
+        steps_per_second=float(r["steps_per_second"]), message=r["message"], policy=policy,
+    )
+
+
+class StackelbergDesigner:
+    """Learn a Stackelberg leader with PPO against multiplicative-weights followers.
+
+    Parameters
+    ----------
+    game : str or StackelbergGame
+        A game of :mod:`models.games` or its name (``"normal_form:game_2:randomized"``,
+        ``"matrix_design"``, ``"simple_allocation:3"``, ``"mspm:PI:2"``,
+        ``"mspm:MSGSpace:3:2"``).
+    followers : {"mw-exact", "mw-sampled"}
+        Follower dynamics: exact-expectation MW (ε = 0.1) or sampled-reference MW (ε = 0.01).
+    critic : {"centralized", "plain"}
+        Centralized critic (MAPPO) or plain PPO.
+    pomdp : {"stackelberg", "basic"}
+        ``"basic"`` hides the response-phase transitions from PPO (ablation).
+    steps : int
+        Leader-environment steps of training.
+    seed : int
+        Seeds network initialisation, training and evaluation.
+    num_envs : int
+        Leader episodes stepped in lockstep.
+    iterations, reward, reward_games, ent_coef : optional
+        Response prefix (MW iterations), reward phase (``"sampled"``/``"exact"``), sampled
+        reward games and entropy coefficient; default per game (reference §2.4, §2.7).
+    response : {"deterministic", "last_mixed", "empirical_average"}
+        Follower response in the training reward phase.
+    learning_rate : float
+        Adam step size.
+    update_epochs, num_minibatches : int
+        PPO passes and minibatches per rollout (a rollout is one episode per row).
+    threshold : float
+        B-CCE certification threshold of the evaluations.
+    eval_every : int
+        Exact evaluation every this many PPO updates (0: only at the end).
+    max_seconds : float or None
+        Stop training after this wall time.
+
+    Examples
+    --------
+    >>> StackelbergDesigner("matrix_design", critic="plain").critic
+    'plain'
+    """
+
+    def __init__(
+        self,
+        game: str | StackelbergGame,
+        *,
+        followers: str = "mw-exact",
+        critic: str = "centralized",
+        pomdp: str = "stackelberg",
+        steps: int = 200_000,
+        seed: int = 0,
+        num_envs: int = 16,
+        iterations: int | None = None,
+        reward: str | None = None,
+        reward_games: int | None = None,
+        ent_coef: float | None = None,
+        response: str = "deterministic",
+        learning_rate: float = 3e-4,
+        update_epochs: int = 4,
+        num_minibatches: int = 8,
+        threshold: float = 0.05,
+        eval_every: int = 10,
+        max_seconds: float | None = None,
+    ) -> None:
+        self.game = game
+        self.followers, self.critic, self.pomdp = followers, critic, pomdp
+        self.steps, self.seed, self.num_envs = steps, seed, num_envs
+        self.iterations, self.reward, self.reward_games = iterations, reward, reward_games
+        self.ent_coef, self.response = ent_coef, response
+        self.learning_rate, self.update_epochs = learning_rate, update_epochs
+        self.num_minibatches, self.threshold = num_minibatches, threshold
+        self.eval_every, self.max_seconds = eval_every, max_seconds
+
+    def _validate(self) -> tuple[StackelbergGame, dict[str, Any]]:
+        game = _to_game(self.game)
+        for name, val, allowed in (("followers", self.followers, FOLLOWERS),
+                                   ("critic", self.critic, CRITICS),
+                                   ("pomdp", self.pomdp, POMDPS)):
+            if val not in allowed:
+                raise ValueError(f"expected {name} in {allowed}, got {val!r}")
+        for name, ival, lo in (("steps", self.steps, 1), ("seed", self.seed, 0),
+                               ("num_envs", self.num_envs, 1), ("eval_every", self.eval_every, 0),
+                               ("update_epochs", self.update_epochs, 1),
+                               ("num_minibatches", self.num_minibatches, 1)):
+            if isinstance(ival, bool) or not isinstance(ival, int):
+                raise TypeError(f"expected {name} as an int, got {type(ival).__name__}")
+            if ival < lo:
+                raise ValueError(f"expected {name} >= {lo}, got {ival}")
+        for name, fval in (("learning_rate", self.learning_rate), ("threshold", self.threshold)):
+            if isinstance(fval, bool) or not isinstance(fval, (int, float)) or not (
+                math.isfinite(fval) and fval > 0
+            ):
+                raise ValueError(f"expected {name} > 0, got {fval!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"expected max_seconds > 0 or None, got {self.max_seconds!r}")
+        cfg = _game_defaults(game)
+        for k in ("iterations", "reward", "reward_games", "ent_coef"):
+            v = getattr(self, k)
+            if v is not None:
+                cfg[k] = v
+        cfg.update(followers=self.followers, critic=self.critic, pomdp=self.pomdp,
+                   steps=self.steps, seed=self.seed, num_envs=self.num_envs,
+                   response=self.response, learning_rate=float(self.learning_rate),
+                   update_epochs=self.update_epochs, num_minibatches=self.num_minibatches,
+                   threshold=float(self.threshold), eval_every=self.eval_every,
+                   max_seconds=self.max_seconds)
+        return game, cfg
+
+    def fit(self) -> StackelbergResult:
+        """Train the leader and evaluate it exactly.
+
+        Returns
+        -------
+        StackelbergResult
+            Also stored as ``self.result_``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For invalid hyperparameters or an unknown game.
+        """
+        game, cfg = self._validate()
+        core: LeaderGameCore = core_from_game(game)
+        flavour = cfg["followers"].removeprefix("mw-")
+        full = StackelbergPOMDP(
+            core, cfg["num_envs"], iterations=cfg["iterations"], flavour=flavour,
+            reward=cfg["reward"], reward_games=cfg["reward_games"], response=cfg["response"],
+            critic=cfg["critic"],
+        )
+        gen = torch.Generator().manual_seed(cfg["seed"])
+        policy = ActorCritic(full.obs_dim, full.critic_obs_dim, full.action_spec,
+                             generator=gen)
+        env: BatchedEnv = full
+        horizon = full.horizon
+        if cfg["pomdp"] == "basic":
+            hidden = HiddenResponseEnv(full, policy)
+            env, horizon = hidden, hidden.horizon
+        batch = cfg["num_envs"] * horizon
+        mb = cfg["num_minibatches"]
+        while batch % mb:
+            mb -= 1
+        ppo = PPOConfig(total_steps=cfg["steps"], num_envs=cfg["num_envs"], num_steps=horizon,
+                        update_epochs=cfg["update_epochs"], num_minibatches=mb,
+                        learning_rate=cfg["learning_rate"], ent_coef=cfg["ent_coef"],
+                        gamma=1.0)
+
+        def evaluate(pol: ActorCritic) -> LeaderEvaluation:
+            return evaluate_leader(game, pol, iterations=cfg["iterations"], flavour=flavour,
+                                   response=cfg["response"], threshold=cfg["threshold"],
+                                   seed=cfg["seed"] + 7919)
+
+        evals: list[tuple[float, LeaderEvaluation]] = []
+        start = time.perf_counter()
+
+        def callback(u: PPOUpdate) -> None:
+            if cfg["eval_every"] and u.update % cfg["eval_every"] == 0:
+                evals.append((float(u.env_steps), evaluate(u.policy)))
+            if cfg["max_seconds"] is not None and time.perf_counter() - start > cfg[
+                "max_seconds"
+            ]:
+                raise StopIteration
+
+        res = train_ppo(env, ppo, gen, callback=callback, policy=policy)
+        final = evaluate(res.policy)
+        evals.append((float(res.env_steps), final))
+        wall = time.perf_counter() - start
+        cert = [e for _, e in evals if e.certified] or [final]
+        best = max(cert, key=lambda e: e.value)
+        self.result_ = StackelbergResult(
+            game=game.name, config=cfg, value=final.value, bcce_gap=final.gap,
+            certified=final.certified, response_kind=final.kind, leader_table=final.table,
+            best_value=best.value, best_table=best.table, optimum=game.optimum,
+            curve_steps=np.asarray(res.curve_steps, dtype=np.float64),
+            curve_objective=np.asarray(res.curve_objective, dtype=np.float64),
+            eval_steps=np.array([s for s, _ in evals], dtype=np.float64),
+            eval_values=np.array([e.value for _, e in evals], dtype=np.float64),
+            eval_gaps=np.array([e.gap for _, e in evals], dtype=np.float64),
+            env_steps=res.env_steps, wall_time=wall, steps_per_second=res.steps_per_second,
+            message=res.message, policy=res.policy,
+        )
+        return self.result_
