@@ -25,6 +25,8 @@ Examples
 True
 """
 
+from models.spm._grid import default_price_grid
+from models.spm._gym import SPMGymEnv
 from models.spm._optimum import optimal_welfare
 from models.spm._process import STATISTICS, TIE_RULES, SPMProcess, observation_dim
 from models.spm._registry import (
@@ -67,12 +69,14 @@ __all__ = [
     "STATISTICS",
     "TIE_RULES",
     "VALUATIONS",
+    "SPMGymEnv",
     "SPMProcess",
     "SPMSetting",
     "SPMSettingSpec",
     "additive_across_types",
     "colors",
     "correlated",
+    "default_price_grid",
     "id_setting",
     "inventory",
     "kitchen_sink",
