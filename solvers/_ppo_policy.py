@@ -304,9 +304,33 @@ class ActorCritic(nn.Module):
             "dtype": str(self.dtype).removeprefix("torch."),
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Architecture and weights as a dict of primitives and tensors (see :meth:`from_dict`)."""
+        return {"args": self.constructor_args(), "state_dict": self.state_dict()}
+
+    @classmethod
+    def from_dict(cls, blob: Any) -> ActorCritic:
+        """Rebuild a network from :meth:`to_dict` output.
+
+        Raises
+        ------
+        ValueError
+            If ``blob`` is not such a dict.
+        """
+        if not isinstance(blob, dict) or "args" not in blob or "state_dict" not in blob:
+            raise ValueError("expected a dict written by ActorCritic.to_dict, got something else")
+        a = blob["args"]
+        dtype = getattr(torch, str(a["dtype"]))
+        spec = ActionSpec(tuple(a["categorical"]), int(a["continuous"]), float(a["low"]),
+                          float(a["high"]))
+        net = cls(int(a["obs_dim"]), int(a["critic_obs_dim"]), spec, tuple(a["hidden"]),
+                  str(a["activation"]), float(a["init_std"]), dtype=dtype)
+        net.load_state_dict(blob["state_dict"])
+        return net
+
     def save(self, path: str | Path) -> None:
         """Write the architecture and weights to ``path`` (a ``torch.save`` file)."""
-        torch.save({"args": self.constructor_args(), "state_dict": self.state_dict()}, path)
+        torch.save(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> ActorCritic:
@@ -318,13 +342,9 @@ class ActorCritic(nn.Module):
             If the file does not hold a saved ActorCritic.
         """
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or "args" not in blob or "state_dict" not in blob:
-            raise ValueError(f"expected a file written by ActorCritic.save, got {str(path)!r}")
-        a = blob["args"]
-        dtype = getattr(torch, str(a["dtype"]))
-        spec = ActionSpec(tuple(a["categorical"]), int(a["continuous"]), float(a["low"]),
-                          float(a["high"]))
-        net = cls(int(a["obs_dim"]), int(a["critic_obs_dim"]), spec, tuple(a["hidden"]),
-                  str(a["activation"]), float(a["init_std"]), dtype=dtype)
-        net.load_state_dict(blob["state_dict"])
-        return net
+        try:
+            return cls.from_dict(blob)
+        except ValueError:
+            raise ValueError(
+                f"expected a file written by ActorCritic.save, got {str(path)!r}"
+            ) from None

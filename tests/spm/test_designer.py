@@ -1,0 +1,202 @@
+"""SPMDesigner, its report and its CLI: a short training that learns Proposition 1's
+personalised prices (exact value 2.5 / 3), save/load, the CLI through our own parser, bad input;
+slow convergence runs on the reference's settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bilevel._spm import SPMDesigner, mechanism_of
+from bilevel._spm_cli import register
+from bilevel._spm_report import spm_report_markdown, write_spm_report
+from models.spm import make_spm_setting
+from solvers._ppo import PPOConfig
+from solvers._spm_env import SPMBatchedEnv
+
+torch.set_num_threads(1)
+
+PROP1_OPT = 2.5 / 3.0  # Proposition 1: E[max(v1, v2)] = 2.5 raw, values normalised by 3
+
+
+@pytest.fixture(scope="module")
+def prop1() -> SPMDesigner:
+    return SPMDesigner("proposition1", steps=20_000, seed=0, baselines=("rsd", "asp")).fit()
+
+
+def test_learns_proposition1_personalised_prices(prop1: SPMDesigner) -> None:
+    r = prop1.result_
+    assert r.learned.method == "enumeration"
+    assert r.learned.value == pytest.approx(PROP1_OPT, abs=1e-12)
+    assert r.optimum is not None and r.optimum.value == pytest.approx(PROP1_OPT, abs=1e-12)
+    assert r.best["spm"].value == pytest.approx(PROP1_OPT, abs=1e-12)
+    assert r.ratio == pytest.approx(1.0, abs=1e-12)
+    # baselines: RSD = E[v] = 2/3 (exact); the best single price sells iff someone is high: 3/4
+    assert r.baselines["rsd"].value == pytest.approx(2.0 / 3.0, abs=1e-12)
+    assert r.baselines["asp"].value == pytest.approx(0.75, abs=1e-12)
+    # the greedy mechanism's prices on all four profiles: first in [1/3, 1) (a low agent
+    # refuses, a high one buys), then < 1/3 after a refusal (a low agent buys)
+    setting = make_spm_setting("proposition1")
+    values = torch.tensor([[[a], [b]] for a in (1 / 3, 1.0) for b in (1 / 3, 1.0)])
+    env = SPMBatchedEnv(setting, values=values, dtype=torch.float64)
+    mech = mechanism_of(prop1.policy_, None)
+    step = env.reset(torch.Generator())
+    agent, p1 = mech(step.obs, step.masks[0])
+    assert bool(((p1 >= 1 / 3) & (p1 < 1.0)).all()), p1
+    from solvers._rl_protocol import Action
+
+    step = env.step(Action(agent.unsqueeze(1), p1.float()), torch.Generator())
+    refused = ~step.done
+    agent, p2 = mech(step.obs, step.masks[0])
+    assert bool(refused.any()) and bool((p2[refused] < 1 / 3).all()), p2
+    assert len(r.curves["learned"][0]) >= 1 and len(r.curves["asp"][0]) >= 1
+
+
+def test_save_load_roundtrip(prop1: SPMDesigner, tmp_path: Path) -> None:
+    path = tmp_path / "policy.pt"
+    prop1.save(path)
+    back = SPMDesigner.load(path)
+    assert back.evaluate().value == pytest.approx(PROP1_OPT, abs=1e-12)
+    obs = torch.rand(5, back.policy_.obs_dim, generator=torch.Generator().manual_seed(0))
+    masks = (torch.ones(5, 2, dtype=torch.bool),)
+    torch.testing.assert_close(back.policy_.act(obs, masks).continuous,
+                               prop1.policy_.act(obs, masks).continuous)
+    torch.save({"x": 1}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="written by SPMDesigner"):
+        SPMDesigner.load(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="fitted"):
+        SPMDesigner("proposition1").save(tmp_path / "x.pt")
+
+
+def test_report_files(prop1: SPMDesigner, tmp_path: Path) -> None:
+    files = write_spm_report(prop1.result_, tmp_path / "rep")
+    assert set(files) == {"markdown", "json", "curves"}
+    assert files["curves"].stat().st_size > 1000
+    data = json.loads(files["json"].read_text())
+    assert data["learned"]["value"] == pytest.approx(PROP1_OPT, abs=1e-12)
+    md = spm_report_markdown(prop1.result_)
+    assert "| learned (price_allocation) | 0.833333 |" in md
+    assert "RSD" in md and "E[OPT]" in md
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bilevel")
+    register(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_cli_baselines_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["spm-baselines", "two_worlds", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # reference §3.2: E[OPT] = 0.7 − 0.35/1024, best SPM 0.692187, best ASP 0.599805
+    assert out["optimum"]["value"] == pytest.approx(0.7 - 0.35 / 1024, abs=1e-9)
+    assert out["best"]["spm"]["value"] == pytest.approx(0.692187, abs=1e-6)
+    assert out["best"]["asp"]["value"] == pytest.approx(0.599805, abs=1e-6)
+    rsd = out["rsd"]
+    # one item, random order, price 0: the first agent buys, E[v] = (0.8 + 0.25) / 2 = 0.525
+    assert abs(rsd["value"] - 0.525) <= 4 * rsd["se"] + 1e-12
+
+
+def test_cli_spm_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = _run(["spm", "proposition1", "--steps", "4000", "--baselines", "",
+                 "--out", str(tmp_path), "--json", "--price-grid", "auto"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["setting"] == "proposition1" and out["env_steps"] >= 4000
+    for name in ("report.md", "result.json", "curves.png", "policy.pt"):
+        assert (tmp_path / name).is_file(), name
+    back = SPMDesigner.load(tmp_path / "policy.pt")
+    assert back.evaluate().value == pytest.approx(out["learned"]["value"], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["spm", "nope", "--steps", "10"], "expected an SPM setting"),
+        (["spm", "proposition1", "--steps", "0"], "steps"),
+        (["spm", "proposition1", "--baselines", "foo"], "baselines"),
+        (["spm", "proposition1", "--price-grid", "fine"], "price-grid"),
+        (["spm-baselines", "correlated", "--param", "delta=2.0"], "delta"),
+        (["spm-baselines", "correlated", "--param", "delta"], "KEY=VALUE"),
+    ],
+)
+def test_cli_bad_input_exit_code_2(argv: list[str], match: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(statistic="everything"), ValueError, "statistic"),
+        (dict(objective="happiness"), ValueError, "objective"),
+        (dict(steps=0), ValueError, "steps"),
+        (dict(steps=1.5), ValueError, "steps"),
+        (dict(baselines=("rsd", "vcg")), ValueError, "baselines"),
+        (dict(baselines="rsd"), ValueError, "baselines"),
+        (dict(tie="sometimes"), ValueError, "tie"),
+        (dict(critic="oracle"), ValueError, "critic"),
+        (dict(ppo={"lr": 1}), TypeError, "PPOConfig"),
+    ],
+)
+def test_designer_bad_input(kw: dict[str, object], exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        SPMDesigner("proposition1", **kw).fit()  # type: ignore[arg-type]
+
+
+def test_designer_bad_setting() -> None:
+    with pytest.raises(TypeError, match="SPMSetting"):
+        SPMDesigner(3).fit()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="setting_params"):
+        SPMDesigner(make_spm_setting("proposition1"), setting_params={"x": 1}).fit()
+
+
+def test_designer_accepts_ppo_config() -> None:
+    cfg = PPOConfig(num_envs=64, num_steps=2, num_minibatches=2)
+    d = SPMDesigner("proposition1", steps=256, baselines=(), ppo=cfg,
+                    exact_references=False).fit()
+    assert d.result_.env_steps == 256 and d.result_.best == {}
+
+
+# ---------------------------------------------------------------------------- slow
+
+
+def _fit(name: str, steps: int, **kw: object) -> SPMDesigner:
+    return SPMDesigner(name, steps=steps, seed=0, **kw).fit()  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_two_worlds_reaches_98_percent_of_best_spm() -> None:
+    r = _fit("two_worlds", 1_000_000, baselines=()).result_
+    assert r.learned.value >= 0.98 * 0.692187, r.learned
+
+
+@pytest.mark.slow
+def test_inventory_adaptive_beats_psp_beats_asp() -> None:
+    r = _fit("inventory", 1_000_000).result_
+    assert r.learned.value >= 0.98 * 9.559507, r.learned
+    assert r.learned.value > r.baselines["psp"].value > r.baselines["asp"].value, r.baselines
+
+
+@pytest.mark.slow
+def test_correlated_delta0_reaches_4_10() -> None:
+    r = _fit("correlated", 1_000_000, baselines=()).result_
+    assert r.learned.value - 3 * r.learned.se >= 4.10, r.learned
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kitchen_sink", "id", "colors"])
+def test_theory_settings_reach_98_percent(name: str) -> None:
+    r = _fit(name, 1_000_000, baselines=()).result_
+    assert r.ratio is not None and r.ratio >= 0.98, (r.learned, r.target)
