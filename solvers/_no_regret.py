@@ -365,7 +365,15 @@ class MultiplicativeWeights:
     log_weights : tuple of Tensor, each shape (B, T_i, A_i), float64
         Logarithms of the weights.
     n_updates : int
-        Completed iterations since the last :meth:`reset`.
+        :meth:`update` calls since the last full :meth:`reset`.
+    row_updates : Tensor of shape (B,), int64
+        Updates applied to each row since its last reset.
+
+    Notes
+    -----
+    Rows may be reset (``reset(rows)``) and updated (``update(..., active=rows)``) separately,
+    for environments whose rows leave the response phase at different times; the empirical
+    average of a row only uses the snapshots of its own updates since its own reset.
 
     Raises
     ------
@@ -411,9 +419,15 @@ class MultiplicativeWeights:
 
     # ------------------------------------------------------------------ state
 
-    def reset(self) -> None:
-        """Restart every row: uniform weights (``w = 1``, or ``1/A_i`` in the exact flavour)."""
-        self.log_weights: tuple[Tensor, ...] = tuple(
+    def reset(self, rows: Tensor | None = None) -> None:
+        """Restart rows: uniform weights (``w = 1``, or ``1/A_i`` in the exact flavour).
+
+        Parameters
+        ----------
+        rows : Tensor of shape (B,), bool, optional
+            The rows to restart (default: all, which also clears the snapshot history).
+        """
+        fresh = tuple(
             torch.full(
                 (self.batch, t, a),
                 -math.log(a) if self.flavour == "exact" else 0.0,
@@ -422,9 +436,30 @@ class MultiplicativeWeights:
             )
             for t, a in zip(self.n_types, self.n_actions, strict=True)
         )
-        self.n_updates = 0
-        self._history: list[tuple[Tensor, ...]] = []
-        self._reference: Tensor | None = None
+        if rows is None:
+            self.log_weights: tuple[Tensor, ...] = fresh
+            self.n_updates = 0
+            self.row_updates = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
+            self._history: list[tuple[tuple[Tensor, ...], Tensor]] = []
+            self._start = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
+            self._reference: Tensor | None = None
+            return
+        mask = self._check_rows(rows)
+        self.log_weights = tuple(
+            torch.where(mask[:, None, None], f, lw)
+            for f, lw in zip(fresh, self.log_weights, strict=True)
+        )
+        self.row_updates = torch.where(mask, 0, self.row_updates)
+        self._start = torch.where(mask, len(self._history), self._start)
+
+    def _check_rows(self, rows: Tensor) -> Tensor:
+        mask = torch.as_tensor(rows, device=self.device)
+        if mask.shape != (self.batch,) or mask.dtype != torch.bool:
+            raise ValueError(
+                f"expected a row mask of shape ({self.batch},) bool, got {tuple(mask.shape)} "
+                f"{mask.dtype}"
+            )
+        return mask
 
     @property
     def n_followers(self) -> int:
@@ -516,7 +551,7 @@ class MultiplicativeWeights:
             out.append(q)
         return torch.cat(out, dim=1)
 
-    def update(self, types: Tensor, utilities: Tensor) -> None:
+    def update(self, types: Tensor, utilities: Tensor, active: Tensor | None = None) -> None:
         """Apply one MW iteration from the utilities of the queried games.
 
         Parameters
@@ -527,6 +562,9 @@ class MultiplicativeWeights:
             ``utilities[b, q, i]``: follower ``i``'s utility in query ``q`` of row ``b``
             (see :meth:`queries`; in the sampled flavour only the deviating follower's entry
             is used).
+        active : Tensor of shape (B,), bool, optional
+            Rows to update (default: all); the others keep their weights and record no
+            snapshot.
 
         Raises
         ------
@@ -550,19 +588,26 @@ class MultiplicativeWeights:
             offsets = np.cumsum((0, *self.n_actions))
             U = tuple(u[:, offsets[i] : offsets[i + 1], i] for i in range(n))
             self._reference = None
+        act = (
+            torch.ones(self.batch, dtype=torch.bool, device=self.device)
+            if active is None
+            else self._check_rows(active)
+        )
         rows = torch.arange(self.batch, device=self.device)
         new = []
         for i, lw in enumerate(self.log_weights):
             lw = lw.clone()
-            row = lw[rows, types[:, i]] + self._log_step * U[i]
+            old = lw[rows, types[:, i]]
+            row = old + self._log_step * U[i]
             if self.flavour == "exact":
                 row = row - torch.logsumexp(row, dim=-1, keepdim=True)
-            lw[rows, types[:, i]] = row
+            lw[rows, types[:, i]] = torch.where(act[:, None], row, old)
             new.append(lw)
         self.log_weights = tuple(new)
         self.n_updates += 1
+        self.row_updates = self.row_updates + act.to(torch.int64)
         if self.record_history:
-            self._history.append(self.strategies())
+            self._history.append((self.strategies(), act.clone()))
 
     def update_from_table(
         self, follower: Tensor, profile: Tensor, generator: torch.Generator | None = None
@@ -626,15 +671,29 @@ class MultiplicativeWeights:
             ones = torch.ones(self.batch, 1, dtype=torch.float64, device=self.device)
             return Response(strategies, ones, kind)
         if kind == "empirical_average":
-            if not self._history:
+            H = len(self._history)
+            idx = torch.arange(H, device=self.device)
+            valid = (
+                torch.stack([a for _, a in self._history], dim=1) & (idx >= self._start[:, None])
+                if H
+                else torch.zeros(self.batch, 0, dtype=torch.bool, device=self.device)
+            )  # (B, H): snapshots of each row's own updates since its reset
+            counts = valid.sum(dim=1)
+            if H == 0 or bool((counts == 0).any()):
                 raise ValueError(
-                    "expected at least one recorded update for 'empirical_average', got none "
-                    "(record_history=False or no update yet)"
+                    "expected at least one recorded update per row for 'empirical_average', "
+                    "got none (record_history=False, no update yet, or a row just reset)"
                 )
-            S = len(self._history)
-            strategies = tuple(
-                torch.stack([h[i] for h in self._history], dim=1) for i in range(self.n_followers)
-            )
-            w = torch.full((self.batch, S), 1.0 / S, dtype=torch.float64, device=self.device)
-            return Response(strategies, w, kind)
+            S = int(counts.max())
+            # Move each row's valid snapshots to the front (stable), keep the first S.
+            order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :S]
+            keep = torch.gather(valid, 1, order)  # (B, S)
+            snaps: list[Tensor] = []
+            for i in range(self.n_followers):
+                hist = torch.stack([h[i] for h, _ in self._history], dim=1)  # (B, H, T, A)
+                g = hist[torch.arange(self.batch, device=self.device)[:, None], order]
+                uniform = torch.full_like(g, 1.0 / g.shape[-1])
+                snaps.append(torch.where(keep[..., None, None], g, uniform))
+            w = keep.to(torch.float64) / counts[:, None].to(torch.float64)
+            return Response(tuple(snaps), w, kind)
         raise ValueError(f"expected kind in {RESPONSE_KINDS}, got {kind!r}")

@@ -306,3 +306,42 @@ def test_qlearning_bad_input() -> None:
         ql.update(torch.tensor([[0]]), torch.tensor([[2]]), torch.tensor([[0.0]]))
     with pytest.raises(ValueError, match="finite utilities"):
         ql.update(torch.tensor([[0]]), torch.tensor([[1]]), torch.tensor([[math.inf]]))
+
+
+def test_rows_reset_and_update_separately() -> None:
+    # Row 0 is reset after two updates and then skips none; row 1 skips update 3. Each row must
+    # equal a single-row learner that saw only its own updates since its own reset.
+    rng = np.random.default_rng(11)
+    us = [torch.tensor(rng.normal(size=(2, 4, 2))) for _ in range(4)]
+    types = torch.zeros(2, 2, dtype=torch.int64)
+    mw = MultiplicativeWeights((1, 1), (2, 2), batch=2, epsilon=0.3)
+    mw.update(types, us[0])
+    mw.update(types, us[1])
+    mw.reset(torch.tensor([True, False]))
+    mw.update(types, us[2], active=torch.tensor([True, False]))
+    mw.update(types, us[3])
+    assert mw.row_updates.tolist() == [2, 3] and mw.n_updates == 4
+    one = torch.zeros(1, 2, dtype=torch.int64)
+    solo = [MultiplicativeWeights((1, 1), (2, 2), epsilon=0.3) for _ in range(2)]
+    for k in (2, 3):
+        solo[0].update(one, us[k][0:1])
+    for k in (0, 1, 3):
+        solo[1].update(one, us[k][1:2])
+    emp = mw.response("empirical_average")
+    assert emp.snapshot_weights.shape == (2, 3)
+    np.testing.assert_allclose(emp.snapshot_weights[0].numpy(), [0.5, 0.5, 0.0], atol=0)
+    for b in range(2):
+        for i in range(2):
+            torch.testing.assert_close(
+                mw.log_weights[i][b], solo[b].log_weights[i][0], rtol=0, atol=1e-14
+            )
+        torch.testing.assert_close(
+            emp.joint_action_probs(one)[b],
+            solo[b].response("empirical_average").joint_action_probs(one)[0],
+            rtol=0, atol=1e-14,
+        )
+    mw.reset(torch.tensor([False, True]))
+    with pytest.raises(ValueError, match="at least one recorded update per row"):
+        mw.response("empirical_average")
+    with pytest.raises(ValueError, match="row mask of shape"):
+        mw.reset(torch.tensor([1, 0]))
