@@ -50,6 +50,7 @@ __all__ = [
     "SPMDesignResult",
     "SPMDesigner",
     "best_values",
+    "default_ppo_config",
     "mechanism_of",
 ]
 
@@ -168,6 +169,33 @@ class SPMDesignResult:
             "steps_per_second": self.steps_per_second,
             "message": self.message,
         }
+
+
+def default_ppo_config(setting: SPMSetting, steps: int) -> PPOConfig:
+    """The designer's default PPO hyperparameters for a setting.
+
+    512 lockstep episodes, rollouts of ``n`` steps (one episode's maximum length), 4 epochs of
+    4 minibatches, learning rate 1e-3 annealed to 0, γ = 1, λ = 0.95, no entropy bonus, and
+    an initial price standard deviation of 0.2.
+
+    Parameters
+    ----------
+    setting : SPMSetting
+    steps : int
+        Environment steps of training.
+
+    Returns
+    -------
+    PPOConfig
+
+    Examples
+    --------
+    >>> default_ppo_config(make_spm_setting("proposition1"), 10_000).batch_size
+    1024
+    """
+    return PPOConfig(total_steps=steps, num_envs=512, num_steps=setting.n_agents,
+                     update_epochs=4, num_minibatches=4, learning_rate=1e-3, ent_coef=0.0,
+                     init_std=0.2)
 
 
 def _greedy(policy: ActorCritic) -> Policy:
@@ -390,9 +418,7 @@ class SPMDesigner:
     def _config(self, setting: SPMSetting, steps: int) -> PPOConfig:
         if self.ppo is not None:
             return replace(self.ppo, total_steps=steps)
-        return PPOConfig(total_steps=steps, num_envs=512, num_steps=setting.n_agents,
-                         update_epochs=4, num_minibatches=4, learning_rate=1e-3, ent_coef=0.0,
-                         init_std=0.2)
+        return default_ppo_config(setting, steps)
 
     def _env(self, setting: SPMSetting, statistic: str, objective: str, num_envs: int,
              dtype: torch.dtype = torch.float32) -> SPMBatchedEnv:

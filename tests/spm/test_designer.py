@@ -200,3 +200,42 @@ def test_correlated_delta0_reaches_4_10() -> None:
 def test_theory_settings_reach_98_percent(name: str) -> None:
     r = _fit(name, 1_000_000, baselines=()).result_
     assert r.ratio is not None and r.ratio >= 0.98, (r.learned, r.target)
+
+
+# ---------------------------------------------------------------------------- benchmark
+
+
+def _benchmark_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "spm_throughput.py"
+    spec = importlib.util.spec_from_file_location("spm_throughput", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, "argv", ["spm_throughput.py", *argv])
+    code: int = mod.main()
+    return code
+
+
+def test_benchmark_script_ours_only_json(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = _benchmark_main(["--ours-only", "--steps", "2000", "--n-agents", "4", "--n-items",
+                            "2", "--eval-samples", "2000", "--json"], monkeypatch)
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ratio"] is None and out["sb3"] is None
+    assert out["ours"]["env_steps"] >= 2000 and out["ours"]["steps_per_second"] > 0
+    # E[OPT] of 4 i.i.d. U[0,1] agents and 2 items is 4/5 + 3/5 = 1.4: no mechanism beats it
+    assert 0.0 < out["ours"]["objective"] <= 1.4 + 4 * out["ours"]["objective_se"]
+
+
+def test_benchmark_script_says_sb3_missing(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("stable_baselines3") is not None:
+        pytest.skip("Stable-Baselines3 is installed")
+    assert _benchmark_main(["--steps", "10", "--json"], monkeypatch) == 3
+    assert "Stable-Baselines3 is not installed" in capsys.readouterr().err
