@@ -273,3 +273,22 @@ def test_exact_evaluator_bad_input() -> None:
         respond(table, iterations=-1, generator=torch.Generator())
     with pytest.raises(TypeError, match=r"expected a torch\.Generator"):
         respond(table, iterations=1, generator=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("flavour", "prefix"), [("exact", 75), ("sampled", 300)])
+def test_msgspace3_optimum_against_learned_certified_followers(flavour: str, prefix: int) -> None:
+    # The k = 3 optimal MSPM against MW followers (SP-B prefix: 75 exact updates): the mixed
+    # strategies are not yet certified (A0 with value 0 is indifferent between its messages),
+    # their argmax is, and it is the efficient equilibrium: loss 0.
+    from solvers._bcce import certified_response
+
+    g = mspm_game(setting="MSGSpace", types=3, messages=2)
+    f = np.array([[0, 1], [0, 0]])
+    table = payoff_table(g, f, np.array([[0.0, 0.5], [1.0, 1.0]]), np.array([[0.1, 0.0], [1, 1]]))
+    cr = certified_response(
+        table, prefix_iterations=prefix, generator=torch.Generator().manual_seed(0),
+        flavour=flavour,  # type: ignore[arg-type]
+    )
+    assert cr.kinds == ("deterministic",) and cr.iterations.tolist() == [prefix]
+    np.testing.assert_allclose(leader_value(table, cr.response).numpy(), [0.0], atol=1e-12)
+    np.testing.assert_allclose(cr.gap.max_gap.numpy(), [0.0], atol=1e-12)
