@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,6 +19,15 @@ from solvers._rl_protocol import Action, BatchedEnv
 from solvers._spm_env import SPMBatchedEnv
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run single-threaded: the CI machine has two cores shared by several jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _t(x: object) -> torch.Tensor:

@@ -6,6 +6,7 @@ Tolerances are ~4-5 standard errors of the sample statistic at the given sample 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,6 +14,15 @@ import torch
 from models.spm import SPMSetting, list_spm_settings, make_spm_setting
 
 N = 100_000
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run single-threaded: the CI machine has two cores shared by several jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 EXPECTED = {
     "additive_across_types",
