@@ -440,7 +440,13 @@ class MultiplicativeWeights:
             self.log_weights: tuple[Tensor, ...] = fresh
             self.n_updates = 0
             self.row_updates = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
-            self._history: list[tuple[tuple[Tensor, ...], Tensor]] = []
+            # Snapshot buffers, grown by doubling: strategies (B, cap, T_i, A_i), active (B, cap).
+            self._n_hist = 0
+            self._hist: tuple[Tensor, ...] = tuple(
+                torch.empty(self.batch, 0, t, a, dtype=torch.float64, device=self.device)
+                for t, a in zip(self.n_types, self.n_actions, strict=True)
+            )
+            self._hist_active = torch.empty(self.batch, 0, dtype=torch.bool, device=self.device)
             self._start = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
             self._reference: Tensor | None = None
             return
@@ -450,7 +456,7 @@ class MultiplicativeWeights:
             for f, lw in zip(fresh, self.log_weights, strict=True)
         )
         self.row_updates = torch.where(mask, 0, self.row_updates)
-        self._start = torch.where(mask, len(self._history), self._start)
+        self._start = torch.where(mask, self._n_hist, self._start)
 
     def _check_rows(self, rows: Tensor) -> Tensor:
         mask = torch.as_tensor(rows, device=self.device)
@@ -607,7 +613,26 @@ class MultiplicativeWeights:
         self.n_updates += 1
         self.row_updates = self.row_updates + act.to(torch.int64)
         if self.record_history:
-            self._history.append((self.strategies(), act.clone()))
+            self._record(self.strategies(), act)
+
+    def _record(self, strategies: tuple[Tensor, ...], active: Tensor) -> None:
+        """Append one snapshot to the history buffers (amortised O(1))."""
+        used, cap = self._n_hist, self._hist_active.shape[1]
+        if used == cap:
+            new = max(16, 2 * cap)
+            self._hist = tuple(
+                torch.cat([h, h.new_zeros(self.batch, new - cap, *h.shape[2:])], dim=1)
+                for h in self._hist
+            )
+            self._hist_active = torch.cat(
+                [self._hist_active, torch.zeros(self.batch, new - cap, dtype=torch.bool,
+                                                device=self.device)],
+                dim=1,
+            )
+        for h, st in zip(self._hist, strategies, strict=True):
+            h[:, used] = st
+        self._hist_active[:, used] = active
+        self._n_hist = used + 1
 
     def update_from_table(
         self, follower: Tensor, profile: Tensor, generator: torch.Generator | None = None
@@ -671,13 +696,10 @@ class MultiplicativeWeights:
             ones = torch.ones(self.batch, 1, dtype=torch.float64, device=self.device)
             return Response(strategies, ones, kind)
         if kind == "empirical_average":
-            H = len(self._history)
+            H = self._n_hist
             idx = torch.arange(H, device=self.device)
-            valid = (
-                torch.stack([a for _, a in self._history], dim=1) & (idx >= self._start[:, None])
-                if H
-                else torch.zeros(self.batch, 0, dtype=torch.bool, device=self.device)
-            )  # (B, H): snapshots of each row's own updates since its reset
+            # (B, H): snapshots of each row's own updates since its reset
+            valid = self._hist_active[:, :H] & (idx >= self._start[:, None])
             counts = valid.sum(dim=1)
             if H == 0 or bool((counts == 0).any()):
                 raise ValueError(
@@ -690,7 +712,7 @@ class MultiplicativeWeights:
             keep = torch.gather(valid, 1, order)  # (B, S)
             snaps: list[Tensor] = []
             for i in range(self.n_followers):
-                hist = torch.stack([h[i] for h, _ in self._history], dim=1)  # (B, H, T, A)
+                hist = self._hist[i][:, :H]  # (B, H, T, A)
                 g = hist[torch.arange(self.batch, device=self.device)[:, None], order]
                 uniform = torch.full_like(g, 1.0 / g.shape[-1])
                 snaps.append(torch.where(keep[..., None, None], g, uniform))
