@@ -337,6 +337,11 @@ class Response:
     @classmethod
     def _stack(cls, strategies: list[Tensor], kind: str) -> Response:
         B = max(s.shape[0] for s in strategies)
+        if any(s.shape[0] not in (1, B) for s in strategies):
+            raise ValueError(
+                f"expected one batch size (or 1) across followers, got "
+                f"{[int(s.shape[0]) for s in strategies]}"
+            )
         strategies = [s.expand(B, *s.shape[1:]).clone() for s in strategies]
         return cls(tuple(strategies), torch.ones(B, 1, dtype=torch.float64), kind)
 

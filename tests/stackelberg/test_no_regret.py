@@ -156,6 +156,8 @@ def test_response_constructors_and_validation() -> None:
         Response.pure([[0, 2]], (2,))
     with pytest.raises(TypeError, match="as ints"):
         Response.pure([[0.0, 1.0]], (2,))
+    with pytest.raises(ValueError, match="one batch size"):
+        Response.pure([[[0], [1]], [[0], [1], [0]]], (2, 2))
     with pytest.raises(ValueError, match="profiles of shape"):
         r.joint_action_probs(torch.zeros(1, 3, dtype=torch.int64))
 
