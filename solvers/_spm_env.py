@@ -140,6 +140,9 @@ class SPMBatchedEnv:
         Buyer tie rule.
     values : Tensor, shape (E, n, d), optional
         Fixed value profile of each row (every episode of row ``e`` uses ``values[e]``).
+    validate : bool, optional
+        Check in every step that each row visits a remaining agent (raises ValueError
+        otherwise); costs one host synchronisation per step.
     device : torch.device or str, optional
     dtype : torch.dtype, optional
     """
@@ -156,9 +159,11 @@ class SPMBatchedEnv:
         critic: str = "obs",
         tie: str = "strict",
         values: Tensor | None = None,
+        validate: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
+        self.validate = bool(validate)
         self.process = SPMProcess(setting, objective=objective, tie=tie, device=device, dtype=dtype)
         self.setting = setting
         n, d = setting.n_agents, setting.n_types
@@ -238,6 +243,19 @@ class SPMBatchedEnv:
         masks = (p.agent_mask(), *self._grid_masks)
         return EnvStep(obs, critic, masks, reward, done, None, info)
 
+    def agents_of(self, action: Action) -> Tensor:
+        """The agents an action visits.
+
+        Parameters
+        ----------
+        action : Action
+
+        Returns
+        -------
+        Tensor, shape (E,), int64
+        """
+        return action.categorical[:, 0]
+
     def prices_of(self, action: Action) -> Tensor:
         """The prices an action posts.
 
@@ -303,7 +321,7 @@ class SPMBatchedEnv:
                 f"got {tuple(action.continuous.shape)}"
             )
         p = self.process
-        done = p.step(action.categorical[:, 0], self.prices_of(action))
+        done = p.step(action.categorical[:, 0], self.prices_of(action), validate=self.validate)
         objective = p.objective()
         nan = torch.full_like(objective, torch.nan)
         final = objective - p.optimum if self.reward_mode == "welfare_loss" else objective
