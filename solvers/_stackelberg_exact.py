@@ -44,15 +44,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.optimize import linprog
 
-from models.games import StackelbergGame
+from models._typing import FloatArray
+from models.games import MSPMGame, NormalFormGame, StackelbergGame
 from solvers._no_regret import Flavour, MultiplicativeWeights, Response, ResponseKind
 
 __all__ = [
     "PayoffTable",
     "best_response",
+    "best_standard_spm",
     "follower_values",
     "leader_value",
+    "optimal_commitment",
     "payoff_table",
     "respond",
     "run_dynamics",
@@ -389,3 +393,110 @@ def respond(
         common_types=common_types,
     )
     return mw.response(kind)
+
+
+def optimal_commitment(game: NormalFormGame, tol: float = 1e-9) -> tuple[float, FloatArray, int]:
+    """The leader's optimal commitment in a normal-form game (strong Stackelberg).
+
+    Deterministic leader: the best row against the follower's best response (ties to the
+    leader). Randomised leader: one LP per follower column ``c`` (Conitzer & Sandholm 2006),
+    ``max_p p·L[:, c]`` subject to ``p·F[:, c] >= p·F[:, c']`` for every ``c'`` and ``p`` in the
+    simplex; the best feasible LP wins.
+
+    Parameters
+    ----------
+    game : NormalFormGame
+    tol : float, default 1e-9
+        Indifference tolerance of the pure case.
+
+    Returns
+    -------
+    value : float
+        Normalised leader value.
+    mixture : ndarray of shape (R,)
+        The optimal (one-hot in deterministic mode) row mixture.
+    column : int
+        The follower's response.
+
+    Raises
+    ------
+    TypeError
+        If ``game`` is not a :class:`~models.games.NormalFormGame`.
+    RuntimeError
+        If every LP fails (cannot happen for finite payoffs: some column is a best response).
+
+    Examples
+    --------
+    >>> from models.games import normal_form_game
+    >>> v, p, c = optimal_commitment(normal_form_game(game=2, randomized=True))
+    >>> round(v, 4), np.round(p, 4).tolist(), c
+    (0.9167, [0.25, 0.75, 0.0], 0)
+    """
+    if not isinstance(game, NormalFormGame):
+        raise TypeError(f"expected a NormalFormGame, got {type(game).__name__}")
+    L, F = game.leader, game.follower
+    R, C = L.shape
+    if not game.randomized:
+        best = (-np.inf, 0, 0)
+        for r in range(R):
+            cand = np.flatnonzero(F[r] >= F[r].max() - tol)
+            c = int(cand[np.argmax(L[r, cand])])
+            if L[r, c] > best[0]:
+                best = (float(L[r, c]), r, c)
+        return best[0], np.eye(R)[best[1]], best[2]
+    results: list[tuple[float, FloatArray, int]] = []
+    for c in range(C):
+        # Best-response constraints: p·(F[:, c'] − F[:, c]) <= 0 for every c' != c.
+        others = [k for k in range(C) if k != c]
+        A_ub = (F[:, others] - F[:, [c]]).T if others else None
+        b_ub = np.zeros(len(others)) if others else None
+        res = linprog(
+            -L[:, c], A_ub=A_ub, b_ub=b_ub, A_eq=np.ones((1, R)), b_eq=[1.0],
+            bounds=[(0.0, 1.0)] * R, method="highs",
+        )
+        if res.status == 0 and res.x is not None:
+            p = np.clip(res.x, 0.0, 1.0)
+            results.append((float(p @ L[:, c]), p / p.sum(), c))
+    if not results:
+        raise RuntimeError("expected at least one feasible follower column, got none")
+    return max(results, key=lambda t: t[0])
+
+
+def best_standard_spm(
+    game: MSPMGame,
+) -> tuple[float, tuple[Any, Any, Any]]:
+    """The best message-blind SPM of an MSPM setting, by brute force.
+
+    Enumerates the first agent and both prices over ``{0} ∪ midpoints of the sorted values ∪
+    {1}`` (every distinct buying behaviour under either tie rule) for a leader that ignores the
+    messages; the value does not depend on the followers' response.
+
+    Parameters
+    ----------
+    game : MSPMGame
+
+    Returns
+    -------
+    value : float
+        Best welfare loss (``E[welfare] − E[max value]``).
+    policy : tuple of three ndarray, each shape (M, M)
+        ``(first_agent, first_price, second_price)`` attaining it (constant over messages).
+
+    Examples
+    --------
+    >>> from models.games import mspm_game
+    >>> round(best_standard_spm(mspm_game(setting="PI"))[0], 4)
+    -0.06
+    """
+    if not isinstance(game, MSPMGame):
+        raise TypeError(f"expected an MSPMGame, got {type(game).__name__}")
+    vals = np.unique(np.concatenate(game.values))
+    grid = np.unique(np.concatenate([[0.0], (vals[1:] + vals[:-1]) / 2, [1.0]]).clip(0, 1))
+    combos = [(f, a, b) for f in (0, 1) for a in grid for b in grid]
+    M = game.n_messages
+    arrs = [np.stack([np.full((M, M), c[i]) for c in combos]) for i in range(3)]
+    table = payoff_table(game, arrs[0].astype(np.int64), arrs[1], arrs[2])
+    babble = Response.pure([np.zeros(t, np.int64) for t in game.n_types], game.n_actions)
+    values = leader_value(table, babble)
+    k = int(values.argmax())
+    return float(values[k]), (arrs[0][k].astype(np.int64), arrs[1][k], arrs[2][k])

@@ -292,3 +292,41 @@ def test_msgspace3_optimum_against_learned_certified_followers(flavour: str, pre
     assert cr.kinds == ("deterministic",) and cr.iterations.tolist() == [prefix]
     np.testing.assert_allclose(leader_value(table, cr.response).numpy(), [0.0], atol=1e-12)
     np.testing.assert_allclose(cr.gap.max_gap.numpy(), [0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("randomized", [False, True])
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_optimal_commitment_matches_the_known_optima(k: int, randomized: bool) -> None:
+    from solvers._stackelberg_exact import optimal_commitment
+
+    g = normal_form_game(game=k, randomized=randomized)
+    value, mixture, column = optimal_commitment(g)
+    assert g.optimum is not None
+    np.testing.assert_allclose(value, g.optimum, rtol=0, atol=1e-9)
+    # The returned commitment attains it against the leader-favourable best response.
+    policy = mixture if randomized else np.array(int(mixture.argmax()))
+    table = payoff_table(g, policy)
+    np.testing.assert_allclose(
+        leader_value(table, best_response(table, tol=1e-7)).numpy(), [value], atol=1e-7
+    )
+    assert int(best_response(table, tol=1e-7).strategies[0][0, 0, 0].argmax()) == column
+    if k == 2 and randomized:
+        np.testing.assert_allclose(mixture, [0.25, 0.75, 0.0], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [("mspm:PI:2", -0.06), ("mspm:MSGSpace:3:2", -1 / 18), ("mspm:MSGSpace:4:2", -1 / 24),
+     ("mspm:MSGSpace:5:2", -1 / 20), ("mspm:MSGSpace:6:2", -2 / 45)],
+)
+def test_best_standard_spm_helper(name: str, want: float) -> None:
+    from solvers._stackelberg_exact import best_standard_spm
+
+    g = make_game(name)
+    assert isinstance(g, MSPMGame)
+    value, (f, p1, p2) = best_standard_spm(g)
+    np.testing.assert_allclose(value, want, rtol=0, atol=1e-12)
+    table = payoff_table(g, f, p1, p2)
+    np.testing.assert_allclose(leader_value(table, babbling(g)).numpy(), [want], atol=1e-12)
+    with pytest.raises(TypeError, match="expected an MSPMGame"):
+        best_standard_spm(make_game("matrix_design"))  # type: ignore[arg-type]
