@@ -7,9 +7,14 @@ Follows the scikit-learn estimator contract: ``__init__`` stores keyword-only hy
 
 from __future__ import annotations
 
+import hashlib
+import json
+import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +25,14 @@ from bilevel._mechanism import AMA
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
 from bilevel.search import (
+    Checkpoint,
     DesignProblem,
     FirstOrder,
     GridSearch,
     Intermediate,
     MultiStart,
     SearchResult,
+    StoreCheckpoint,
     ZerothOrder,
     run_search,
     score_on_profiles,
@@ -118,6 +125,10 @@ class AMADesigner:
         the best checkpoint is returned instead of the last, noisy iterate. 0 disables it.
     validate_every : int, default 50
         Steps between checkpoints.
+    n_trials : int, default 1
+        Gradient methods: independent runs from independent random starts (the reference's
+        ``num_trials``); the run with the best held-out score (``n_validation`` profiles,
+        exact and unregularised) is returned. Trials run on ``executor`` when one is given.
     device : str, default "cpu"
         Torch device of the first-order inner solver.
     regularised_solver : {"fast", "cvxpy", "soft"}, default "fast"
@@ -146,6 +157,18 @@ class AMADesigner:
         Show progress bars.
     batch_candidates : int, optional
         Grid search: candidates per batched step.
+    executor : concurrent.futures.Executor, optional
+        Fan work out over this executor (``ProcessPoolExecutor``, a Dask
+        ``Client.get_executor()``, ...): chunks of grid candidates (grid search and the
+        multistart seeding grid) and gradient trials. Results do not depend on it.
+    checkpoint : str or pathlib.Path or Checkpoint, optional
+        Save the search state periodically (an SQLite store path, keyed by the environment,
+        the hyperparameters and the seed; or a :class:`~bilevel.search.Checkpoint`). A fit
+        that was killed resumes from the last save when run again with the same arguments and
+        ends with exactly the result of an uninterrupted run; a finished fit replays its
+        search instantly.
+    checkpoint_every : float, default 30.0
+        Seconds between checkpoint saves.
 
     Attributes
     ----------
@@ -197,6 +220,10 @@ class AMADesigner:
         callback: Callable[[Intermediate], None] | None = None,
         progress: bool = False,
         batch_candidates: int | None = None,
+        n_trials: int = 1,
+        executor: Executor | None = None,
+        checkpoint: str | Path | Checkpoint | None = None,
+        checkpoint_every: float = 30.0,
     ) -> None:
         self.method = method
         self.objective = objective
@@ -225,6 +252,10 @@ class AMADesigner:
         self.callback = callback
         self.progress = progress
         self.batch_candidates = batch_candidates
+        self.n_trials = n_trials
+        self.executor = executor
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as passed to ``__init__``."""
@@ -246,7 +277,7 @@ class AMADesigner:
         for name in ("n_points", "n_profiles"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
-        for name in ("iters", "n_perturbations", "n_starts", "validate_every"):
+        for name in ("iters", "n_perturbations", "n_starts", "validate_every", "n_trials"):
             _check_int(name, getattr(self, name), 1)
         _check_int("n_validation", self.n_validation, 0)
         _check_int("eval_samples", self.eval_samples, 0)
@@ -266,6 +297,30 @@ class AMADesigner:
                 f"Got {self.refine!r} instead."
             )
         _check_int("seed", self.seed, 0)
+        if self.n_trials > 1 and self.n_validation == 0:
+            raise ValueError(
+                "The 'n_trials' parameter of AMADesigner needs n_validation >= 1 to choose "
+                f"between trials. Got n_trials={self.n_trials}, n_validation=0 instead."
+            )
+        if self.executor is not None and not isinstance(self.executor, Executor):
+            raise TypeError(
+                "The 'executor' parameter of AMADesigner must be a "
+                f"concurrent.futures.Executor. Got {type(self.executor).__name__} instead."
+            )
+        ce = self.checkpoint_every
+        if isinstance(ce, bool) or not isinstance(ce, (int, float)) or not ce >= 0:
+            raise ValueError(
+                "The 'checkpoint_every' parameter of AMADesigner must be a float >= 0. "
+                f"Got {ce!r} instead."
+            )
+        ck = self.checkpoint
+        if ck is not None and not isinstance(ck, (str, Path)) and not all(
+            callable(getattr(ck, a, None)) for a in ("load", "save", "clear")
+        ):
+            raise TypeError(
+                "The 'checkpoint' parameter of AMADesigner must be a path or a Checkpoint "
+                f"(load/save/clear). Got {type(ck).__name__} instead."
+            )
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1)
         box = self.boost_box if self.boost_box is not None else env.boost_box
@@ -297,6 +352,7 @@ class AMADesigner:
                 n_points=10_000 if self.n_points is None else self.n_points,
                 n_profiles=2_000 if self.n_profiles is None else self.n_profiles,
                 batch_candidates=self.batch_candidates,
+                executor=self.executor,
             )
         if self.method in _GRADIENT_METHODS:
             return _gradient_searcher(self, self.method, self.n_profiles)
@@ -304,6 +360,7 @@ class AMADesigner:
             n_points=1_000 if self.n_points is None else self.n_points,
             n_profiles=500,
             batch_candidates=self.batch_candidates,
+            executor=self.executor,
         )
         methods = _GRADIENT_METHODS[::-1] if self.refine == "both" else (self.refine,)
         return MultiStart(
@@ -313,6 +370,40 @@ class AMADesigner:
             n_select=max(self.n_validation, 1),
             validate_every=self.validate_every,
         )
+
+    def _checkpoint_of(self, env: Environment) -> Checkpoint | None:
+        """The checkpoint of this fit: a given Checkpoint, or a keyed record of a store."""
+        ck = self.checkpoint
+        if ck is None:
+            return None
+        if not isinstance(ck, (str, Path)):
+            return ck
+        return StoreCheckpoint(ck, self.checkpoint_key(env))
+
+    def checkpoint_key(self, env: Environment) -> str:
+        """Store key of this fit's checkpoint: a hash of everything that determines it.
+
+        Parameters
+        ----------
+        env : Environment
+
+        Returns
+        -------
+        str
+            ``"design/<env name>/<method>/<sha256 prefix>"``.
+        """
+        from bilevel import __version__
+
+        skip = {"callback", "progress", "checkpoint", "checkpoint_every", "executor",
+                "torch_threads"}
+        params = {k: v for k, v in self.get_params().items() if k not in skip}
+        blob = json.dumps(
+            {"env": env.name, "env_params": dict(env.params), "params": params,
+             "version": __version__},
+            sort_keys=True, default=repr,
+        )
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
+        return f"design/{env.name}/{self.method}/{digest}"
 
     # ------------------------------------------------------------------ fit
     def fit(self, env: Environment) -> AMADesigner:
@@ -346,21 +437,32 @@ class AMADesigner:
         if self.method in _GRADIENT_METHODS and self.n_validation > 0:
             held_out = env.sample_types(np.random.default_rng(search_rng.spawn(1)[0]),
                                         self.n_validation)
-
-            def validate(m: AMA) -> float:
-                return float(score_on_profiles(problem, [m], held_out)[0])
-
-        result = run_search(
-            searcher,
-            problem,
-            rng=search_rng,
-            max_steps=self.max_steps,
-            callback=self.callback,
-            progress=self.progress,
-            desc=f"{self.method} {env.name}",
-            validate=validate,
-            validate_every=self.validate_every,
-        )
+            validate = HeldOutScore(problem, held_out)
+        trials = self.n_trials if self.method in _GRADIENT_METHODS else 1
+        rngs = [search_rng, *_trial_streams(self.seed, trials - 1)]
+        base = self._checkpoint_of(env)
+        jobs = [
+            _Trial(
+                searcher, problem, rngs[t], self.max_steps, validate, self.validate_every,
+                None if base is None else _Slot(base, t), self.checkpoint_every,
+                f"{self.method} {env.name}" + (f" trial {t + 1}/{trials}" if trials > 1 else ""),
+            )
+            for t in range(trials)
+        ]
+        if trials > 1 and self.executor is not None:
+            futures = [self.executor.submit(_run_trial, job) for job in jobs]
+            results = [f.result() for f in futures]
+        else:
+            results = [
+                run_search(
+                    job.searcher, job.problem, rng=job.rng, max_steps=job.max_steps,
+                    callback=self.callback, progress=self.progress, desc=job.desc,
+                    validate=job.validate, validate_every=job.validate_every,
+                    checkpoint=job.checkpoint, checkpoint_every=job.checkpoint_every,
+                )
+                for job in jobs
+            ]
+        result = _select_trial(results, problem.objective.maximize)
         mech = AMA(
             result.mechanism.weights,
             result.mechanism.boosts,
@@ -410,6 +512,104 @@ class AMADesigner:
             wall_time=time.perf_counter() - start,
         )
         return self
+
+
+class HeldOutScore:
+    """Exact mean objective of a mechanism on fixed held-out profiles (picklable).
+
+    Parameters
+    ----------
+    problem : DesignProblem
+    types : ndarray, shape (K, *type_shape)
+    """
+
+    def __init__(self, problem: DesignProblem, types: FloatArray) -> None:
+        self.problem = problem
+        self.types = types
+
+    def __call__(self, mechanism: AMA) -> float:
+        return float(score_on_profiles(self.problem, [mechanism], self.types)[0])
+
+
+@dataclass(frozen=True)
+class _Trial:
+    searcher: Any
+    problem: DesignProblem
+    rng: np.random.Generator
+    max_steps: int | None
+    validate: HeldOutScore | None
+    validate_every: int
+    checkpoint: Checkpoint | None
+    checkpoint_every: float
+    desc: str
+
+
+def _run_trial(job: _Trial) -> SearchResult:
+    """One trial in a worker process (no callback or progress bar there)."""
+    torch.set_num_threads(1)
+    return run_search(
+        job.searcher, job.problem, rng=job.rng, max_steps=job.max_steps,
+        validate=job.validate, validate_every=job.validate_every,
+        checkpoint=job.checkpoint, checkpoint_every=job.checkpoint_every, desc=job.desc,
+    )
+
+
+def _select_trial(results: list[SearchResult], maximize: bool) -> SearchResult:
+    """The trial with the best (held-out) score; the first one wins ties."""
+    if len(results) == 1:
+        return results[0]
+    sign = 1.0 if maximize else -1.0
+    best = max(range(len(results)), key=lambda t: (sign * results[t].score, -t))
+    chosen = results[best]
+    return replace(
+        chosen,
+        nit=sum(r.nit for r in results),
+        wall_time=sum(r.wall_time for r in results),
+        message=f"Trial {best + 1} of {len(results)} chosen on held-out profiles. "
+        + chosen.message,
+        stats={
+            **chosen.stats,
+            "selected_trial": best,
+            "trial_scores": [r.score for r in results],
+        },
+    )
+
+
+def _trial_streams(seed: int, k: int) -> list[np.random.Generator]:
+    """Generators of trials 2..k+1, independent of the search and evaluation streams."""
+    if k <= 0:
+        return []
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(k)]
+
+
+class _Slot:
+    """Trial ``t``'s part of a checkpoint shared by all trials of one fit."""
+
+    def __init__(self, base: Checkpoint, t: int) -> None:
+        self.base = base
+        self.key = t
+
+    def _all(self) -> dict[int, bytes]:
+        data = self.base.load()
+        if data is None:
+            return {}
+        slots = pickle.loads(data)
+        if not isinstance(slots, dict):
+            raise ValueError(f"expected a trial checkpoint table, got {type(slots).__name__}")
+        return slots
+
+    def load(self) -> bytes | None:
+        return self._all().get(self.key)
+
+    def save(self, data: bytes) -> None:
+        slots = self._all()
+        slots[self.key] = data
+        self.base.save(pickle.dumps(slots, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def clear(self) -> None:
+        slots = self._all()
+        slots.pop(self.key, None)
+        self.base.save(pickle.dumps(slots, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _gradient_searcher(

@@ -106,13 +106,20 @@ def _welfare(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
     return out.welfare
 
 
-def _cost(name: str) -> ScoreFn:
-    def score(env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
-        coef = env.cost(name, types)  # (K, S, A)
+@dataclass(frozen=True)
+class _CostScore:
+    """Score of a linear environment cost (a picklable callable, for worker processes)."""
+
+    name: str
+
+    def __call__(self, env: Environment, out: Outcomes, types: FloatArray) -> FloatArray:
+        coef = env.cost(self.name, types)  # (K, S, A)
         scores: FloatArray = np.einsum("cksa,ksa->ck", out.occupancy, coef)
         return scores
 
-    return score
+
+def _cost(name: str) -> ScoreFn:
+    return _CostScore(name)
 
 
 REVENUE = Objective("revenue", _revenue, maximize=True, needs_payments=True, kind="revenue")

@@ -3,6 +3,8 @@
 Each finished unit of work (a table cell, a design) is written as one JSON record under a
 string key in its own transaction, so a run killed at any moment (even by SIGKILL) leaves every
 finished record intact and no partial one; re-running the same command skips what is stored.
+Binary records (``put_blob``) hold the periodic checkpoints of searches in progress (evaluated
+grid chunks, optimiser states), so even a single long design resumes mid-way.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class ResultStore:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS records ("
                 "key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS blobs ("
+                "key TEXT PRIMARY KEY, value BLOB NOT NULL, created REAL NOT NULL)"
             )
 
     def _connect(self) -> sqlite3.Connection:
@@ -85,6 +91,38 @@ class ResultStore:
         finally:
             con.close()
         return [(k, json.loads(v)) for k, v in rows]
+
+    def get_blob(self, key: str) -> bytes | None:
+        """The binary record (e.g. a search checkpoint) under ``key``, or ``None``."""
+        con = self._connect()
+        try:
+            row = con.execute("SELECT value FROM blobs WHERE key = ?", (key,)).fetchone()
+        finally:
+            con.close()
+        return None if row is None else bytes(row[0])
+
+    def put_blob(self, key: str, value: bytes) -> None:
+        """Store binary ``value`` under ``key`` atomically (replacing any)."""
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"expected bytes, got {type(value).__name__}")
+        con = self._connect()
+        try:
+            with con:
+                con.execute(
+                    "INSERT OR REPLACE INTO blobs (key, value, created) VALUES (?, ?, ?)",
+                    (key, sqlite3.Binary(bytes(value)), time.time()),
+                )
+        finally:
+            con.close()
+
+    def delete_blob(self, key: str) -> None:
+        """Remove the binary record under ``key`` (no error if absent)."""
+        con = self._connect()
+        try:
+            with con:
+                con.execute("DELETE FROM blobs WHERE key = ?", (key,))
+        finally:
+            con.close()
 
     def __len__(self) -> int:
         return len(self.items())

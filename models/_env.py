@@ -15,7 +15,7 @@ Environments never see solvers or mechanisms; they are data plus samplers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -30,6 +30,14 @@ Sampler = Callable[[np.random.Generator, int], FloatArray]
 RewardFn = Callable[[FloatArray], FloatArray]
 CounterfactualFn = Callable[[FloatArray, int], FloatArray]
 CostFn = Callable[[FloatArray], FloatArray]
+
+
+def _rebuild(factory: Any, name: str, kwargs: dict[str, Any]) -> Any:
+    return factory(name, **kwargs)
+
+
+def _from_fields(cls: Any, state: dict[str, Any]) -> Any:
+    return cls(**state)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +92,24 @@ class Environment:
     optimise_weights: bool = False
     nonnegative_rewards: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
+    origin: tuple[str, Mapping[str, Any]] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle registry-built environments as their recipe (samplers are closures).
+
+        An environment made by :func:`models.make_env` is rebuilt from its name and keyword
+        arguments, so it can be sent to worker processes (process pools, Dask). Other
+        environments pickle only if all their callables do.
+        """
+        if self.origin is not None:
+            from models._registry import make_env
+
+            name, kwargs = self.origin
+            return (_rebuild, (make_env, name, dict(kwargs)))
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["costs"] = dict(self.costs)
+        state["params"] = dict(self.params)
+        return (_from_fields, (type(self), state))
 
     def __post_init__(self) -> None:
         if isinstance(self.n_agents, bool) or not isinstance(self.n_agents, (int, np.integer)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,4 +91,9 @@ def make_env(name: str, **kwargs: Any) -> Environment:
         raise ValueError(
             f"expected parameters of {name!r} among {sorted(allowed)}, got unknown {unknown}"
         )
-    return spec.builder(**kwargs)
+    env = spec.builder(**kwargs)
+    if not isinstance(env, Environment):
+        raise TypeError(
+            f"expected the builder of {name!r} to return an Environment, got {type(env).__name__}"
+        )
+    return dataclasses.replace(env, origin=(name, dict(kwargs)))

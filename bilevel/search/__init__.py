@@ -1,13 +1,16 @@
 """Outer searchers over AMA parameters and the driver that runs them."""
 
+from bilevel.search._checkpoint import Checkpoint, FileCheckpoint, StoreCheckpoint
 from bilevel.search._driver import DesignProblem, Intermediate, Searcher, SearchResult, run_search
 from bilevel.search._first_order import FirstOrder, FirstOrderState, Params
-from bilevel.search._grid import GridSearch, GridState, sobol_candidates
+from bilevel.search._grid import GridSearch, GridState, score_chunk, sobol_candidates
 from bilevel.search._multistart import MultiStart, MultiStartState, score_on_profiles
 from bilevel.search._zeroth_order import ZerothOrder, ZerothOrderState
 
 __all__ = [
+    "Checkpoint",
     "DesignProblem",
+    "FileCheckpoint",
     "FirstOrder",
     "FirstOrderState",
     "GridSearch",
@@ -18,9 +21,11 @@ __all__ = [
     "Params",
     "SearchResult",
     "Searcher",
+    "StoreCheckpoint",
     "ZerothOrder",
     "ZerothOrderState",
     "run_search",
+    "score_chunk",
     "score_on_profiles",
     "sobol_candidates",
 ]

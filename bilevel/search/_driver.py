@@ -2,11 +2,13 @@
 
 Searchers implement the small :class:`Searcher` protocol (``init`` / ``step`` / ``done`` /
 ``best``); :func:`run_search` owns the loop. A ``callback(intermediate)`` may raise
-``StopIteration`` to stop early; the result's ``message`` records why the search ended.
+``StopIteration`` to stop early; the result's ``message`` records why the search ended. With a
+``checkpoint`` the driver saves the whole search state periodically and resumes from it.
 """
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +19,15 @@ import numpy as np
 from bilevel._mechanism import AMA
 from bilevel._objectives import Objective
 from bilevel._outcomes import ExactInner
+from bilevel.search._checkpoint import Checkpoint
 from models import Environment
 
 __all__ = ["DesignProblem", "Intermediate", "SearchResult", "Searcher", "run_search"]
 
 StateT = TypeVar("StateT")
+
+# Bumped whenever the pickled layout of the driver's snapshot changes.
+_CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,8 @@ def run_search(
     desc: str = "search",
     validate: Callable[[AMA], float] | None = None,
     validate_every: int = 50,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_every: float = 30.0,
 ) -> SearchResult:
     """Run ``searcher`` on ``problem`` until done, ``max_steps`` or a callback stop.
 
@@ -156,13 +164,21 @@ def run_search(
         gradient iterates oscillate; this keeps the best of them.
     validate_every : int, default 50
         Steps between checkpoints.
+    checkpoint : Checkpoint, optional
+        Where to save the search state (e.g. a :class:`StoreCheckpoint` in the run's SQLite
+        store). If it holds a state, the search resumes from it instead of starting over; the
+        result is identical to an uninterrupted run. The final state is saved too, so a
+        finished search replays instantly.
+    checkpoint_every : float, default 30.0
+        Seconds between saves (0: after every step).
 
     Returns
     -------
     SearchResult
     """
+    if checkpoint_every < 0:
+        raise ValueError(f"expected checkpoint_every >= 0, got {checkpoint_every}")
     start = time.perf_counter()
-    state = searcher.init(problem, rng)
     total = searcher.total_steps(problem)
     if max_steps is not None:
         total = max_steps if total is None else min(total, max_steps)
@@ -176,8 +192,34 @@ def run_search(
     sign = 1.0 if problem.objective.maximize else -1.0
     best_val: tuple[float, AMA, int] | None = None
     val_history: list[tuple[int, float]] = []
+    elapsed_before = 0.0
+    saved = None if checkpoint is None else checkpoint.load()
+    if saved is not None:
+        snap = pickle.loads(saved)
+        if not isinstance(snap, dict) or snap.get("format") != _CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"expected a search checkpoint of format {_CHECKPOINT_FORMAT}, got "
+                f"{snap.get('format') if isinstance(snap, dict) else type(snap).__name__!r} "
+                "(clear the checkpoint to start over)"
+            )
+        state, nit, best_val = snap["state"], snap["nit"], snap["best_val"]
+        val_history, elapsed_before = snap["val_history"], snap["elapsed"]
+    else:
+        state = searcher.init(problem, rng)
+    last_save = time.perf_counter()
 
-    def checkpoint() -> None:
+    def save() -> None:
+        nonlocal last_save
+        if checkpoint is None:
+            return
+        checkpoint.save(pickle.dumps({
+            "format": _CHECKPOINT_FORMAT, "state": state, "nit": nit, "best_val": best_val,
+            "val_history": val_history,
+            "elapsed": elapsed_before + time.perf_counter() - start,
+        }, protocol=pickle.HIGHEST_PROTOCOL))
+        last_save = time.perf_counter()
+
+    def validation() -> None:
         nonlocal best_val
         if validate is None:
             return
@@ -187,7 +229,11 @@ def run_search(
         if best_val is None or sign * v > sign * best_val[0]:
             best_val = (v, mech, nit)
 
-    checkpoint()
+    resumed_at = nit
+    if saved is None:
+        validation()
+    if bar is not None and nit:
+        bar.update(nit)
     try:
         while not searcher.done(state):
             if max_steps is not None and nit >= max_steps:
@@ -196,7 +242,9 @@ def run_search(
             state = searcher.step(problem, state)
             nit += 1
             if validate is not None and nit % validate_every == 0:
-                checkpoint()
+                validation()
+            if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every:
+                save()
             if bar is not None:
                 _, best = searcher.best(state)
                 bar.set_postfix(best=f"{best:.4f}")
@@ -215,8 +263,9 @@ def run_search(
         if bar is not None:
             bar.close()
     stats: dict[str, Any] = {}
+    save()  # before the end-of-run validation, so a resumed run validates on the same schedule
     if validate is not None and (not val_history or val_history[-1][0] != nit):
-        checkpoint()
+        validation()
     mech, score = searcher.best(state)
     if best_val is not None:
         score, mech, at = best_val
@@ -229,6 +278,6 @@ def run_search(
         nit=nit,
         success=True,
         message=message,
-        wall_time=time.perf_counter() - start,
-        stats=stats,
+        wall_time=elapsed_before + time.perf_counter() - start,
+        stats={**stats, "resumed_at_step": resumed_at} if saved is not None else stats,
     )

@@ -19,6 +19,7 @@ the first (VCG) wins ties. Scoring is batched over candidates × profiles × (n 
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +30,7 @@ from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.search._driver import DesignProblem
 from models._typing import FloatArray
 
-__all__ = ["GridSearch", "GridState", "sobol_candidates"]
+__all__ = ["GridSearch", "GridState", "score_chunk", "sobol_candidates"]
 
 
 def _sobol(dim: int, count: int) -> FloatArray:
@@ -108,6 +109,35 @@ class GridState:
     scores: list[float] = field(default_factory=list)
 
 
+def score_chunk(
+    problem: DesignProblem,
+    weights: FloatArray,
+    boosts: FloatArray,
+    types: FloatArray,
+    rewards: FloatArray,
+    cf_rewards: FloatArray | None,
+) -> FloatArray:
+    """Mean objective of each candidate on common profiles (exact inner solves).
+
+    Parameters
+    ----------
+    problem : DesignProblem
+    weights : ndarray, shape (C, n)
+    boosts : ndarray, shape (C, S, A)
+    types : ndarray, shape (K, *type_shape)
+    rewards : ndarray, shape (K, n, S, A)
+    cf_rewards : ndarray, shape (n, K, n, S, A), or None without payments
+
+    Returns
+    -------
+    ndarray, shape (C,)
+    """
+    out = batch_outcomes(problem.env.mdp, weights, boosts, rewards, cf_rewards,
+                         inner=problem.inner)
+    scores: FloatArray = problem.objective.score(problem.env, out, types).mean(axis=1)
+    return scores
+
+
 @dataclass(frozen=True)
 class GridSearch:
     """Sobol grid search.
@@ -119,12 +149,21 @@ class GridSearch:
     n_profiles : int, default 2000
         Type profiles each candidate is scored on (the paper's protocol: 2,000).
     batch_candidates : int, optional
-        Candidates scored per step (default: sized so a step holds ~4M reward entries).
+        Candidates scored per chunk (default: sized so a chunk holds ~4M reward entries).
+    executor : concurrent.futures.Executor, optional
+        Fan the chunks out over this executor (a process pool, a Dask
+        ``Client.get_executor()``, ...); each step then scores ``parallel_chunks`` chunks at
+        once. Chunk boundaries do not depend on it, so the scores — and the chosen
+        candidate — are identical with or without an executor and for any number of workers.
+    parallel_chunks : int, default 8
+        Chunks in flight per step when an executor is given.
     """
 
     n_points: int = 10_000
     n_profiles: int = 2_000
     batch_candidates: int | None = None
+    executor: Executor | None = field(default=None, compare=False, repr=False)
+    parallel_chunks: int = 8
 
     def __post_init__(self) -> None:
         for name in ("n_points", "n_profiles"):
@@ -135,6 +174,14 @@ class GridSearch:
         bad_type = isinstance(bc, bool) or not isinstance(bc, (int, np.integer))
         if bc is not None and (bad_type or bc < 1):
             raise ValueError(f"expected batch_candidates as an int >= 1 or None, got {bc!r}")
+        pc = self.parallel_chunks
+        if isinstance(pc, bool) or not isinstance(pc, (int, np.integer)) or pc < 1:
+            raise ValueError(f"expected parallel_chunks as an int >= 1, got {pc!r}")
+        if self.executor is not None and not isinstance(self.executor, Executor):
+            raise TypeError(
+                "expected executor as a concurrent.futures.Executor, "
+                f"got {type(self.executor).__name__}"
+            )
 
     def _chunk(self, problem: DesignProblem) -> int:
         if self.batch_candidates is not None:
@@ -144,10 +191,12 @@ class GridSearch:
         per = self.n_profiles * solves * env.n_states * env.n_actions
         return int(max(1, min(self.n_points, 4_000_000 // per)))
 
+    def _per_step(self, problem: DesignProblem) -> int:
+        return self._chunk(problem) * (1 if self.executor is None else self.parallel_chunks)
+
     def total_steps(self, problem: DesignProblem) -> int:
-        """Number of steps (chunks of candidates)."""
-        c = self._chunk(problem)
-        return -(-self.n_points // c)
+        """Number of steps (chunks of candidates, or groups of chunks with an executor)."""
+        return -(-self.n_points // self._per_step(problem))
 
     def init(self, problem: DesignProblem, rng: np.random.Generator) -> GridState:
         """Generate candidates and the common scoring profiles."""
@@ -164,13 +213,21 @@ class GridSearch:
     def step(self, problem: DesignProblem, state: GridState) -> GridState:
         """Score the next chunk of candidates."""
         i0 = state.next_index
-        i1 = min(self.n_points, i0 + self._chunk(problem))
-        out = batch_outcomes(
-            problem.env.mdp, state.weights[i0:i1], state.boosts[i0:i1], state.rewards,
-            state.cf_rewards, inner=problem.inner,
-        )
-        per_profile = problem.objective.score(problem.env, out, state.types)  # (C, K)
-        scores = per_profile.mean(axis=1)
+        i1 = min(self.n_points, i0 + self._per_step(problem))
+        c = self._chunk(problem)
+        bounds = [(a, min(a + c, i1)) for a in range(i0, i1, c)]
+        if self.executor is None:
+            parts = [score_chunk(problem, state.weights[a:b], state.boosts[a:b], state.types,
+                                 state.rewards, state.cf_rewards) for a, b in bounds]
+        else:
+            futures = [
+                self.executor.submit(score_chunk, problem, state.weights[a:b],
+                                     state.boosts[a:b], state.types, state.rewards,
+                                     state.cf_rewards)
+                for a, b in bounds
+            ]
+            parts = [f.result() for f in futures]
+        scores = np.concatenate(parts)
         sign = 1.0 if problem.objective.maximize else -1.0
         for j, s in enumerate(scores.tolist()):
             state.scores.append(s)

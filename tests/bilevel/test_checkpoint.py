@@ -1,0 +1,176 @@
+"""Resumable searches: periodic checkpoints, SIGKILL mid-design, identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bilevel import AMADesigner, ResultStore, make_env
+from bilevel.search import (
+    FileCheckpoint,
+    FirstOrder,
+    GridSearch,
+    MultiStart,
+    StoreCheckpoint,
+    ZerothOrder,
+    run_search,
+)
+
+ENV = make_env("sales", n_agents=3, n_items=2)
+
+
+def _problem() -> object:
+    return AMADesigner(method="grid")._validate(ENV)
+
+
+SEARCHERS = {
+    "grid": GridSearch(n_points=40, n_profiles=30, batch_candidates=4),
+    "first_order": FirstOrder(iters=8, n_profiles=4),
+    "zeroth_order": ZerothOrder(iters=12, n_profiles=5, n_perturbations=4),
+    "multistart": MultiStart(
+        grid=GridSearch(n_points=16, n_profiles=20, batch_candidates=4),
+        refine=(ZerothOrder(iters=6, n_profiles=4, n_perturbations=3),
+                FirstOrder(iters=6, n_profiles=4)),
+        n_starts=2, n_select=50, validate_every=3,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEARCHERS))
+def test_stopped_search_resumes_to_the_uninterrupted_result(name: str, tmp_path: Path) -> None:
+    problem = _problem()
+    searcher = SEARCHERS[name]
+    full = run_search(searcher, problem, rng=np.random.default_rng(3))  # type: ignore[arg-type]
+    ck = FileCheckpoint(tmp_path / "ck.pickle")
+    part = run_search(searcher, problem, rng=np.random.default_rng(3), max_steps=3,  # type: ignore[arg-type]
+                      checkpoint=ck, checkpoint_every=0.0)
+    assert part.nit == 3 and ck.load() is not None
+    # A different generator proves that the state comes from the checkpoint.
+    resumed = run_search(searcher, problem, rng=np.random.default_rng(99),  # type: ignore[arg-type]
+                         checkpoint=ck, checkpoint_every=0.0)
+    assert resumed.stats["resumed_at_step"] == 3
+    assert resumed.nit == full.nit
+    np.testing.assert_array_equal(resumed.mechanism.boosts, full.mechanism.boosts)
+    np.testing.assert_array_equal(resumed.mechanism.weights, full.mechanism.weights)
+    assert resumed.score == full.score
+    assert resumed.history == full.history
+
+
+def test_validated_search_resumes_on_the_same_schedule(tmp_path: Path) -> None:
+    problem = _problem()
+    types = ENV.sample_types(np.random.default_rng(5), 60)
+    from bilevel._designer import HeldOutScore
+
+    val = HeldOutScore(problem, types)  # type: ignore[arg-type]
+    s = FirstOrder(iters=10, n_profiles=4)
+    kw = dict(validate=val, validate_every=4)
+    full = run_search(s, problem, rng=np.random.default_rng(1), **kw)  # type: ignore[arg-type]
+    ck = FileCheckpoint(tmp_path / "ck")
+    run_search(s, problem, rng=np.random.default_rng(1), max_steps=5, checkpoint=ck,  # type: ignore[arg-type]
+               checkpoint_every=0.0, **kw)
+    resumed = run_search(s, problem, rng=np.random.default_rng(1), checkpoint=ck, **kw)  # type: ignore[arg-type]
+    assert resumed.stats["validation"] == full.stats["validation"]
+    assert resumed.stats["selected_step"] == full.stats["selected_step"]
+    np.testing.assert_array_equal(resumed.mechanism.boosts, full.mechanism.boosts)
+
+
+def test_checkpoint_of_another_format_is_refused(tmp_path: Path) -> None:
+    ck = FileCheckpoint(tmp_path / "ck")
+    import pickle
+
+    ck.save(pickle.dumps({"format": -1}))
+    with pytest.raises(ValueError, match="expected a search checkpoint of format"):
+        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
+                   checkpoint=ck)
+
+
+def test_store_checkpoint_is_keyed_by_the_design(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    a = AMADesigner(method="grid", n_points=8, n_profiles=20, eval_samples=0, seed=1,
+                    checkpoint=path)
+    b = AMADesigner(method="grid", n_points=8, n_profiles=20, eval_samples=0, seed=2,
+                    checkpoint=path)
+    assert a.checkpoint_key(ENV) != b.checkpoint_key(ENV)
+    a.fit(ENV)
+    assert ResultStore(path).get_blob(a.checkpoint_key(ENV)) is not None
+    assert ResultStore(path).get_blob(b.checkpoint_key(ENV)) is None
+    # A finished fit replays its search from the checkpoint.
+    again = AMADesigner(**{**a.get_params()}).fit(ENV)
+    assert again.result_.search.stats["resumed_at_step"] == a.result_.search.nit
+    np.testing.assert_array_equal(again.mechanism_.boosts, a.mechanism_.boosts)
+
+
+def test_bad_checkpoint_arguments() -> None:
+    with pytest.raises(TypeError, match="checkpoint"):
+        AMADesigner(checkpoint=3).fit(ENV)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        AMADesigner(checkpoint_every=-1.0).fit(ENV)
+    with pytest.raises(ValueError, match="non-empty string key"):
+        StoreCheckpoint(":memory:", "")
+
+
+_SCRIPT = """
+import json, sys, time
+from bilevel import AMADesigner, make_env
+slow = sys.argv[2] == "slow"
+def cb(info):
+    if slow:
+        time.sleep(0.05)
+env = make_env("sales", n_agents=3, n_items=2)
+d = AMADesigner(method="zeroth_order", iters=60, n_profiles=5, n_perturbations=4,
+                n_validation=100, validate_every=10, eval_samples=300, seed=4,
+                checkpoint=sys.argv[1], checkpoint_every=0.0, callback=cb).fit(env)
+print(json.dumps({"boosts": d.mechanism_.boosts.tolist(), "mean": d.evaluation_.mean,
+                  "resumed": d.result_.search.stats.get("resumed_at_step", 0)}))
+"""
+
+
+def _run(store: Path, mode: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, str(store), mode], check=True,
+                         capture_output=True, text=True, timeout=300)
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_sigkilled_design_resumes_mid_search_with_identical_results(tmp_path: Path) -> None:
+    reference = _run(tmp_path / "ref.sqlite", "fast")
+    store = tmp_path / "killed.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(store), "slow"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if store.exists():
+                try:
+                    if any(True for _ in ResultStore(store).items("")) or _has_blob(store):
+                        break
+                except Exception:
+                    pass
+            time.sleep(0.1)
+        time.sleep(1.0)  # let it advance past the first saves
+        assert proc.poll() is None, "the design finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    resumed = _run(store, "fast")
+    assert int(resumed["resumed"]) > 0  # type: ignore[call-overload]
+    assert resumed["boosts"] == reference["boosts"]
+    assert resumed["mean"] == reference["mean"]
+
+
+def _has_blob(store: Path) -> bool:
+    import sqlite3
+
+    con = sqlite3.connect(store)
+    try:
+        return con.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] > 0
+    finally:
+        con.close()
