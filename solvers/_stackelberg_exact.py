@@ -54,6 +54,7 @@ __all__ = [
     "PayoffTable",
     "best_response",
     "best_standard_spm",
+    "dominant_actions",
     "follower_values",
     "leader_value",
     "optimal_commitment",
@@ -306,6 +307,49 @@ def best_response(table: PayoffTable, tol: float = 1e-9) -> Response:
     cand = u >= best - tol
     lead = torch.where(cand, table.leader, torch.full_like(table.leader, -torch.inf))
     return Response.pure([lead.argmax(dim=-1)], table.n_actions)
+
+
+def dominant_actions(
+    table: PayoffTable, *, strict: bool = False, tol: float = 1e-12
+) -> tuple[Tensor, ...]:
+    """Which actions are dominant for each follower and own type.
+
+    Action ``a`` of follower ``i`` with type ``t_i`` is weakly dominant when
+    ``u_i(t, (a, a_{−i})) >= u_i(t, (a', a_{−i})) − tol`` for every other action ``a'``, every
+    other followers' types ``t_{−i}`` and actions ``a_{−i}``; strictly dominant with
+    ``> + tol`` for every ``a' != a``. E.g. the matrix-design transfers make outcome (0, 1)
+    dominant exactly when ``t2(1,1) − t2(1,0) >= 4/6`` (reference §2.2.2, "τ ≥ 4").
+
+    Parameters
+    ----------
+    table : PayoffTable
+    strict : bool, default False
+    tol : float, default 1e-12
+
+    Returns
+    -------
+    tuple of n Tensor, each shape (B, T_i, A_i), bool
+
+    Examples
+    --------
+    >>> from models.games import matrix_design_game
+    >>> t = np.zeros((2, 2, 2)); t[0, 0, 0] = 1 / 6; t[1, 1, 1] = 4 / 6
+    >>> d = dominant_actions(payoff_table(matrix_design_game(), t))
+    >>> d[0][0, 0].tolist(), d[1][0, 0].tolist()
+    ([True, False], [False, True])
+    """
+    B, n = table.batch_size, table.n_followers
+    out = []
+    for i in range(n):
+        u = table.follower[..., i].reshape(B, *table.n_types, *table.n_actions)
+        # Own type to axis 1, own action to the last axis; the rest flattened in between.
+        u = u.movedim(1 + i, 1).movedim(1 + n + i, -1)
+        u = u.reshape(B, table.n_types[i], -1, table.n_actions[i])  # (B, T_i, rest, A_i)
+        diff = u[..., :, None] - u[..., None, :]  # (B, T_i, rest, a, a')
+        eye = torch.eye(table.n_actions[i], dtype=torch.bool)
+        ok = ((diff > tol) | eye) if strict else (diff >= -tol)
+        out.append(ok.all(dim=-1).all(dim=2))
+    return tuple(out)
 
 
 def run_dynamics(

@@ -22,6 +22,7 @@ from solvers._no_regret import Response
 from solvers._stackelberg_exact import (
     PayoffTable,
     best_response,
+    dominant_actions,
     follower_values,
     leader_value,
     payoff_table,
@@ -90,16 +91,6 @@ def test_game2_learning_follower_just_above_the_kink() -> None:
 # ---------------------------------------------------------------------- matrix design
 
 
-def dominant_actions(table: PayoffTable) -> list[list[int]]:
-    """Weakly dominant actions of each follower of a 2-follower, typeless table."""
-    u = table.follower[0, 0].reshape(*table.n_actions, 2).numpy()
-    out = []
-    for i in range(2):
-        ui = u[..., i] if i == 0 else u[..., i].T  # own action first
-        out.append([a for a in range(ui.shape[0]) if np.all(ui[a] >= ui.max(axis=0) - 1e-12)])
-    return out
-
-
 def test_matrix_design_best_value_and_tau_threshold() -> None:
     g = matrix_design_game()
     for tau in (4.0, 4.5, 3.99):
@@ -107,9 +98,11 @@ def test_matrix_design_best_value_and_tau_threshold() -> None:
         t[0, 0, 0] = 1 / 6
         t[1, 1, 1] = tau / 6
         table = payoff_table(g, t)
-        dom = dominant_actions(table)
-        assert dom[0] == [0]  # t1(0,0) - t1(1,0) = 1 raw makes action 0 weakly dominant
-        assert (dom[1] == [1]) == (tau >= 4), tau  # the tau >= 4 threshold
+        dom = [d[0, 0].tolist() for d in dominant_actions(table)]
+        assert dom[0] == [True, False]  # t1(0,0) - t1(1,0) = 1 raw: action 0 weakly dominant
+        assert dom[1] == [False, tau >= 4], tau  # the tau >= 4 threshold
+        strict = [d[0, 0].tolist() for d in dominant_actions(table, strict=True)]
+        assert strict == [[False, False], [False, tau > 4]]  # equality is only weak
         v = leader_value(table, Response.pure([[0], [1]], (2, 2)))
         np.testing.assert_allclose(v.numpy(), [10 / 6], rtol=0, atol=1e-12)
         np.testing.assert_allclose(round(float(v[0]), 4), 1.6667)
@@ -330,3 +323,15 @@ def test_best_standard_spm_helper(name: str, want: float) -> None:
     np.testing.assert_allclose(leader_value(table, babbling(g)).numpy(), [want], atol=1e-12)
     with pytest.raises(TypeError, match="expected an MSPMGame"):
         best_standard_spm(make_game("matrix_design"))  # type: ignore[arg-type]
+
+
+def test_dominant_actions_with_types() -> None:
+    # Simple allocation, identity rule: reporting the type is strictly dominant for each type;
+    # with a rule that never gives item 2, type 2 is indifferent (every message weakly dominant).
+    g = simple_allocation_game(messages=3)
+    strict = dominant_actions(payoff_table(g, [0, 1, 2]), strict=True)[0][0]
+    np.testing.assert_array_equal(strict.numpy(), np.eye(3, dtype=bool))
+    weak = dominant_actions(payoff_table(g, [0, 1, 1]))[0][0]
+    np.testing.assert_array_equal(
+        weak.numpy(), [[True, False, False], [False, True, True], [True, True, True]]
+    )
