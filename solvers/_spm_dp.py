@@ -37,9 +37,9 @@ from scipy.stats import binom
 
 from models.spm import SPMSetting
 from models.spm._grid import default_price_grid
-from solvers._spm_exact import SPMValue
+from solvers._spm_result import SPMValue
 
-__all__ = ["best_asp_value", "best_psp_value", "best_spm_value"]
+__all__ = ["best_asp_value", "best_psp_value", "best_spm_value", "exchangeable_static_value"]
 
 FloatArray = np.ndarray
 _ADDITIVE_OBJECTIVES = ("welfare", "revenue")
@@ -451,3 +451,46 @@ def best_asp_value(
     grid = _grids(setting, price_grid)[0]
     val, p = _mixture_asp(_Mixture(setting, grid, obj, tie))
     return SPMValue(val, 0.0, "search", 0, {"price": p})
+
+
+def exchangeable_static_value(
+    setting: SPMSetting,
+    prices: Sequence[float],
+    *,
+    objective: str | None = None,
+    tie: str = "strict",
+) -> SPMValue:
+    """Exact value of a static price sequence when agents are exchangeable (one item type).
+
+    With agents i.i.d. given a component, the order is irrelevant: the ``t``-th visited agent
+    is offered ``prices[t]``. All prices 0 give random serial dictatorship.
+
+    Parameters
+    ----------
+    setting : SPMSetting
+        One item type, agents i.i.d. given a component.
+    prices : sequence of float, length n
+        The price offered at each position.
+    objective : {"welfare", "revenue"}, optional
+    tie : {"strict", "weak"}, optional
+
+    Returns
+    -------
+    SPMValue
+        ``method="dp"``.
+
+    Examples
+    --------
+    >>> from models.spm import make_spm_setting
+    >>> exchangeable_static_value(make_spm_setting("proposition1"), [2 / 3, 0.0]).value * 3
+    2.5
+    """
+    obj = _objective(setting, objective)
+    _check_tie(tie)
+    if len(prices) != setting.n_agents:
+        raise ValueError(f"expected {setting.n_agents} prices, got {len(prices)}")
+    grid = sorted(set(float(p) for p in prices))
+    mix = _Mixture(setting, grid, obj, tie)
+    seq = torch.tensor([[grid.index(float(p)) for p in prices]], dtype=torch.int64)
+    return SPMValue(float(_static_values(mix, seq)[0]), 0.0, "dp", 0)
+

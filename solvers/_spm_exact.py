@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 
 from models.spm import SPMProcess, SPMSetting, optimal_welfare
+from solvers._spm_dp import exchangeable_static_value
+from solvers._spm_result import SPMValue
 
 __all__ = [
     "SPMPolicy",
@@ -38,32 +38,6 @@ Tensor = torch.Tensor
 SPMPolicy = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 _F64 = torch.float64
-
-
-@dataclass(frozen=True)
-class SPMValue:
-    """An expected objective value.
-
-    Attributes
-    ----------
-    value : float
-        The expected objective (normalised units of the setting).
-    se : float
-        Monte Carlo standard error (0 for exact methods).
-    method : str
-        How it was obtained: ``"enumeration"``, ``"monte_carlo"``, ``"closed_form"``,
-        ``"dp"`` (dynamic program) or ``"search"`` (exhaustive search over a price grid).
-    n_profiles : int
-        Profiles enumerated or sampled (0 for closed forms and DPs over marginals).
-    details : mapping of str to Any
-        Method-specific extras, e.g. an optimal price.
-    """
-
-    value: float
-    se: float
-    method: str
-    n_profiles: int
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _check_generator(generator: torch.Generator | None, what: str) -> torch.Generator:
@@ -316,8 +290,9 @@ def rsd_value(
     Returns
     -------
     SPMValue
-        ``"enumeration"`` over all (order, profile) pairs when ``n! * K <= exact_limit``, else
-        ``"monte_carlo"`` (one random order per sampled profile).
+        ``"dp"`` when agents are exchangeable with one item type (the order is then
+        irrelevant), ``"enumeration"`` over all (order, profile) pairs when
+        ``n! * K <= exact_limit``, else ``"monte_carlo"`` (one random order per profile).
 
     Examples
     --------
@@ -327,6 +302,8 @@ def rsd_value(
     """
     n, d = setting.n_agents, setting.n_types
     zeros = torch.zeros(n, d, dtype=_F64)
+    if samples is None and d == 1 and setting.iid_components() is not None:
+        return exchangeable_static_value(setting, [0.0] * n, objective=objective, tie=tie)
     if (
         samples is None
         and setting.finite

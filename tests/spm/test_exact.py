@@ -21,6 +21,7 @@ from solvers._spm_exact import (
     rsd_value,
     static_mechanism,
 )
+from solvers._spm_summary import spm_reference_values
 
 F64 = torch.float64
 
@@ -377,3 +378,22 @@ def test_bad_input() -> None:
         best_spm_value(make_spm_setting("correlated", delta=0.5))
     with pytest.raises(ValueError, match="one-type"):
         _Mixture(make_spm_setting("kitchen_sink"), [0.0], "welfare", "strict")
+
+
+def test_reference_value_summary() -> None:
+    ks = spm_reference_values(make_spm_setting("kitchen_sink"))
+    assert list(ks) == ["optimum", "rsd", "best_spm"]
+    assert ks["best_spm"].value == pytest.approx(0.26192, abs=1e-12)
+    # RSD by enumeration of the 6 orders: welfare of a random dictatorship at price 0
+    assert ks["rsd"].method == "enumeration" and ks["rsd"].value < ks["best_spm"].value
+    tw = spm_reference_values(make_spm_setting("two_worlds", n_agents=6))
+    assert tw["best_spm"].value >= tw["best_psp"].value - 1e-12 >= tw["best_asp"].value - 1e-12
+    assert tw["rsd"].method == "dp"
+    # RSD in two worlds: the first agent always buys at price 0, E[v] = (0.8 + 0.25) / 2
+    assert tw["rsd"].value == pytest.approx(0.525, abs=1e-12)
+    mm = spm_reference_values(make_spm_setting("maxmin_fairness"))
+    assert mm == {}  # no exact method, and Monte Carlo needs a generator
+    mm = spm_reference_values(
+        make_spm_setting("maxmin_fairness"), generator=_gen(0), samples=2000
+    )
+    assert list(mm) == ["rsd"] and mm["rsd"].method == "monte_carlo"
