@@ -25,6 +25,7 @@ Examples
 True
 """
 
+from models.spm._check import check_spm_setting
 from models.spm._grid import default_price_grid
 from models.spm._gym import SPMGymEnv
 from models.spm._optimum import optimal_welfare
@@ -74,6 +75,7 @@ __all__ = [
     "SPMSetting",
     "SPMSettingSpec",
     "additive_across_types",
+    "check_spm_setting",
     "colors",
     "correlated",
     "default_price_grid",

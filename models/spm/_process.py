@@ -247,7 +247,8 @@ class SPMProcess:
         prices : Tensor, shape (E, d)
             The price of one unit of each type offered to that agent.
         validate : bool, optional
-            Check that every active row visits a remaining agent (one host synchronisation).
+            Check that every active row visits a remaining agent and that prices are finite
+            (host synchronisations).
 
         Returns
         -------
@@ -257,7 +258,7 @@ class SPMProcess:
         Raises
         ------
         ValueError
-            For wrong shapes or a visited agent chosen again.
+            For wrong shapes, non-finite prices or a visited agent chosen again.
         """
         E = self.num_rows
         if agent.shape != (E,):
@@ -271,6 +272,8 @@ class SPMProcess:
         if validate:
             if bool(((agent < 0) | (agent >= self.n)).any()):
                 raise ValueError(f"expected agent indices in [0, {self.n}), got {agent.tolist()}")
+            if not bool(torch.isfinite(prices).all()):
+                raise ValueError("expected finite prices, got NaN or inf")
             if bool((active & ~self.agents_left[rows, agent]).any()):
                 raise ValueError(
                     "expected a remaining agent in every active row, got a visited one"

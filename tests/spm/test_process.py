@@ -144,6 +144,8 @@ def test_masking_rejects_visited_agents() -> None:
         proc.step(torch.tensor([1]), _t([[0.0]]))
     with pytest.raises(ValueError, match="agent indices"):
         proc.step(torch.tensor([3]), _t([[0.0]]))
+    with pytest.raises(ValueError, match="finite prices"):
+        proc.step(torch.tensor([0]), _t([[float("nan")]]))
 
 
 def test_random_masked_policy_never_revisits() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from models.spm import SPMSetting, list_spm_settings, make_spm_setting
+from models.spm import SPMSetting, check_spm_setting, list_spm_settings, make_spm_setting
 
 N = 100_000
 
@@ -50,7 +50,8 @@ def test_registry_lists_every_setting() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_setting_samples_normalised_values_reproducibly(name: str) -> None:
-    s = make_spm_setting(name)
+    s = make_spm_setting(name, n_agents=10) if name == "inventory" else make_spm_setting(name)
+    check_spm_setting(s, samples=500)
     v = s.sample(2000, _gen(1))
     assert v.shape == (2000, s.n_agents, s.n_types)
     assert v.dtype == torch.float64
@@ -237,3 +238,24 @@ def test_bad_input() -> None:
         )
     with pytest.raises(ValueError, match="units"):
         SPMSetting("x", 1, (), s.sampler)
+
+
+def test_conformance_checker_catches_bad_samplers() -> None:
+    good = make_spm_setting("proposition1")
+    too_big = SPMSetting(
+        "bad", 2, (1,), lambda num, g: 2.0 * torch.ones(num, 2, 1, dtype=torch.float64)
+    )
+    with pytest.raises(ValueError, match="normalised"):
+        check_spm_setting(too_big)
+    noisy = SPMSetting(
+        "noisy", 2, (1,), lambda num, g: torch.rand(num, 2, 1, dtype=torch.float64)
+    )
+    with pytest.raises(ValueError, match="reproducible"):
+        check_spm_setting(noisy)
+    off_support = SPMSetting(
+        "off", 2, (1,), good.sampler, support=torch.zeros(1, 2, 1, dtype=torch.float64),
+        probs=torch.ones(1, dtype=torch.float64),
+    )
+    with pytest.raises(ValueError, match="support"):
+        check_spm_setting(off_support)
+
