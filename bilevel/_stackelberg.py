@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from models.games import StackelbergGame, make_game
+from models.games import MSPMGame, StackelbergGame, make_game
 from solvers._bcce import certified_response
 from solvers._ppo import PPOConfig, PPOUpdate, train_ppo
 from solvers._ppo_policy import ActorCritic
@@ -112,6 +112,7 @@ def evaluate_leader(
     flavour: str = "exact",
     response: str = "deterministic",
     threshold: float = 0.05,
+    candidates: tuple[str, ...] | None = None,
     max_extra: int = 1000,
     seed: int = 0,
 ) -> LeaderEvaluation:
@@ -129,6 +130,11 @@ def evaluate_leader(
         Response kind of the evaluation episode.
     threshold : float
         B-CCE certification threshold.
+    candidates : tuple of str or None
+        Response kinds tried in order by the certification; None: SP-B's selection
+        (``last_mixed``, ``deterministic``, ``empirical_average``) for message SPMs, and
+        ``(response,)`` for the other games, which SP-B scores against the argmax response
+        without certification (reference §2.3) — its gap is still computed and reported.
     max_extra : int
         Extra MW updates allowed for certification.
     seed : int
@@ -151,9 +157,13 @@ def evaluate_leader(
     episode_value = float(s.info["objective"][0])
     args = core.tabular(c.filled[0], c.categorical[0], c.continuous[0])
     table = payoff_table(g, *args)
+    if candidates is None:
+        candidates = (("last_mixed", "deterministic", "empirical_average")
+                      if isinstance(g, MSPMGame) else (response,))
     cert = certified_response(table, prefix_iterations=iterations,
                               generator=torch.Generator().manual_seed(seed + 1),
                               flavour=flavour, threshold=threshold,  # type: ignore[arg-type]
+                              candidates=candidates,  # type: ignore[arg-type]
                               max_extra=max_extra, throw=False)
     value = float(leader_value(table, cert.response)[0])
     return LeaderEvaluation(args, value, float(cert.gap.max_gap[0]), bool(cert.certified[0]),

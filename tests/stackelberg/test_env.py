@@ -281,3 +281,60 @@ def test_bad_input() -> None:
         env.step(const(3, [0], []), torch.Generator())
     with pytest.raises(ValueError, match="expected m >= 1"):
         SimpleAllocationCore(0)
+
+
+# --- agreement with the exact payoff tables of models.games / solvers._stackelberg_exact ------
+
+@pytest.mark.parametrize(
+    "name", ["normal_form:game_2:randomized", "normal_form:game_1", "matrix_design",
+             "simple_allocation:3", "mspm:PI:2", "mspm:MSGSpace:3:2"],
+)
+def test_committed_episode_replays_the_exact_payoff_table(name: str) -> None:
+    # a random committed leader: replaying its cache game by game gives the game's payoff table
+    from solvers._stackelberg_exact import payoff_table
+
+    game = make_game(name)
+    core = core_from_game(game)
+    env = StackelbergPOMDP(core, 1, iterations=2, reward="exact")
+    run_episode(env, random_policy(core, 1, seed=5))
+    c = env.last_commitment
+    assert c is not None
+    table = payoff_table(game, *core.tabular(c.filled[0], c.categorical[0], c.continuous[0]))
+    K, J = table.leader.shape[1:]
+    prof = torch.arange(K).repeat_interleave(J)
+    joint = torch.arange(J).repeat(K)
+    types = torch.stack([table.profiles[prof, i] for i in range(core.n_followers)], 1)
+    acts = torch.cartesian_prod(*[torch.arange(a) for a in core.action_counts]).reshape(
+        J, -1)[joint]
+    state = core.start(types, acts)
+    for t in range(core.horizon):
+        _, key, _ = core.observe(state, t)
+        assert bool(c.filled[0, key].all())  # the exact reward phase visited every observation
+        spec = core.action_spec
+        a = Action(c.categorical[0, key], c.continuous[0, key].clamp(spec.low, spec.high))
+        state = core.advance(state, t, a)
+    lead, fol = core.payoffs(state)
+    torch.testing.assert_close(lead.double(), table.leader[0].reshape(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(fol.double(), table.follower[0].reshape(K * J, -1), atol=1e-6,
+                               rtol=0)
+
+
+def test_hidden_response_wrapper_shows_only_the_reward_phase() -> None:
+    from solvers._ppo_policy import ActorCritic
+    from solvers._stackelberg_basic import HiddenResponseEnv
+
+    core = SimpleAllocationCore(3)
+    full = StackelbergPOMDP(core, 2, iterations=4, reward_games=5)
+    pol = ActorCritic(full.obs_dim, full.critic_obs_dim, full.action_spec)
+    env = HiddenResponseEnv(full, pol)
+    g = torch.Generator().manual_seed(0)
+    s = env.reset(g)
+    flag = core.obs_dim
+    assert float(s.critic_obs[0, flag]) == 1.0  # first visible step is a reward action
+    assert bool(full._filled[:, :3].all())  # the response phase was played: all messages seen
+    dones = []
+    for _ in range(10):
+        s = env.step(const(2, [0], []), g)
+        dones.append(bool(s.done[0]))
+        assert float(s.critic_obs[0, flag]) == 1.0
+    assert dones == [False] * 4 + [True] + [False] * 4 + [True]

@@ -1,0 +1,115 @@
+"""The ``bilevel stackelberg`` subcommand: learn a leader against no-regret followers.
+
+::
+
+    bilevel stackelberg GAME [--followers mw-exact|mw-sampled] [--critic centralized|plain]
+                        [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E]
+                        [--iterations I] [--eval-every U] [--max-seconds T]
+                        [--steps N] [--seed S] [--out DIR] [--json]
+
+``GAME`` is a name of :mod:`models.games` (``normal_form:game_2:randomized``,
+``matrix_design``, ``simple_allocation:3``, ``mspm:PI:2``, ``mspm:MSGSpace:3:2``). With
+``--compare`` both critics are trained (``--seeds`` seeds each) and compared in a report.
+``--out DIR`` saves every result (``result.json``, ``policy.pt``) and writes the report
+(``report.md``, learning-curve PNGs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bilevel._stackelberg import StackelbergResult
+from bilevel._stackelberg_report import compare_critics, stackelberg_report, summary_rows
+
+__all__ = ["register"]
+
+
+def _summary_line(label: str, r: StackelbergResult) -> str:
+    opt = "unknown" if r.optimum is None else f"{r.optimum:.4f}"
+    return (f"{label}: value {r.value:.4f} (best certified {r.best_value:.4f}, optimum {opt}), "
+            f"B-CCE gap {r.bcce_gap:.4f} ({'certified' if r.certified else 'NOT certified'}, "
+            f"{r.response_kind}), {r.env_steps} steps in {r.wall_time:.1f} s")
+
+
+def _cmd_stackelberg(args: argparse.Namespace) -> int:
+    kwargs = {"followers": args.followers, "steps": args.steps, "num_envs": args.envs,
+              "eval_every": args.eval_every, "max_seconds": args.max_seconds}
+    if args.iterations is not None:
+        kwargs["iterations"] = args.iterations
+    if args.compare:
+        variants: tuple[str, ...] = ("centralized", "plain")
+        if args.critic != "centralized" or args.pomdp != "stackelberg":
+            print("bilevel: error: expected --compare without --critic/--pomdp, got both",
+                  file=sys.stderr)
+            return 2
+    else:
+        variants = ("basic",) if args.pomdp == "basic" else (args.critic,)
+    if args.seeds < 1:
+        print(f"bilevel: error: expected --seeds >= 1, got {args.seeds}", file=sys.stderr)
+        return 2
+    seeds = [args.seed + k for k in range(args.seeds)]
+    try:
+        results = compare_critics(args.game, seeds=seeds, variants=variants, **kwargs)
+    except (ValueError, TypeError) as e:
+        print(f"bilevel: error: {e}", file=sys.stderr)
+        return 2
+    report = None
+    if args.out is not None:
+        out = Path(args.out)
+        for label, rs in results.items():
+            for r in rs:
+                r.save(out / f"{label}_seed{r.config['seed']}")
+        report = stackelberg_report(results, out)
+    if args.json:
+        payload = {
+            "game": next(iter(results.values()))[0].game,
+            "summary": summary_rows(results),
+            "results": {k: [r.to_dict() for r in rs] for k, rs in results.items()},
+            "report": None if report is None else str(report),
+        }
+        print(json.dumps(payload, indent=1))
+    else:
+        for label, rs in results.items():
+            for r in rs:
+                print(_summary_line(f"{label} seed {r.config['seed']}", r))
+        if report is not None:
+            print(f"report: {report}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``stackelberg`` subcommand to the ``bilevel`` parser's subparsers.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="bilevel")
+    >>> register(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["stackelberg", "matrix_design", "--steps", "10"]).steps
+    10
+    """
+    p = sub.add_parser("stackelberg",
+                       help="learn a Stackelberg leader (mechanism) against no-regret followers")
+    p.add_argument("game", help="game name, e.g. normal_form:game_2:randomized, matrix_design, "
+                                "simple_allocation:3, mspm:PI:2, mspm:MSGSpace:3:2")
+    p.add_argument("--followers", choices=("mw-exact", "mw-sampled"), default="mw-exact",
+                   help="follower dynamics (multiplicative weights flavour)")
+    p.add_argument("--critic", choices=("centralized", "plain"), default="centralized",
+                   help="centralized critic (MAPPO) or plain PPO")
+    p.add_argument("--pomdp", choices=("stackelberg", "basic"), default="stackelberg",
+                   help="basic: response transitions hidden from PPO (ablation)")
+    p.add_argument("--compare", action="store_true",
+                   help="train both critics and write a comparison report")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per variant (S, S+1, ...)")
+    p.add_argument("--envs", type=int, default=16, help="leader episodes in lockstep")
+    p.add_argument("--iterations", type=int, help="MW iterations of the response phase")
+    p.add_argument("--eval-every", type=int, default=10,
+                   help="exact evaluation every U PPO updates (0: only at the end)")
+    p.add_argument("--max-seconds", type=float, help="stop each training run after T seconds")
+    p.add_argument("--steps", type=int, default=200_000, help="leader-environment steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="directory for results, report and learning curves")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_stackelberg)

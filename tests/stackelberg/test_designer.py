@@ -1,0 +1,156 @@
+"""StackelbergDesigner: smoke training that learns the reference optima of small games, exact
+evaluation, save/load, the report, the CLI and bad input (reference §3.1 values)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bilevel._stackelberg import (
+    StackelbergDesigner,
+    StackelbergResult,
+    evaluate_leader,
+    load_stackelberg,
+)
+from bilevel._stackelberg_cli import register
+from bilevel._stackelberg_report import compare_critics, stackelberg_report
+from solvers._ppo_policy import ActorCritic
+from solvers._rl_protocol import ActionSpec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def game1() -> StackelbergResult:
+    # normal-form game 1 ("Escape"): committing to row 2 earns 30/30 = 1.0 (reference §3.1)
+    torch.set_num_threads(1)  # module-scoped fixtures run before the autouse one
+    return StackelbergDesigner("normal_form:game_1", steps=20_000, seed=0, num_envs=16,
+                               eval_every=5).fit()
+
+
+def test_learns_normal_form_game1(game1: StackelbergResult) -> None:
+    assert game1.leader_table == (2,)
+    assert game1.value == pytest.approx(1.0, abs=1e-9)
+    assert game1.certified and game1.bcce_gap <= 0.05
+    assert game1.optimum == pytest.approx(1.0)
+    assert game1.eval_steps.size == game1.eval_values.size >= 2
+    assert game1.curve_objective.size > 0 and game1.env_steps >= 20_000
+
+
+def test_simple_allocation_m1_value_is_one_third() -> None:
+    r = StackelbergDesigner("simple_allocation:1", steps=3_000, seed=1, num_envs=4,
+                            eval_every=0).fit()
+    assert r.value == pytest.approx(1 / 3, abs=1e-9)
+    assert r.certified
+
+
+def test_evaluate_leader_of_a_hand_set_network() -> None:
+    # a network whose Gaussian mean is (0.3, 0.7, 0) commits to that mixture in game 2:
+    # the follower's response is column 0 and the leader earns (20·0.3 + 30·0.7)/30 = 0.9
+    net = ActorCritic(1, 1, ActionSpec(continuous=3), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for p in net.actor.parameters():
+            p.zero_()
+        last = net.actor[-1]
+        assert isinstance(last, torch.nn.Linear)
+        last.bias.copy_(torch.tensor([0.3, 0.7, 0.0]))
+    ev = evaluate_leader("normal_form:game_2:randomized", net, iterations=33)
+    np.testing.assert_allclose(ev.table[0], [0.3, 0.7, 0.0], atol=1e-6)
+    assert ev.value == pytest.approx(0.9, abs=1e-6)
+    assert ev.episode_value == pytest.approx(0.9, abs=1e-6)
+    assert ev.certified and ev.gap == pytest.approx(0.0, abs=1e-12)
+
+
+def test_save_load_roundtrip(game1: StackelbergResult, tmp_path: Path) -> None:
+    game1.save(tmp_path / "r")
+    back = load_stackelberg(tmp_path / "r")
+    assert back.value == game1.value and back.leader_table[0].tolist() == 2
+    np.testing.assert_array_equal(back.eval_values, game1.eval_values)
+    assert back.policy is not None
+    obs = torch.ones(1, 1)
+    mask = (torch.ones(1, 3, dtype=torch.bool),)
+    assert game1.policy is not None
+    assert torch.equal(back.policy.act(obs, mask).categorical,
+                       game1.policy.act(obs, mask).categorical)
+    with pytest.raises(ValueError, match=r"expected a directory with result\.json"):
+        load_stackelberg(tmp_path / "missing")
+
+
+def test_report_and_basic_pomdp(tmp_path: Path) -> None:
+    res = compare_critics("simple_allocation:1", seeds=(0, 1), variants=("plain", "basic"),
+                          steps=500, num_envs=4, eval_every=1)
+    assert [len(v) for v in res.values()] == [2, 2]
+    report = stackelberg_report(res, tmp_path)
+    text = report.read_text()
+    assert "| plain | 2 |" in text and "| basic | 2 |" in text and "0.3333" in text
+    assert (tmp_path / "exact_value.png").stat().st_size > 0
+    assert (tmp_path / "training_objective.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {r["variant"] for r in summary["rows"]} == {"plain", "basic"}
+    for r in res["basic"]:  # the basic POMDP only ever shows PPO the 30 reward games
+        assert r.env_steps % (4 * 30) == 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bilevel")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_json_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["stackelberg", "simple_allocation:1", "--steps", "500",
+                                 "--envs", "4", "--eval-every", "0", "--out", str(tmp_path),
+                                 "--json"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["game"] == "simple_allocation:1"
+    assert out["summary"][0]["value"] == pytest.approx(1 / 3)
+    assert (tmp_path / "centralized_seed0" / "result.json").is_file()
+    assert (tmp_path / "report.md").is_file()
+
+
+def test_cli_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["stackelberg", "no_such_game", "--steps", "10"])
+    assert args.func(args) == 2
+    assert "bilevel: error: expected" in capsys.readouterr().err
+    args = _parser().parse_args(["stackelberg", "matrix_design", "--steps", "0"])
+    assert args.func(args) == 2
+    assert "expected steps >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["stackelberg", "matrix_design", "--critic", "bogus"])
+
+
+def test_designer_bad_input() -> None:
+    with pytest.raises(ValueError, match="expected critic"):
+        StackelbergDesigner("matrix_design", critic="mappo").fit()
+    with pytest.raises(ValueError, match="expected followers"):
+        StackelbergDesigner("matrix_design", followers="q").fit()
+    with pytest.raises(TypeError, match="expected steps as an int"):
+        StackelbergDesigner("matrix_design", steps=1.5).fit()  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected a game name"):
+        StackelbergDesigner(3).fit()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected learning_rate > 0"):
+        StackelbergDesigner("matrix_design", learning_rate=-1.0).fit()
+    with pytest.raises(ValueError, match="expected variants"):
+        compare_critics("matrix_design", variants=("bogus",))
+
+
+# --- convergence (slow): reference §3.1 optima, one seed each ---------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("game", "steps", "target"),
+    [("simple_allocation:2", 300_000, 0.65), ("simple_allocation:3", 400_000, 0.98),
+     ("matrix_design", 300_000, 1.60), ("normal_form:game_2:randomized", 2_000_000, 0.90)],
+)
+def test_convergence(game: str, steps: int, target: float) -> None:
+    r = StackelbergDesigner(game, steps=steps, seed=0, num_envs=32).fit()
+    assert r.best_value >= target
