@@ -35,7 +35,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from scipy.stats import binom
 
-from models.spm import SPMSetting
+from models.spm import SPMProcess, SPMSetting
 from models.spm._grid import default_price_grid
 from solvers._spm_result import SPMValue
 
@@ -301,6 +301,70 @@ def _search_spm(
     return v, len(memo)
 
 
+def _search_static(
+    setting: SPMSetting,
+    grids: tuple[tuple[float, ...], ...],
+    anonymous: bool,
+    objective: str,
+    tie: str,
+    limit: int,
+    chunk_rows: int = 1 << 19,
+) -> tuple[float, dict[str, object]]:
+    """Best static mechanism (order x per-agent or anonymous grid prices) by enumeration."""
+    if not setting.finite:
+        raise ValueError(f"expected a finite-support setting, got continuous {setting.name!r}")
+    n, K = setting.n_agents, setting.n_profiles
+    orders = torch.tensor(list(itertools.permutations(range(n))), dtype=torch.int64)
+    vecs = torch.tensor(list(itertools.product(*grids)), dtype=torch.float64)  # (P, d)
+    P = int(vecs.shape[0])
+    assignments = P if anonymous else P**n
+    total = int(orders.shape[0]) * assignments
+    if total * K > limit:
+        raise ValueError(
+            f"expected at most {limit} (mechanism, profile) rows to enumerate, got {total * K}"
+        )
+    values = torch.cat([v for v, _ in setting.profiles(K)])
+    probs = torch.cat([p for _, p in setting.profiles(K)])
+    proc = SPMProcess(setting, objective=objective, tie=tie, dtype=torch.float64)
+    per = max(1, chunk_rows // K)
+    best, best_code = -math.inf, 0
+    for start in range(0, total, per):
+        code = torch.arange(start, min(total, start + per), dtype=torch.int64)
+        m = int(code.shape[0])
+        order_idx, assign = code // assignments, code % assignments
+        if anonymous:
+            price_idx = assign.unsqueeze(1).expand(m, n)
+        else:
+            digits = []
+            rest = assign
+            for _ in range(n):
+                digits.append(rest % P)
+                rest = rest // P
+            price_idx = torch.stack(digits, dim=1)  # agent i's price vector index
+        rank = torch.argsort(orders[order_idx], dim=1)  # rank[m, agent]
+        prices = vecs[price_idx]  # (m, n, d)
+        rank_r = rank.repeat_interleave(K, 0)
+        prices_r = prices.repeat_interleave(K, 0)
+        proc.reset(values.repeat(m, 1, 1))
+        rows = torch.arange(m * K)
+        for _ in range(n):
+            if bool(proc.done.all()):
+                break
+            agent = torch.where(proc.agent_mask(), rank_r, n + 1).argmin(1)
+            proc.step(agent, prices_r[rows, agent], validate=False)
+        vals = (proc.objective().reshape(m, K) * probs).sum(1)
+        j = int(vals.argmax())
+        if float(vals[j]) > best + 1e-15:
+            best, best_code = float(vals[j]), start + j
+    order = orders[best_code // assignments].tolist()
+    best_assign = best_code % assignments
+    if anonymous:
+        agent_prices = [vecs[best_assign].tolist()] * n
+    else:
+        agent_prices = [vecs[(best_assign // P**i) % P].tolist() for i in range(n)]
+    return best, {"order": order, "prices": agent_prices}
+
+
 # ---------------------------------------------------------------------- public dispatchers
 
 
@@ -376,28 +440,31 @@ def best_psp_value(
     *,
     objective: str | None = None,
     tie: str = "strict",
-    price_grid: Sequence[float] | None = None,
+    price_grid: Sequence[float] | Sequence[Sequence[float]] | None = None,
     limit: int = 1 << 22,
 ) -> SPMValue:
-    """The best personalised static-price mechanism with a static order (agents exchangeable).
+    """The best personalised static-price mechanism with a static order.
 
-    Every sequence of grid prices that sell with positive probability is enumerated (for
-    welfare, a price at which no agent ever buys is dominated by the highest selling one).
+    Exchangeable agents with one item type: every sequence of grid prices that sell with
+    positive probability (for welfare, a price at which no agent ever buys is dominated by the
+    highest selling one), by position. Other finite supports: every (order, per-agent grid
+    price vectors) pair, evaluated by enumeration of the profiles.
 
     Parameters
     ----------
     setting : SPMSetting
-        One item type, agents i.i.d. given a component.
     objective : {"welfare", "revenue"}, optional
     tie : {"strict", "weak"}, optional
-    price_grid : sequence of float, optional
+    price_grid : sequence of float, or d sequences, optional
     limit : int, optional
-        Largest number of sequences enumerated.
+        Largest number of price sequences (exchangeable case) or (mechanism, profile) rows
+        (general case) enumerated.
 
     Returns
     -------
     SPMValue
-        ``method="search"``; ``details["prices"]`` is an optimal price sequence by position.
+        ``method="search"``; ``details["prices"]`` is an optimal price sequence by position
+        (exchangeable case) or per agent, with ``details["order"]`` (general case).
 
     Examples
     --------
@@ -408,10 +475,12 @@ def best_psp_value(
     """
     obj = _objective(setting, objective)
     _check_tie(tie)
-    grid = _grids(setting, price_grid)[0]
-    mix = _Mixture(setting, grid, obj, tie)
-    val, seq = _mixture_psp(mix, limit)
-    return SPMValue(val, 0.0, "search", 0, {"prices": seq})
+    grids = _grids(setting, price_grid)
+    if setting.n_types == 1 and setting.iid_components() is not None:
+        val, seq = _mixture_psp(_Mixture(setting, grids[0], obj, tie), limit)
+        return SPMValue(val, 0.0, "search", 0, {"prices": seq})
+    val, details = _search_static(setting, grids, False, obj, tie, limit)
+    return SPMValue(val, 0.0, "search", setting.n_profiles, details)
 
 
 def best_asp_value(
@@ -419,22 +488,29 @@ def best_asp_value(
     *,
     objective: str | None = None,
     tie: str = "strict",
-    price_grid: Sequence[float] | None = None,
+    price_grid: Sequence[float] | Sequence[Sequence[float]] | None = None,
+    limit: int = 1 << 22,
 ) -> SPMValue:
-    """The best anonymous static price (one item type, agents exchangeable).
+    """The best anonymous static price vector with a static order.
+
+    Exchangeable agents with one item type: every grid price (order irrelevant); i.i.d.
+    U[0, 1]: a continuous maximisation; other finite supports: every (order, grid price
+    vector) pair, evaluated by enumeration of the profiles.
 
     Parameters
     ----------
     setting : SPMSetting
-        One item type; agents i.i.d. given a component, or i.i.d. U[0, 1].
     objective : {"welfare", "revenue"}, optional
     tie : {"strict", "weak"}, optional
-    price_grid : sequence of float, optional
+    price_grid : sequence of float, or d sequences, optional
+    limit : int, optional
+        Largest number of (mechanism, profile) rows enumerated in the general case.
 
     Returns
     -------
     SPMValue
-        ``details["price"]`` is an optimal price.
+        ``details["price"]`` is an optimal price (a list of d prices in the general case,
+        with ``details["order"]`` the visiting order).
 
     Examples
     --------
@@ -448,9 +524,13 @@ def best_asp_value(
     if _is_uniform_iid(setting):
         val, p = _uniform_asp(setting.n_agents, setting.units[0], obj)
         return SPMValue(val, 0.0, "closed_form", 0, {"price": p})
-    grid = _grids(setting, price_grid)[0]
-    val, p = _mixture_asp(_Mixture(setting, grid, obj, tie))
-    return SPMValue(val, 0.0, "search", 0, {"price": p})
+    grids = _grids(setting, price_grid)
+    if setting.n_types == 1 and setting.iid_components() is not None:
+        val, p = _mixture_asp(_Mixture(setting, grids[0], obj, tie))
+        return SPMValue(val, 0.0, "search", 0, {"price": p})
+    val, details = _search_static(setting, grids, True, obj, tie, limit)
+    details["price"] = details["prices"][0]  # type: ignore[index]
+    return SPMValue(val, 0.0, "search", setting.n_profiles, details)
 
 
 def exchangeable_static_value(

@@ -108,6 +108,15 @@ def test_proposition4_search_beats_static_prices_and_orders() -> None:
     )
     assert float(static[7 * 625 + 100]) == pytest.approx(one.value, abs=1e-12)
     assert float(static.max()) < best.value - 0.01
+    # the general static search (full default grid) agrees with this brute force's bound and
+    # returns a mechanism that evaluates to its value
+    psp = best_psp_value(s)
+    assert psp.value >= float(static.max()) - 1e-12 and psp.value < best.value - 0.01
+    again = evaluate_mechanism(s, static_mechanism(psp.details["order"], psp.details["prices"]))
+    assert again.value == pytest.approx(psp.value, abs=1e-12)
+    asp = best_asp_value(s)
+    assert asp.value <= psp.value + 1e-12
+    assert len({tuple(p) for p in asp.details["prices"]}) == 1
 
 
 @pytest.mark.parametrize(
@@ -381,9 +390,11 @@ def test_bad_input() -> None:
 
 
 def test_reference_value_summary() -> None:
-    ks = spm_reference_values(make_spm_setting("kitchen_sink"))
-    assert list(ks) == ["optimum", "rsd", "best_spm"]
+    ks = spm_reference_values(make_spm_setting("kitchen_sink"), psp_limit=1 << 20)
+    # the best PSP needs 6 orders x 63**3 price vectors x 4 profiles > psp_limit rows: absent
+    assert list(ks) == ["optimum", "rsd", "best_spm", "best_asp"]
     assert ks["best_spm"].value == pytest.approx(0.26192, abs=1e-12)
+    assert ks["best_asp"].value < ks["best_spm"].value - 0.03  # needs adaptivity
     # RSD by enumeration of the 6 orders: welfare of a random dictatorship at price 0
     assert ks["rsd"].method == "enumeration" and ks["rsd"].value < ks["best_spm"].value
     tw = spm_reference_values(make_spm_setting("two_worlds", n_agents=6))
