@@ -138,6 +138,8 @@ class SPMBatchedEnv:
         (shape ``n + d + 3 n d``); the actor always sees only ``statistic``.
     tie : {"strict", "weak"}, optional
         Buyer tie rule.
+    horizon : {"early", "full"}, optional
+        End episodes when units run out, or always after ``n`` steps (fixed-length episodes).
     values : Tensor, shape (E, n, d), optional
         Fixed value profile of each row (every episode of row ``e`` uses ``values[e]``).
     validate : bool, optional
@@ -158,13 +160,16 @@ class SPMBatchedEnv:
         price_grid: PriceGrid = None,
         critic: str = "obs",
         tie: str = "strict",
+        horizon: str = "early",
         values: Tensor | None = None,
         validate: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         self.validate = bool(validate)
-        self.process = SPMProcess(setting, objective=objective, tie=tie, device=device, dtype=dtype)
+        self.process = SPMProcess(
+            setting, objective=objective, tie=tie, horizon=horizon, device=device, dtype=dtype
+        )
         self.setting = setting
         n, d = setting.n_agents, setting.n_types
         self.statistic = statistic

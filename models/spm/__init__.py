@@ -29,7 +29,7 @@ from models.spm._check import check_spm_setting
 from models.spm._grid import default_price_grid
 from models.spm._gym import SPMGymEnv
 from models.spm._optimum import optimal_welfare
-from models.spm._process import STATISTICS, TIE_RULES, SPMProcess, observation_dim
+from models.spm._process import HORIZONS, STATISTICS, TIE_RULES, SPMProcess, observation_dim
 from models.spm._registry import (
     SPMSettingSpec,
     list_spm_settings,
@@ -66,6 +66,7 @@ register_spm_setting("proposition2", proposition2, "2 items, 3 agents on {1,3}")
 register_spm_setting("proposition4", proposition4, "2 items, 4 independent agents")
 
 __all__ = [
+    "HORIZONS",
     "OBJECTIVES",
     "STATISTICS",
     "TIE_RULES",

@@ -38,6 +38,8 @@ class SPMGymEnv(gym.Env[ObsType, ActType]):
     reward : {"welfare_loss", "objective"}, optional
         ``"welfare_loss"`` is rejected for max-min fairness.
     tie : {"strict", "weak"}, optional
+    horizon : {"early", "full"}, optional
+        End episodes when units run out, or always after ``n`` steps.
 
     Notes
     -----
@@ -64,9 +66,12 @@ class SPMGymEnv(gym.Env[ObsType, ActType]):
         objective: str | None = None,
         reward: str = "welfare_loss",
         tie: str = "strict",
+        horizon: str = "early",
     ) -> None:
         super().__init__()
-        self.process = SPMProcess(setting, objective=objective, tie=tie, dtype=torch.float64)
+        self.process = SPMProcess(
+            setting, objective=objective, tie=tie, horizon=horizon, dtype=torch.float64
+        )
         if reward not in ("welfare_loss", "objective"):
             raise ValueError(f"expected reward in ('welfare_loss', 'objective'), got {reward!r}")
         if reward == "welfare_loss" and self.process.objective_name == "maxmin":

@@ -3,8 +3,8 @@
 One row is one run of the mechanism on one value profile. Each step the mechanism picks a
 remaining agent and posts one price per item type; the agent takes its utility-maximising
 bundle (its dominant strategy) and pays its prices; the episode ends when no agent or no unit
-remains (reference §1.1-1.5). Everything is plain torch tensors, so learners and exact
-evaluators drive the same arithmetic.
+remains (reference §1.1-1.5), or optionally only after every agent was visited (SP-B).
+Everything is plain torch tensors, so learners and exact evaluators drive the same arithmetic.
 
 Buyer's response
     Unit demand: the agent takes one unit of the available type with the highest utility
@@ -29,7 +29,7 @@ import torch
 from models.spm._optimum import optimal_welfare
 from models.spm._setting import OBJECTIVES, SPMSetting
 
-__all__ = ["STATISTICS", "TIE_RULES", "SPMProcess", "observation_dim"]
+__all__ = ["HORIZONS", "STATISTICS", "TIE_RULES", "SPMProcess", "observation_dim"]
 
 Tensor = torch.Tensor
 
@@ -38,6 +38,10 @@ STATISTICS = ("none", "agents_left", "items_agents_left", "allocation", "price_a
 
 #: Buyer tie rules: buy only at positive utility, or also at zero utility.
 TIE_RULES = ("strict", "weak")
+
+#: Episode ends: when no agent or no unit remains (the paper, SP-A), or only once every agent
+#: has been visited (SP-B's fixed horizon of n steps; later visits cannot buy).
+HORIZONS = ("early", "full")
 
 
 def observation_dim(statistic: str, n: int, d: int) -> int:
@@ -81,6 +85,8 @@ class SPMProcess:
         Default: the setting's objective.
     tie : {"strict", "weak"}, optional
         Buyer tie rule (see the module docstring); default ``"strict"``.
+    horizon : {"early", "full"}, optional
+        End episodes when units run out (default) or always after ``n`` steps.
     device : torch.device or str, optional
     dtype : torch.dtype, optional
         Dtype of values, prices and observations (float64 for exact evaluation).
@@ -127,6 +133,7 @@ class SPMProcess:
         *,
         objective: str | None = None,
         tie: str = "strict",
+        horizon: str = "early",
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
@@ -141,7 +148,10 @@ class SPMProcess:
             raise TypeError(f"expected a floating dtype, got {dtype}")
         self.setting = setting
         self.objective_name = obj
+        if horizon not in HORIZONS:
+            raise ValueError(f"expected horizon in {HORIZONS}, got {horizon!r}")
         self.tie = tie
+        self.horizon = horizon
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
         self.n = setting.n_agents
@@ -298,7 +308,10 @@ class SPMProcess:
         self.prices_faced[rows, agent] = torch.where(act, prices, self.prices_faced[rows, agent])
         self.agents_left[rows, agent] = self.agents_left[rows, agent] & ~active
         self.steps = self.steps + active.to(torch.int64)
-        ended = active & (~self.agents_left.any(dim=1) | (self.items_left.sum(dim=1) <= 0))
+        finished = ~self.agents_left.any(dim=1)
+        if self.horizon == "early":
+            finished = finished | (self.items_left.sum(dim=1) <= 0)
+        ended = active & finished
         self.done = self.done | ended
         return ended
 

@@ -298,3 +298,37 @@ def test_batched_env_reproducible_and_bad_input() -> None:
         env.step(Action(torch.zeros(2, 1, dtype=torch.int64), torch.zeros(2, 2)), torch.Generator())
     with pytest.raises(ValueError, match="price grid"):
         SPMBatchedEnv(s, price_grid=1)
+
+
+def test_full_horizon_visits_every_agent() -> None:
+    s = make_spm_setting("proposition2")
+    proc = SPMProcess(s, horizon="full", dtype=F64)
+    proc.reset(_t([[[1.0], [1.0], [1.0]]]))
+    for t in range(3):
+        ended = proc.step(torch.tensor([t]), _t([[0.0]]))
+        assert bool(ended[0]) == (t == 2)  # units run out after step 1, the episode goes on
+    assert proc.allocation[0, :, 0].tolist() == [1.0, 1.0, 0.0]  # nothing left for agent 2
+    assert proc.steps.tolist() == [3]
+    env = SPMBatchedEnv(s, num_envs=5, horizon="full")
+    g = torch.Generator().manual_seed(0)
+    out = env.reset(g)
+    for t in range(3):
+        agent = out.masks[0].to(torch.int64).argmax(1, keepdim=True)
+        out = env.step(Action(agent, torch.zeros(5, 1)), g)
+        assert out.done.tolist() == [t == 2] * 5
+    assert out.info["length"].tolist() == [3] * 5
+    with pytest.raises(ValueError, match="horizon"):
+        SPMProcess(s, horizon="sometimes")
+
+
+def test_revenue_objective_and_reward() -> None:
+    s = make_spm_setting("proposition1")
+    env = SPMBatchedEnv(s, values=_prop1_profiles(), objective="revenue", dtype=F64)
+    g = torch.Generator().manual_seed(0)
+    env.reset(g)
+    out = env.step(Action(torch.zeros(4, 1, dtype=torch.int64), torch.full((4, 1), 0.5)), g)
+    # agent 0 buys at 0.5 iff its value is 1 (raw 3): revenue 0.5; reward = revenue - OPT
+    assert out.done.tolist() == [False, False, True, True]
+    assert out.info["objective"][2:].tolist() == pytest.approx([0.5, 0.5])
+    assert out.reward[2:].tolist() == pytest.approx([0.5 - 1.0, 0.5 - 1.0])
+
