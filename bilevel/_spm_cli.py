@@ -4,7 +4,7 @@
 
     bilevel spm SETTING [--param K=V ...] [--statistic S] [--objective O] [--steps N]
                 [--seed S] [--baselines rsd,asp,psp] [--baseline-steps N]
-                [--price-grid auto|G] [--critic obs|state] [--out DIR] [--json]
+                [--price-grid finite|auto|none|G] [--critic obs|state] [--out DIR] [--json]
     bilevel spm-baselines SETTING [--param K=V ...] [--objective O] [--steps N] [--seed S]
                 [--json]
 
@@ -47,13 +47,17 @@ def _params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _grid(raw: str | None) -> Any:
-    if raw is None or raw == "auto":
+def _grid(raw: str) -> Any:
+    if raw in ("auto", "finite"):
         return raw
+    if raw == "none":
+        return None
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"expected --price-grid auto or an int, got {raw!r}") from None
+        raise ValueError(
+            f"expected --price-grid finite, auto, none or an int, got {raw!r}"
+        ) from None
 
 
 def _baselines(raw: str) -> tuple[str, ...]:
@@ -172,7 +176,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--baselines", default="rsd,asp,psp",
                    help="comma-separated baselines among rsd,asp,psp ('' for none)")
     p.add_argument("--baseline-steps", type=int, help="ASP/PSP training steps (default --steps)")
-    p.add_argument("--price-grid", help="discrete prices: auto or a grid size (default continuous)")
+    p.add_argument("--price-grid", default="finite",
+                   help="finite (default: discrete grid on finite supports, else continuous), "
+                        "auto (always the default grid), none (continuous) or a grid size")
     p.add_argument("--critic", choices=("obs", "state"), default="obs",
                    help="critic input: the observation or the full state (centralized)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

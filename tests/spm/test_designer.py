@@ -25,7 +25,8 @@ PROP1_OPT = 2.5 / 3.0  # Proposition 1: E[max(v1, v2)] = 2.5 raw, values normali
 
 @pytest.fixture(scope="module")
 def prop1() -> SPMDesigner:
-    return SPMDesigner("proposition1", steps=20_000, seed=0, baselines=("rsd", "asp")).fit()
+    return SPMDesigner("proposition1", steps=20_000, seed=0, baselines=("rsd", "asp"),
+                       price_grid=None).fit()
 
 
 def test_learns_proposition1_personalised_prices(prop1: SPMDesigner) -> None:
