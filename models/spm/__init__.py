@@ -4,7 +4,15 @@ Settings (reference §1.7, all values normalised to [0, 1]) are :class:`SPMSetti
 by name; :class:`SPMProcess` runs ``E`` episodes of the mechanism at once on given value profiles
 (sampled, or enumerated for exact evaluation) and returns plain tensors. The RL adapter
 implementing ``solvers._rl_protocol.BatchedEnv`` is ``solvers._spm_env.SPMBatchedEnv``; a
-gymnasium single-episode environment is :class:`SPMGymEnv`.
+gymnasium single-episode environment is :class:`SPMGymEnv` (Box action: agent scores, then
+prices). Exact values (E[OPT], RSD, a given mechanism's value, best SPM/PSP/ASP) are in
+``solvers._spm_exact``, ``solvers._spm_dp`` and ``solvers._spm_summary``.
+
+Settings (``make_spm_setting(name, **params)``; values normalised to [0, 1]):
+``correlated`` (n, k, δ), ``revenue`` (correlated, revenue objective), ``additive_across_types``,
+``colors``, ``two_worlds``, ``inventory``, ``kitchen_sink``, ``id``, ``maxmin_fairness``,
+``proposition1``, ``proposition2``, ``proposition4``. Proposition 3's distribution is not given
+in the paper's conference text and is not provided.
 
 Examples
 --------
