@@ -10,6 +10,7 @@ from models._mdp import TabularMDP, check_mdp, mdp_from_arrays, mdp_from_success
 from models._registry import EnvSpec, list_envs, make_env, register_env
 from models._sales import sales
 from models._scheduling import scheduling
+from models.games import StackelbergGame, list_games, make_game, register_game
 
 register_env("sales", sales, "sequential sales of m identical items to unit-demand agents")
 register_env("scheduling", scheduling, "task scheduling on n machines, makespan objective")
@@ -19,16 +20,20 @@ register_env("matching", matching, "dynamic matching with stochastic arrivals an
 __all__ = [
     "EnvSpec",
     "Environment",
+    "StackelbergGame",
     "TabularMDP",
     "check_mdp",
     "custom_env",
     "gridworld",
     "list_envs",
+    "list_games",
     "make_env",
+    "make_game",
     "matching",
     "mdp_from_arrays",
     "mdp_from_successors",
     "register_env",
+    "register_game",
     "sales",
     "scheduling",
 ]

@@ -6,32 +6,78 @@ Solvers take an MDP structure (:class:`models.TabularMDP`) and reward arrays of 
 exact solver agrees with every other (tested).
 """
 
+from solvers._bcce import (
+    BCCEResult,
+    CertificationError,
+    CertifiedResponse,
+    bcce_gap,
+    certified_response,
+)
 from solvers._dp import check_reward, occupancy_of_policy, policy_values, solve_dp, solve_values
 from solvers._entropic import EntropicSolver, solve_entropic
 from solvers._layers import CvxpyEntropicLayer, GradientAccuracyWarning
 from solvers._licence import available_lp_solvers, mosek_licensed
 from solvers._lp import solve_lp
+from solvers._no_regret import (
+    MultiplicativeWeights,
+    Response,
+    expected_deviation_utilities,
+    joint_index,
+)
+from solvers._qlearning import QLearningFollowers
 from solvers._result import InnerSolution, InnerSolveError, Status
 from solvers._rl_protocol import Action, ActionSpec, BatchedEnv, EnvStep
 from solvers._soft import SoftBellmanSolver
+from solvers._stackelberg_exact import (
+    PayoffTable,
+    best_response,
+    best_standard_spm,
+    dominant_actions,
+    follower_values,
+    leader_value,
+    optimal_commitment,
+    payoff_table,
+    respond,
+    run_dynamics,
+)
 
 __all__ = [
     "Action",
     "ActionSpec",
+    "BCCEResult",
     "BatchedEnv",
+    "CertificationError",
+    "CertifiedResponse",
     "CvxpyEntropicLayer",
     "EntropicSolver",
     "EnvStep",
     "GradientAccuracyWarning",
     "InnerSolution",
     "InnerSolveError",
+    "MultiplicativeWeights",
+    "PayoffTable",
+    "QLearningFollowers",
+    "Response",
     "SoftBellmanSolver",
     "Status",
     "available_lp_solvers",
+    "bcce_gap",
+    "best_response",
+    "best_standard_spm",
+    "certified_response",
     "check_reward",
+    "dominant_actions",
+    "expected_deviation_utilities",
+    "follower_values",
+    "joint_index",
+    "leader_value",
     "mosek_licensed",
     "occupancy_of_policy",
+    "optimal_commitment",
+    "payoff_table",
     "policy_values",
+    "respond",
+    "run_dynamics",
     "solve_dp",
     "solve_entropic",
     "solve_lp",
