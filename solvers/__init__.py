@@ -28,6 +28,22 @@ from solvers._qlearning import QLearningFollowers
 from solvers._result import InnerSolution, InnerSolveError, Status
 from solvers._rl_protocol import Action, ActionSpec, BatchedEnv, EnvStep
 from solvers._soft import SoftBellmanSolver
+from solvers._spm_dp import (
+    best_asp_value,
+    best_psp_value,
+    best_spm_value,
+    exchangeable_static_value,
+)
+from solvers._spm_env import SPMBatchedEnv
+from solvers._spm_exact import (
+    SPMPolicy,
+    evaluate_mechanism,
+    expected_optimum,
+    rsd_value,
+    static_mechanism,
+)
+from solvers._spm_result import SPMValue
+from solvers._spm_summary import spm_reference_values
 from solvers._stackelberg_exact import (
     PayoffTable,
     best_response,
@@ -58,16 +74,25 @@ __all__ = [
     "PayoffTable",
     "QLearningFollowers",
     "Response",
+    "SPMBatchedEnv",
+    "SPMPolicy",
+    "SPMValue",
     "SoftBellmanSolver",
     "Status",
     "available_lp_solvers",
     "bcce_gap",
+    "best_asp_value",
+    "best_psp_value",
     "best_response",
+    "best_spm_value",
     "best_standard_spm",
     "certified_response",
     "check_reward",
     "dominant_actions",
+    "evaluate_mechanism",
+    "exchangeable_static_value",
     "expected_deviation_utilities",
+    "expected_optimum",
     "follower_values",
     "joint_index",
     "leader_value",
@@ -77,9 +102,12 @@ __all__ = [
     "payoff_table",
     "policy_values",
     "respond",
+    "rsd_value",
     "run_dynamics",
     "solve_dp",
     "solve_entropic",
     "solve_lp",
     "solve_values",
+    "spm_reference_values",
+    "static_mechanism",
 ]
