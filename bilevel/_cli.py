@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from bilevel._designer import AMADesigner
@@ -121,6 +124,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """Local worker processes (spawned: torch and forked threads do not mix)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _cmd_design(args: argparse.Namespace) -> int:
     env = _env_from_args(args)
     designer = AMADesigner(
@@ -142,10 +150,19 @@ def _cmd_design(args: argparse.Namespace) -> int:
         eval_samples=args.eval_samples,
         seed=args.seed,
         progress=_use_progress(args),
+        n_trials=args.trials,
+        checkpoint=None if not args.out else Path(args.out) / "store.sqlite",
     )
     start = time.perf_counter()
+    if args.workers < 1:
+        raise CLIError(f"expected --workers >= 1, got {args.workers}")
     try:
-        designer.fit(env)
+        if args.workers > 1:
+            with _process_pool(args.workers) as pool:
+                designer.set_params(executor=pool)
+                designer.fit(env)
+        else:
+            designer.fit(env)
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from e
     result = designer.result_
@@ -197,11 +214,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise CLIError(f"expected --workers >= 1, got {args.workers}")
     try:
         if args.workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+            with _process_pool(args.workers) as pool:
                 records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
                                     rows=rows, on_cell=summary, executor=pool)
         else:
@@ -307,11 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multistart: refinement method(s)")
     p.add_argument("--validation", type=int, default=2000,
                    help="gradient methods: held-out profiles for checkpoint selection (0: off)")
+    p.add_argument("--trials", type=int, default=1,
+                   help="gradient methods: independent runs, the best on held-out profiles kept")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes for grid chunks and trials")
     p.add_argument("--eval-samples", type=int, default=10_000,
                    help="fresh profiles for the final evaluation against VCG")
     p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="directory for mechanism.json, report.md, result.json")
+    p.add_argument("--out", help="directory for mechanism.json, report.md, result.json and "
+                   "the checkpoint store (a killed run resumes when re-run)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_design)
 

@@ -261,6 +261,21 @@ class AMADesigner:
         """Hyperparameters as passed to ``__init__``."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
+    def set_params(self, **params: Any) -> AMADesigner:
+        """Set hyperparameters (scikit-learn style); unknown names raise ``ValueError``.
+
+        Returns
+        -------
+        AMADesigner
+            ``self``.
+        """
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"expected a parameter among {sorted(valid)}, got {k!r}")
+            setattr(self, k, v)
+        return self
+
     def __repr__(self) -> str:
         ps = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"AMADesigner({ps})"
