@@ -264,9 +264,16 @@ def best_values(setting: SPMSetting, objective: str, tie: str) -> dict[str, SPMV
         Keys among ``"spm"``, ``"psp"``, ``"asp"`` (those known).
     """
     out: dict[str, SPMValue] = {}
+    # The static (PSP/ASP) searches of solvers._spm_dp materialise all n! visiting orders
+    # before checking their size limit unless agents are exchangeable with one item type;
+    # only call them where that is cheap (n <= 8).
+    exchangeable = setting.n_types == 1 and setting.iid_components() is not None
+    static_ok = exchangeable or setting.n_agents <= 8 or not setting.finite
     if objective in ("welfare", "revenue"):
         for key, fn in (("spm", best_spm_value), ("psp", best_psp_value),
                         ("asp", best_asp_value)):
+            if key != "spm" and not static_ok:
+                continue
             try:
                 out[key] = fn(setting, objective=objective, tie=tie)
             except ValueError:

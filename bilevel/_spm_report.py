@@ -125,7 +125,7 @@ def plot_spm_curves(result: SPMDesignResult, path: str | Path) -> Path:
     if result.optimum is not None:
         refs.append(("E[OPT]", result.optimum.value, "black"))
     if "spm" in result.best:
-        refs.append(("best SPM", result.best["spm"].value, "tab:green"))
+        refs.append(("best SPM", result.best["spm"].value, "tab:red"))
     if "rsd" in result.baselines:
         refs.append(("RSD", result.baselines["rsd"].value, "tab:gray"))
     for label, v, color in refs:
