@@ -46,7 +46,13 @@ from solvers._stackelberg_env import StackelbergPOMDP
 from solvers._stackelberg_exact import leader_value, payoff_table
 from solvers._stackelberg_games import LeaderGameCore, core_from_game
 
-__all__ = ["StackelbergDesigner", "StackelbergResult", "evaluate_leader", "load_stackelberg"]
+__all__ = [
+    "LeaderEvaluation",
+    "StackelbergDesigner",
+    "StackelbergResult",
+    "evaluate_leader",
+    "load_stackelberg",
+]
 
 FloatArray = npt.NDArray[np.float64]
 FOLLOWERS = ("mw-exact", "mw-sampled")
@@ -131,10 +137,12 @@ def evaluate_leader(
     threshold : float
         B-CCE certification threshold.
     candidates : tuple of str or None
-        Response kinds tried in order by the certification; None: SP-B's selection
-        (``last_mixed``, ``deterministic``, ``empirical_average``) for message SPMs, and
-        ``(response,)`` for the other games, which SP-B scores against the argmax response
-        without certification (reference §2.3) — its gap is still computed and reported.
+        Response kinds tried in order by the certification; None: for message SPMs the
+        training response ``response`` first, then the rest of SP-B's order (``last_mixed``,
+        ``deterministic``, ``empirical_average``), so that the leader is scored against the
+        response object it was trained against whenever that one is certified; for the other
+        games ``(response,)``, which SP-B scores against the argmax response without
+        certification (reference §2.3) — its gap is still computed and reported.
     max_extra : int
         Extra MW updates allowed for certification.
     seed : int
@@ -158,7 +166,8 @@ def evaluate_leader(
     args = core.tabular(c.filled[0], c.categorical[0], c.continuous[0])
     table = payoff_table(g, *args)
     if candidates is None:
-        candidates = (("last_mixed", "deterministic", "empirical_average")
+        sp_b = ("last_mixed", "deterministic", "empirical_average")
+        candidates = ((response, *[k for k in sp_b if k != response])
                       if isinstance(g, MSPMGame) else (response,))
     cert = certified_response(table, prefix_iterations=iterations,
                               generator=torch.Generator().manual_seed(seed + 1),
