@@ -305,7 +305,6 @@ def train_ppo(
     cat_buf = torch.zeros((T, E, H), dtype=torch.long, device=dev)
     cont_buf = torch.zeros((T, E, C), dtype=dt, device=dev)
     logp_buf = torch.zeros((T, E), dtype=dt, device=dev)
-    val_buf = torch.zeros((T, E), dtype=dt, device=dev)
     rew_buf = torch.zeros((T, E), dtype=dt, device=dev)
     done_buf = torch.zeros((T, E), dtype=torch.bool, device=dev)
 
@@ -344,7 +343,6 @@ def train_ppo(
                     mask_bufs[h][t] = masks[h]
                 cat_buf[t], cont_buf[t] = cat, raw
                 logp_buf[t] = dist.log_prob(cat, raw)
-                val_buf[t] = policy.value(cobs)
                 reward = nxt.reward.to(dev)
                 done = nxt.done.to(dev, torch.bool)
                 rew_buf[t], done_buf[t] = reward, done
@@ -356,6 +354,8 @@ def train_ppo(
                                    else obj.to(dev, torch.float64)[done])
                     ep_return = torch.where(done, torch.zeros_like(ep_return), ep_return)
                 step = nxt
+            # one batched critic pass over the whole rollout instead of T small ones
+            val_buf = policy.value(cobs_buf.reshape(T * E, -1)).reshape(T, E)
             last_value = policy.value(step.critic_obs.to(dev, dt))
         env_steps += E * T
 
