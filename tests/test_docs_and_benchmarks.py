@@ -56,11 +56,3 @@ def test_regularised_benchmark_json() -> None:
                       "--repeat", "1")
     assert float(out["ratio"]) > 0  # type: ignore[arg-type]
     assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
-
-
-def test_paper_table1_script_smoke(tmp_path: Path) -> None:
-    out = _run_script("paper_table1.py", "--rows", "2x2", "--methods", "zeroth_order",
-                      "--iters", "3", "--out", str(tmp_path / "t.jsonl"))
-    results = out["results"]
-    assert isinstance(results, list) and len(results) == 1
-    assert results[0]["method"] == "zeroth_order"
