@@ -3,7 +3,7 @@
 ::
 
     bilevel stackelberg GAME [--followers mw-exact|mw-sampled] [--critic centralized|plain]
-                        [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E]
+                        [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E] [--lr LR]
                         [--iterations I] [--eval-every U] [--max-seconds T]
                         [--steps N] [--seed S] [--out DIR] [--json]
 
@@ -36,9 +36,8 @@ def _summary_line(label: str, r: StackelbergResult) -> str:
 
 def _cmd_stackelberg(args: argparse.Namespace) -> int:
     kwargs = {"followers": args.followers, "steps": args.steps, "num_envs": args.envs,
+              "learning_rate": args.lr, "iterations": args.iterations,
               "eval_every": args.eval_every, "max_seconds": args.max_seconds}
-    if args.iterations is not None:
-        kwargs["iterations"] = args.iterations
     if args.compare:
         variants: tuple[str, ...] = ("centralized", "plain")
         if args.critic != "centralized" or args.pomdp != "stackelberg":
@@ -103,7 +102,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--compare", action="store_true",
                    help="train both critics and write a comparison report")
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant (S, S+1, ...)")
-    p.add_argument("--envs", type=int, default=16, help="leader episodes in lockstep")
+    p.add_argument("--envs", type=int,
+                   help="leader episodes in lockstep (default 16; 64 for randomised normal forms)")
+    p.add_argument("--lr", type=float, help="PPO learning rate (default per game)")
     p.add_argument("--iterations", type=int, help="MW iterations of the response phase")
     p.add_argument("--eval-every", type=int, default=10,
                    help="exact evaluation every U PPO updates (0: only at the end)")

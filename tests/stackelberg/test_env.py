@@ -338,3 +338,24 @@ def test_hidden_response_wrapper_shows_only_the_reward_phase() -> None:
         dones.append(bool(s.done[0]))
         assert float(s.critic_obs[0, flag]) == 1.0
     assert dones == [False] * 4 + [True] + [False] * 4 + [True]
+
+
+def test_mspm_pi_second_price_like_rule_is_efficient_against_learned_truthful_messages() -> None:
+    # reference §3.1: read messages as claimed values, visit the higher claim first at the
+    # other's claim − 0.001, then the other at 0: MW (exact, 100 iterations) learns truthful
+    # messages and the welfare loss is 0 (the best standard SPM loses 0.06)
+    claim = torch.tensor([[0.2, 1.0], [0.0, 0.4]])  # claimed value of message m by agent i
+
+    def rule(s: EnvStep) -> Action:
+        msg = s.obs[:, 7:].reshape(-1, 2, 2).argmax(2)
+        c0, c1 = claim[0][msg[:, 0]], claim[1][msg[:, 1]]
+        first = (c1 > c0).long()
+        step0 = s.obs[:, :2].sum(1) == 2
+        agent = torch.where(step0, first, s.obs[:, 1].long())
+        other = torch.where(first == 0, c1, c0)
+        price = torch.where(step0, (other - 0.001).clamp(0, 1), torch.zeros_like(other))
+        return Action(agent[:, None], price[:, None])
+
+    env = StackelbergPOMDP(pi_core(), 2, iterations=100, reward="exact")
+    _, last = run_episode(env, rule)
+    torch.testing.assert_close(last.info["objective"], torch.zeros(2), atol=1e-6, rtol=0)
