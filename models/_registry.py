@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from models._env import Environment
+from models._spec import Spec
 
 __all__ = ["EnvSpec", "list_envs", "make_env", "register_env"]
 
 
-@dataclass(frozen=True)
-class EnvSpec:
-    """A registered environment constructor.
-
-    Attributes
-    ----------
-    name : str
-        Registry name.
-    builder : callable returning Environment
-        Keyword-only constructor.
-    description : str
-        One line for ``bilevel envs``.
-    """
-
-    name: str
-    builder: Callable[..., Environment]
-    description: str
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """Constructor parameters with their defaults."""
-        sig = inspect.signature(self.builder)
-        return {
-            k: (None if p.default is inspect.Parameter.empty else p.default)
-            for k, p in sig.parameters.items()
-        }
+class EnvSpec(Spec[Environment]):
+    """A registered environment constructor (see :class:`models._spec.Spec`)."""
 
 
 _REGISTRY: dict[str, EnvSpec] = {}

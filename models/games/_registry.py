@@ -6,42 +6,17 @@ Names may also be given in the reference's colon form (``"normal_form:game_2:ran
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from models._spec import Spec
 from models.games._base import StackelbergGame
 
 __all__ = ["GameSpec", "list_games", "make_game", "register_game"]
 
 
-@dataclass(frozen=True)
-class GameSpec:
-    """A registered game constructor.
-
-    Attributes
-    ----------
-    name : str
-        Registry name.
-    builder : callable returning StackelbergGame
-        Keyword-only constructor.
-    description : str
-        One line.
-    """
-
-    name: str
-    builder: Callable[..., StackelbergGame]
-    description: str
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """Constructor parameters with their defaults."""
-        sig = inspect.signature(self.builder)
-        return {
-            k: (None if p.default is inspect.Parameter.empty else p.default)
-            for k, p in sig.parameters.items()
-        }
+class GameSpec(Spec[StackelbergGame]):
+    """A registered game constructor (see :class:`models._spec.Spec`)."""
 
 
 _REGISTRY: dict[str, GameSpec] = {}

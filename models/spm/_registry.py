@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from models._spec import Spec
 from models.spm._setting import SPMSetting
 
 __all__ = ["SPMSettingSpec", "list_spm_settings", "make_spm_setting", "register_spm_setting"]
 
 
-@dataclass(frozen=True)
-class SPMSettingSpec:
-    """A registered SPM setting constructor.
-
-    Attributes
-    ----------
-    name : str
-        Registry name.
-    builder : callable returning SPMSetting
-        Keyword-only constructor.
-    description : str
-        One line for listings.
-    """
-
-    name: str
-    builder: Callable[..., SPMSetting]
-    description: str
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """Constructor parameters with their defaults."""
-        sig = inspect.signature(self.builder)
-        return {
-            k: (None if p.default is inspect.Parameter.empty else p.default)
-            for k, p in sig.parameters.items()
-        }
+class SPMSettingSpec(Spec[SPMSetting]):
+    """A registered SPM setting constructor (see :class:`models._spec.Spec`)."""
 
 
 _REGISTRY: dict[str, SPMSettingSpec] = {}
