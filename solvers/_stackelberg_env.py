@@ -20,8 +20,8 @@ lockstep:
 2. **Reward phase** — games against the follower *response*: ``"deterministic"`` (argmax of
    the final weights), ``"last_mixed"`` (the final mixed strategies) or ``"empirical_average"``
    (the uniform mixture of the strategies after every update, correlated through the common
-   snapshot index). ``reward="sampled"``
-   plays ``reward_games`` games with fresh types and sampled actions, each paying
+   snapshot index). ``reward="sampled"`` plays ``reward_games`` games with fresh types and
+   actions sampled from the response, each paying
    ``leader utility / reward_games``; ``reward="exact"`` plays every (type profile × joint
    action) pair once, paying ``P(types) P(actions | types) · leader utility``. Either way the
    episode return is the leader's expected utility per game against the response.
@@ -44,7 +44,12 @@ observation only.
 
 **Basic POMDP ablation** (``hide_response=True``): every step whose action is taken in the
 response phase carries ``info["hidden"] = True``; a learner must execute but not store those
-transitions.
+transitions (:class:`solvers._stackelberg_basic.HiddenResponseEnv` does this for a PPO that
+stores every step).
+
+Not done here: SP-B's in-episode certification (extending the response phase until a
+candidate response passes the B-CCE check) would need the leader's policy on observations not
+yet visited; the designer certifies at evaluation instead (:mod:`bilevel._stackelberg`).
 """
 
 from __future__ import annotations
