@@ -180,8 +180,8 @@ def stackelberg_report(
     lines = [
         f"# Stackelberg leader learning: {game}",
         "",
-        "Exact leader value of the final deterministic leader against its certified follower "
-        "response (B-CCE gap threshold "
+        "Exact leader value of the final deterministic leader against the selected follower "
+        "response after multiplicative weights (certified when its B-CCE gap is at most "
         f"{next(iter(results.values()))[0].config['threshold']}), mean ± standard error over "
         "seeds; *best* is each seed's best certified evaluation during training.",
         "",
