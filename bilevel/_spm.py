@@ -10,8 +10,15 @@ finite and small, otherwise by Monte Carlo with a standard error — and puts it
   the policy can only output one order and one price vector;
 * **PSP** (personalised static prices): the same PPO observing only which agents are left
   (``"agents_left"``; reference §1.6, Prop. 6);
-* the optimum ``E[OPT]`` (welfare objective) and the best SPM value where it is known
-  (reference §3.2 for the default settings).
+* the optimum ``E[OPT]`` (welfare objective) and the best SPM / PSP / ASP values where the
+  dynamic programs and searches of :mod:`solvers._spm_dp` apply (else the reference's §3.2
+  value for a default setting).
+
+Training uses the welfare-loss reward (objective − OPT(v), reference footnote 5) for welfare
+and revenue and the objective itself for max-min fairness. During training the greedy policy
+is evaluated every few updates on fresh episodes (the learning curve); the best of these
+snapshots is the learned mechanism, whose reported value comes from a separate final
+evaluation (exact, or Monte Carlo on other draws), so the selection does not bias it.
 
 Follows the estimator contract: ``__init__`` stores keyword arguments, :meth:`SPMDesigner.fit`
 validates them, trains and returns ``self`` with fitted attributes ending in ``_``.
