@@ -21,6 +21,8 @@ from bilevel._plots import plot_gridworld_boosts, plot_learning_curves, plot_mak
 from bilevel._report import comparison_rows, design_report, format_table, write_design
 from bilevel._reproduce import FULL, QUICK, Protocol, paper_rows, reproduce
 from bilevel._run import mechanism_outcomes
+from bilevel._spm import SPMDesigner, SPMDesignResult, best_values, default_ppo_config, mechanism_of
+from bilevel._spm_report import plot_spm_curves, spm_report_markdown, write_spm_report
 from bilevel._store import ResultStore
 from bilevel.search import (
     DesignProblem,
@@ -81,16 +83,20 @@ __all__ = [
     "Outcomes",
     "Protocol",
     "ResultStore",
+    "SPMDesignResult",
+    "SPMDesigner",
     "SearchResult",
     "Status",
     "TabularMDP",
     "ZerothOrder",
     "__version__",
     "batch_outcomes",
+    "best_values",
     "check_mdp",
     "comparison_rows",
     "counterfactual_rewards",
     "custom_env",
+    "default_ppo_config",
     "design_report",
     "evaluate",
     "format_table",
@@ -100,12 +106,14 @@ __all__ = [
     "mdp_from_arrays",
     "mdp_from_successors",
     "mean_se",
+    "mechanism_of",
     "mechanism_outcomes",
     "mosek_licensed",
     "paper_rows",
     "plot_gridworld_boosts",
     "plot_learning_curves",
     "plot_makespan_distribution",
+    "plot_spm_curves",
     "register_env",
     "reproduce",
     "resolve_objective",
@@ -114,6 +122,8 @@ __all__ = [
     "solve_dp",
     "solve_entropic",
     "solve_lp",
+    "spm_report_markdown",
     "vcg",
     "write_design",
+    "write_spm_report",
 ]

@@ -28,6 +28,7 @@ from bilevel._designer import AMADesigner
 from bilevel._evaluate import evaluate
 from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._report import comparison_rows, format_table, result_dict, write_design
+from bilevel._spm_cli import register as register_spm
 from models import Environment, list_envs, make_env
 
 __all__ = ["main"]
@@ -276,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bilevel`` command."""
     parser = argparse.ArgumentParser(
         prog="bilevel",
-        description="Automated design of dynamic affine maximizer mechanisms, compared with VCG.",
+        description="Automated design of dynamic mechanisms: affine maximizers compared with VCG, "
+        "sequential price mechanisms and Stackelberg leaders learned with RL.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -355,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_report)
+    register_spm(sub)  # learned sequential price mechanisms (bilevel._spm_cli)
     return parser
 
 

@@ -24,6 +24,9 @@ from solvers._no_regret import (
     expected_deviation_utilities,
     joint_index,
 )
+from solvers._ppo import PPOConfig, PPOResult, PPOUpdate, rollout_objective, train_ppo
+from solvers._ppo_kernels import discounted_returns, gae
+from solvers._ppo_policy import ActorCritic, PolicyDistribution
 from solvers._qlearning import QLearningFollowers
 from solvers._result import InnerSolution, InnerSolveError, Status
 from solvers._rl_protocol import Action, ActionSpec, BatchedEnv, EnvStep
@@ -60,6 +63,7 @@ from solvers._stackelberg_exact import (
 __all__ = [
     "Action",
     "ActionSpec",
+    "ActorCritic",
     "BCCEResult",
     "BatchedEnv",
     "CertificationError",
@@ -71,7 +75,11 @@ __all__ = [
     "InnerSolution",
     "InnerSolveError",
     "MultiplicativeWeights",
+    "PPOConfig",
+    "PPOResult",
+    "PPOUpdate",
     "PayoffTable",
+    "PolicyDistribution",
     "QLearningFollowers",
     "Response",
     "SPMBatchedEnv",
@@ -88,12 +96,14 @@ __all__ = [
     "best_standard_spm",
     "certified_response",
     "check_reward",
+    "discounted_returns",
     "dominant_actions",
     "evaluate_mechanism",
     "exchangeable_static_value",
     "expected_deviation_utilities",
     "expected_optimum",
     "follower_values",
+    "gae",
     "joint_index",
     "leader_value",
     "mosek_licensed",
@@ -102,6 +112,7 @@ __all__ = [
     "payoff_table",
     "policy_values",
     "respond",
+    "rollout_objective",
     "rsd_value",
     "run_dynamics",
     "solve_dp",
@@ -110,4 +121,5 @@ __all__ = [
     "solve_values",
     "spm_reference_values",
     "static_mechanism",
+    "train_ppo",
 ]

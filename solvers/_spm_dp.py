@@ -314,15 +314,16 @@ def _search_static(
     if not setting.finite:
         raise ValueError(f"expected a finite-support setting, got continuous {setting.name!r}")
     n, K = setting.n_agents, setting.n_profiles
-    orders = torch.tensor(list(itertools.permutations(range(n))), dtype=torch.int64)
-    vecs = torch.tensor(list(itertools.product(*grids)), dtype=torch.float64)  # (P, d)
-    P = int(vecs.shape[0])
+    P = math.prod(len(g) for g in grids)
     assignments = P if anonymous else P**n
-    total = int(orders.shape[0]) * assignments
+    total = math.factorial(n) * assignments
+    # Size check before materialising anything: n! orders alone exhaust memory for n ~ 12.
     if total * K > limit:
         raise ValueError(
             f"expected at most {limit} (mechanism, profile) rows to enumerate, got {total * K}"
         )
+    orders = torch.tensor(list(itertools.permutations(range(n))), dtype=torch.int64)
+    vecs = torch.tensor(list(itertools.product(*grids)), dtype=torch.float64)  # (P, d)
     values = torch.cat([v for v, _ in setting.profiles(K)])
     probs = torch.cat([p for _, p in setting.profiles(K)])
     proc = SPMProcess(setting, objective=objective, tie=tie, dtype=torch.float64)
