@@ -10,15 +10,22 @@ AMA paper (Curry et al., AAAI 2024, eq. 2). Two algorithms:
 * **layered (acyclic) MDPs** — backward induction over the topological layers of the
   transition graph, one vectorised step per layer (exact, any ``gamma`` in (0, 1]);
 * **discounted MDPs with cycles** (``gamma < 1``) — policy iteration with exact policy
-  evaluation by batched linear solves; it terminates in finitely many rounds with the exact
-  optimal values (to linear-solve accuracy).
+  evaluation (:mod:`solvers._dp_discounted`): by pointer doubling over the successor table for
+  deterministic MDPs (the gridworld), by batched linear solves otherwise; it terminates in
+  finitely many rounds with the exact optimal values (to rounding). For deterministic MDPs a
+  certified fast path (modified policy iteration plus a uniqueness certificate) returns the same
+  policy as plain policy iteration with fewer evaluations, and hands ties to the plain loop.
 
-Tie-breaking is deterministic and documented: among actions whose Q-values are equal, the
-**lowest action index** is chosen (``argmax`` semantics); policy iteration keeps the current
-action unless another one is better by more than ``tol`` (which rules out cycling).
+Tie-breaking is deterministic and documented: the layered pass takes the **lowest action index**
+among equal Q-values (``argmax`` semantics). Policy iteration starts from the lowest-index
+``argmax`` of the rewards and keeps the current action unless another one is better by more
+than ``tol * max(1, |Q|)`` (which rules out cycling); an improving state moves to the lowest
+index among the improving actions within that tolerance of the best one, so rounding noise never
+chooses between exactly tied actions.
 
 The occupancy measure of the greedy policy (:math:`x(s, a)`, discounted, unnormalised) is
-obtained by a forward pass (layered) or one linear solve (discounted). Everything is vectorised
+obtained by a forward pass (layered), a walk along each start state's path and cycle
+(deterministic discounted) or one linear solve (stochastic discounted). Everything is vectorised
 over the batch dimension K (type profiles × counterfactuals × candidate mechanisms), in numpy
 (default) or torch (any device, float64).
 """
@@ -36,6 +43,7 @@ from numpy.typing import ArrayLike
 
 from models._mdp import TabularMDP
 from models._typing import FloatArray, IntArray
+from solvers._dp_discounted import deterministic_occupancy, policy_iteration
 from solvers._result import InnerSolution, InnerSolveError, Status, worst_status
 
 __all__ = [
@@ -78,9 +86,11 @@ def solve_dp(
         Raise :class:`InnerSolveError` when a problem is not solved to optimality (policy
         iteration hitting ``max_iter``); with ``False`` the result carries the status.
     tol : float, default 1e-12
-        Policy-iteration improvement threshold (discounted MDPs only).
+        Policy-iteration improvement threshold, relative to ``max(1, |Q|)`` (discounted MDPs
+        only).
     max_iter : int, default 1000
-        Policy-iteration round limit (discounted MDPs only).
+        Policy-iteration round limit (discounted MDPs only). Below 100 the numpy backend runs
+        plain policy iteration only, so that ``max_iter`` bounds exactly its rounds.
     device : str, optional
         Torch device for ``backend="torch"`` (default CPU).
 
@@ -236,7 +246,8 @@ def occupancy_of_policy(mdp: TabularMDP, policy: IntArray) -> FloatArray:
                 )
                 d[:, :S] += plan.gamma * (W @ plan.P[rows]).toarray()
         d = d[:, :S]
-    x[np.arange(K)[:, None], np.arange(S)[None, :], policy] = d
+    flat = np.arange(K * S, dtype=np.intp) * A + policy.ravel()  # (k, s, policy[k, s])
+    x.ravel()[flat] = d.ravel()
     return x
 
 
@@ -319,38 +330,16 @@ def _backward_induction(plan: _Plan, c: FloatArray) -> tuple[FloatArray, IntArra
 def _policy_iteration(
     plan: _Plan, c: FloatArray, tol: float, max_iter: int
 ) -> tuple[FloatArray, IntArray, int, np.ndarray[Any, np.dtype[np.bool_]]]:
-    assert plan.P_dense is not None
-    K = c.shape[0]
-    S = plan.S
-    rows = np.arange(S)
-    pol = c.argmax(axis=2)
-    eye = np.eye(S)
-    active = np.ones(K, dtype=bool)
-    V = np.zeros((K, S))
-    nit = 0
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        nit += 1
-        p = pol[idx]
-        P_pi = plan.P_dense[rows[None, :], p]  # (k, S, S)
-        c_pi = np.take_along_axis(c[idx], p[..., None], axis=2)[..., 0]
-        Vi = np.linalg.solve(eye - plan.gamma * P_pi, c_pi[..., None])[..., 0]
-        V[idx] = Vi
-        Q = c[idx] + plan.gamma * np.einsum("sat,kt->ksa", plan.P_dense, Vi)
-        best = Q.argmax(axis=2)
-        q_best = np.take_along_axis(Q, best[..., None], axis=2)[..., 0]
-        q_cur = np.take_along_axis(Q, p[..., None], axis=2)[..., 0]
-        improve = q_best > q_cur + tol * np.maximum(1.0, np.abs(q_cur))
-        new = np.where(improve, best, p)
-        changed = improve.any(axis=1)
-        pol[idx] = new
-        active[idx[~changed]] = False
-    return V, pol, nit, ~active
+    # Deterministic MDPs (gridworld) are evaluated by pointer doubling over the successor
+    # table, stochastic ones by batched linear solves; see solvers/_dp_discounted.py.
+    if plan.succ is not None:
+        return policy_iteration(c, plan.gamma, tol, max_iter, succ=plan.succ)
+    return policy_iteration(c, plan.gamma, tol, max_iter, P=plan.P_dense)
 
 
 def _discounted_state_occupancy(plan: _Plan, policy: IntArray) -> FloatArray:
+    if plan.succ is not None:
+        return deterministic_occupancy(plan.succ, plan.gamma, plan.mu0, policy)
     assert plan.P_dense is not None
     S = plan.S
     P_pi = plan.P_dense[np.arange(S)[None, :], policy]  # (K, S, S)
@@ -358,5 +347,3 @@ def _discounted_state_occupancy(plan: _Plan, policy: IntArray) -> FloatArray:
     mu0 = np.broadcast_to(plan.mu0, (policy.shape[0], S))
     d = np.asarray(np.linalg.solve(lhs, mu0[..., None])[..., 0], dtype=np.float64)
     return d
-
-

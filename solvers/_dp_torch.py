@@ -1,7 +1,9 @@
 """Torch backend of :func:`solvers.solve_dp` (float64, any device).
 
-Same algorithms and tie-breaking as the numpy backend: backward induction over topological
-layers for acyclic MDPs, policy iteration with exact linear-solve evaluation otherwise.
+Same results and tie-breaking as the numpy backend: backward induction over topological layers
+for acyclic MDPs; otherwise plain policy iteration with exact linear-solve evaluation and the
+tie rule of :mod:`solvers._dp_discounted` (the numpy backend reaches the same policies faster,
+by pointer doubling and a certified fast path, for deterministic MDPs).
 """
 
 from __future__ import annotations
@@ -95,10 +97,15 @@ def solve_torch(
             Vi = torch.linalg.solve(eye - gamma * P_pi, c_pi[..., None])[..., 0]
             V[idx] = Vi
             Q = c[idx] + gamma * torch.einsum("sat,kt->ksa", P, Vi)
-            best = Q.argmax(dim=2)
-            q_best = Q.gather(2, best[..., None])[..., 0]
+            q_best = Q.max(dim=2).values
             q_cur = Q.gather(2, p[..., None])[..., 0]
-            improve = q_best > q_cur + tol * torch.clamp(q_cur.abs(), min=1.0)
+            thr = q_cur + tol * torch.clamp(q_cur.abs(), min=1.0)
+            improve = q_best > thr
+            # Lowest index among the improving actions tied (within tol) with the best, as in
+            # solvers/_dp_discounted.py: a plain argmax would let rounding pick among ties.
+            near = q_best - tol * torch.clamp(q_best.abs(), min=1.0)
+            cand = (thr[..., None] < Q) & (near[..., None] <= Q)
+            best = cand.to(torch.int8).argmax(dim=2)  # first True
             pol[idx] = torch.where(improve, best, p)
             active[idx[~improve.any(dim=1)]] = False
         ok = ~active.cpu().numpy()
