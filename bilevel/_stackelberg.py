@@ -367,6 +367,10 @@ class StackelbergDesigner:
         Exact evaluation every this many PPO updates (0: only at the end).
     max_seconds : float or None
         Stop training after this wall time.
+    threads : int or None
+        Torch intra-op threads during :meth:`fit` (restored afterwards); None leaves the
+        setting alone. The default 1 is fastest: the tensors are small, and extra threads
+        only add synchronisation (measured 10-20x slower on a loaded 2-core machine).
 
     Examples
     --------
@@ -395,6 +399,7 @@ class StackelbergDesigner:
         threshold: float = 0.05,
         eval_every: int = 10,
         max_seconds: float | None = None,
+        threads: int | None = 1,
     ) -> None:
         self.game = game
         self.followers, self.critic, self.pomdp = followers, critic, pomdp
@@ -404,6 +409,7 @@ class StackelbergDesigner:
         self.learning_rate, self.update_epochs = learning_rate, update_epochs
         self.num_minibatches, self.threshold = num_minibatches, threshold
         self.eval_every, self.max_seconds = eval_every, max_seconds
+        self.threads = threads
 
     def _validate(self) -> tuple[StackelbergGame, dict[str, Any]]:
         game = _to_game(self.game)
@@ -457,6 +463,20 @@ class StackelbergDesigner:
             For invalid hyperparameters or an unknown game.
         """
         game, cfg = self._validate()
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int)
+            or self.threads < 1
+        ):
+            raise ValueError(f"expected threads to be an int >= 1 or None, got {self.threads!r}")
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            return self._fit(game, cfg)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit(self, game: StackelbergGame, cfg: dict[str, Any]) -> StackelbergResult:
         core: LeaderGameCore = core_from_game(game)
         flavour = cfg["followers"].removeprefix("mw-")
         full = StackelbergPOMDP(

@@ -141,6 +141,8 @@ def test_designer_bad_input() -> None:
         StackelbergDesigner("matrix_design", num_envs=0).fit()
     with pytest.raises(ValueError, match="expected learning_rate > 0"):
         StackelbergDesigner("matrix_design", learning_rate=-1.0).fit()
+    with pytest.raises(ValueError, match="expected threads"):
+        StackelbergDesigner("matrix_design", threads=0).fit()
     with pytest.raises(ValueError, match="expected variants"):
         compare_critics("matrix_design", variants=("bogus",))
 

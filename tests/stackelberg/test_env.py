@@ -19,6 +19,12 @@ Policy = Callable[[EnvStep], Action]
 MD = [[[3.0, 3.0], [6.0, 4.0]], [[4.0, 6.0], [2.0, 2.0]]]  # reference §2.2.2, raw units
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # tiny tensors: intra-op threads only add contention on the shared 2-core machine
+    torch.set_num_threads(1)
+
+
 def game2(randomized: bool = True) -> LeaderGameCore:
     return core_from_game(make_game("normal_form", game=2, randomized=randomized))
 
