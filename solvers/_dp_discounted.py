@@ -336,10 +336,11 @@ def _fast_block(
     # memory traffic); evaluations, Q-values and the certificate are float64.
     c32 = cw.astype(np.float32)
     W32 = _max_over_actions(c32)
+    Q32 = c32
     for _ in range(init_sweeps):  # start from the greedy policy of a few value-iteration sweeps
         Q32 = ev.q_values(c32, ev.pad(W32))
         W32 = _max_over_actions(Q32)
-    pol = _greedy_init(Q32 if init_sweeps > 0 else c32)
+    pol = _greedy_init(Q32)
     V_out = np.zeros((S, K))
     pol_out = pol.copy()
     done = np.zeros(K, dtype=bool)
