@@ -45,6 +45,7 @@ from models.games import (
     SimpleAllocationGame,
     make_game,
 )
+from solvers._no_regret import joint_index
 from solvers._rl_protocol import Action, ActionSpec
 
 __all__ = [
@@ -164,14 +165,6 @@ class LeaderGameCore(ABC):
         """
 
 
-def _joint_index(actions: Tensor, counts: Sequence[int]) -> Tensor:
-    """Mixed-radix index of joint actions, first follower most significant: (E, n) → (E,)."""
-    idx = torch.zeros(actions.shape[0], dtype=torch.long, device=actions.device)
-    for i, k in enumerate(counts):
-        idx = idx * k + actions[:, i]
-    return idx
-
-
 class MatrixGameCore(LeaderGameCore):
     """Normal-form Stackelberg game: leader rows against one follower's columns.
 
@@ -283,7 +276,7 @@ class MatrixDesignCore(LeaderGameCore):
         self.action_spec = ActionSpec(continuous=2, low=0.0, high=high)
 
     def start(self, types: Tensor, actions: Tensor) -> State:
-        return {"joint": _joint_index(actions, (2, 2)),
+        return {"joint": joint_index(actions, (2, 2)),
                 "transfer": torch.zeros(actions.shape[0], 2, device=actions.device)}
 
     def observe(self, state: State, t: int) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
