@@ -132,6 +132,7 @@ def main() -> None:
     n = env.n_agents
     # A realistic slice of a grid-search row: VCG (Sobol point 0, exact ties everywhere) plus
     # candidates drawn from the whole pool (early Sobol points are structured and tie-heavy).
+    assert env.boost_box is not None
     weights, boosts = sobol_candidates(args.pool, n, (S, A), env.boost_box, False)
     pick = np.random.default_rng(args.seed + 1).choice(
         np.arange(1, args.pool), size=args.candidates - 1, replace=False

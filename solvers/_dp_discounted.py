@@ -14,8 +14,20 @@ Two evaluators share one policy-iteration driver (:func:`policy_iteration`):
   ``Q = c + gamma P V`` as one matrix product.
 
 Arrays are kept *batch-last* — ``(S, k)`` and ``(S, A, k)`` with the problems on the fast axis —
-so that every per-state or per-action operation is one contiguous vector operation, and only the
-problems that have not converged are carried into the next round.
+so that every per-state or per-action operation is one contiguous vector operation; the batch is
+processed in blocks of ``CHUNK`` problems that stay in cache, and only the problems that have not
+converged are carried into the next round.
+
+For deterministic MDPs a **certified fast path** (:func:`_fast_block`) runs first: modified
+policy iteration (float32 Bellman sweeps choose the policies, float64 pointer doubling evaluates
+them exactly) that accepts a policy only with a certificate — the stopping test of plain policy
+iteration plus a margin showing that the optimal action is unique in every state — under which
+plain policy iteration provably stops at the same policy. Problems with ties or near-ties are
+handed to plain policy iteration (:func:`_pi_block`), which then decides them by the tie rule
+below. The fast path is skipped when ``max_iter < FAST_MIN_ITER`` so that a small round limit
+keeps its exact meaning; with the default limit it assumes, like any result of the plain loop,
+that plain policy iteration converges within ``max_iter`` rounds (it takes about ten on the
+gridworld).
 
 Tie rule (the same as the previous implementation, made independent of rounding): policy
 iteration starts from ``argmax_a c(s, a)`` (lowest index on ties) and, in every round, keeps the

@@ -49,6 +49,7 @@ def gridworld_rewards(grid: int, k: int, seed: int) -> tuple[TabularMDP, FloatAr
     rng = np.random.default_rng(seed)
     R = env.rewards(env.sample_types(rng, k)).sum(axis=1)  # (k, S, A)
     S, A = env.mdp.shape
+    assert env.boost_box is not None
     box = env.boost_box[1]
     boosts = [np.zeros((S, A)), np.full((S, A), box / 2), np.full((S, A), -box / 4)]
     boosts += [rng.uniform(-box, box, size=(S, A)) for _ in range(3)]
@@ -89,7 +90,7 @@ def value_iteration(mdp: TabularMDP, c: FloatArray) -> FloatArray:
     P = mdp.dense_P()
     V = np.zeros(c.shape[:2])
     for _ in range(100_000):
-        V_new = (c + mdp.gamma * np.einsum("sat,kt->ksa", P, V)).max(axis=2)
+        V_new: FloatArray = (c + mdp.gamma * np.einsum("sat,kt->ksa", P, V)).max(axis=2)
         if np.max(np.abs(V_new - V)) <= 1e-14 * max(1.0, float(np.abs(V_new).max())):
             return V_new
         V = V_new
@@ -156,6 +157,7 @@ def test_gridworld_with_ties_matches_references(grid: int) -> None:
     mdp, c = gridworld_rewards(grid, k=12, seed=grid)
     sol = solve_dp(mdp, c)
     assert sol.success and sol.policy is not None and sol.occupancy is not None
+    assert sol.state_values is not None
     lp = solve_lp(mdp, c, solver="highs")
     np.testing.assert_allclose(sol.value, lp.value, rtol=1e-9, atol=1e-9)
     V_ref, pol_ref = reference_pi(mdp, c)
