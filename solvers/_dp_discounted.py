@@ -330,7 +330,7 @@ def _fast_block(
     Each round evaluates the current policy exactly, and accepts it when (1) no action improves
     on it by more than ``tol * max(1, |Q|)`` (the stopping test of :func:`_pi_block`) and (2)
     every other action is worse by more than ``delta = (4 tol + 1e-13) * scale / (1 - gamma)``
-    in every state, ``scale = max(1, max |c|, max |V|)`` per problem. (1) gives
+    in every state, ``scale = max(1, 2 max |c|, max |V|)`` per problem. (1) gives
     ``V* - V_pi <= tol * scale / (1 - gamma)``, the same holds for the policy at which plain
     policy iteration stops, and (2) then leaves no other action within reach: both policies are
     the unique optimal one, so the result is the one :func:`_pi_block` returns. Problems that
@@ -342,11 +342,12 @@ def _fast_block(
     K, S, A = c.shape
     cw = np.ascontiguousarray(c.transpose(1, 2, 0))  # (S, A, k)
     gamma = ev.gamma
-    # Per-problem certificate scale from the rewards (the values are folded in below).
-    c_abs = np.maximum(cw.max(axis=(0, 1)), -cw.min(axis=(0, 1)))
     # The sweeps only choose which policy to evaluate next, so they run in float32 (half the
     # memory traffic); evaluations, Q-values and the certificate are float64.
     c32 = cw.astype(np.float32)
+    # Per-problem certificate scale from the rewards (the values are folded in below); float32
+    # rounding of max |c| (relative 6e-8) is covered by the factor 2.
+    c_abs = 2.0 * np.maximum(c32.max(axis=(0, 1)), -c32.min(axis=(0, 1))).astype(np.float64)
     W32 = _max_over_actions(c32)
     Q32 = c32
     for _ in range(init_sweeps):  # start from the greedy policy of a few value-iteration sweeps
@@ -386,8 +387,12 @@ def _fast_block(
             unique = (n_close == 1).all(axis=0)
             accept = stop & unique
             acc_idx = active[accept]
-            V_out[:, acc_idx] = V[:S, accept]
-            pol_out[:, acc_idx] = pol[:, accept]
+            if k == K:  # first round: plain copies (the others are overwritten later)
+                V_out[:] = V[:S]
+                pol_out[:] = pol
+            else:
+                V_out[:, acc_idx] = V[:S, accept]
+                pol_out[:, acc_idx] = pol[:, accept]
             done[acc_idx] = True  # the others that stopped are ties: left for the plain loop
             keep = np.flatnonzero(~stop)
             active = active[keep]
