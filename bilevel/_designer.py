@@ -129,6 +129,7 @@ class AMADesigner:
         Gradient methods: independent runs from independent random starts (the reference's
         ``num_trials``); the run with the best held-out score (``n_validation`` profiles,
         exact and unregularised) is returned. Trials run on ``executor`` when one is given.
+        Multistart: the number of random default starts refined beside the grid seeds.
     device : str, default "cpu"
         Torch device of the first-order inner solver.
     regularised_solver : {"fast", "cvxpy", "soft"}, default "fast"
@@ -382,6 +383,7 @@ class AMADesigner:
             grid=grid,
             refine=tuple(_gradient_searcher(self, m, self.n_profiles) for m in methods),
             n_starts=self.n_starts,
+            default_trials=self.n_trials,
             n_select=max(self.n_validation, 1),
             validate_every=self.validate_every,
         )

@@ -66,7 +66,8 @@ class Protocol:
         Held-out profiles for checkpoint selection.
     trials : int, default 1
         First/zeroth order: independent runs per cell (the reference's ``num_trials``), the
-        best on the held-out profiles kept.
+        best on the held-out profiles kept; multistart: random default starts per refinement
+        method beside the grid seeds.
     estimator : {"exact", "envelope"}, default "exact"
         First-order revenue gradient.
     """
@@ -151,7 +152,8 @@ _RELEVANT = {
     "grid": ("grid_points", "grid_profiles", "eval_samples"),
     "zeroth_order": ("iters", "eval_samples", "n_validation", "trials"),
     "first_order": ("iters", "eval_samples", "n_validation", "trials", "estimator"),
-    "multistart": ("multistart_points", "iters", "eval_samples", "n_validation", "estimator"),
+    "multistart": ("multistart_points", "iters", "eval_samples", "n_validation", "trials",
+                   "estimator"),
 }
 
 
@@ -200,7 +202,7 @@ def run_cell(
             n_profiles=protocol.grid_profiles if method == "grid" else None,
             iters=protocol.iters, eval_samples=protocol.eval_samples,
             n_validation=protocol.n_validation, seed=seed,
-            n_trials=protocol.trials if method in ("first_order", "zeroth_order") else 1,
+            n_trials=protocol.trials if method != "grid" else 1,
             estimator=protocol.estimator, checkpoint=store,
         )
         checkpoint_key = None if store is None else d.checkpoint_key(env)

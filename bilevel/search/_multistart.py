@@ -87,6 +87,9 @@ class MultiStart:
         same random stream as a stand-alone run of each template with the same seed, so the
         selection includes those runs.
         ``False`` gives Algorithm 1 exactly (grid seeds only).
+    default_trials : int, default 1
+        Independent default starts per template (the stand-alone runs' ``n_trials``): the first
+        uses the stand-alone run's random stream, the others streams spawned from it.
     n_select : int, default 2000
         Held-out profiles for the unregularised checkpoint and final selection.
     validate_every : int, default 50
@@ -100,11 +103,13 @@ class MultiStart:
     )
     n_starts: int = 4
     default_start: bool = True
+    default_trials: int = 1
     n_select: int = 2000
     validate_every: int = 50
 
     def __post_init__(self) -> None:
         check_count("n_starts", self.n_starts)
+        check_count("default_trials", self.default_trials)
         check_count("n_select", self.n_select)
         check_count("validate_every", self.validate_every)
         if self.n_starts > self.grid.n_points:
@@ -163,16 +168,19 @@ class MultiStart:
                 state.states.append(r.init(problem, state.rng.spawn(1)[0]))
                 state.run_start.append(k)
         if self.default_start:
-            for j, tmpl in enumerate(self.templates):
-                default: Any = replace(tmpl, start=None)
-                rng = copy.deepcopy(state.default_rng)
-                st = default.init(problem, rng)
-                if j == 0:
-                    init, _ = default.best(st)
-                    state.starts.append(AMA(init.weights, init.boosts, name="default start"))
-                state.refiners.append(default)
-                state.states.append(st)
-                state.run_start.append(len(state.starts) - 1)
+            extra = copy.deepcopy(state.default_rng).spawn(self.default_trials - 1)
+            for t in range(self.default_trials):
+                for j, tmpl in enumerate(self.templates):
+                    default: Any = replace(tmpl, start=None)
+                    rng = copy.deepcopy(state.default_rng if t == 0 else extra[t - 1])
+                    st = default.init(problem, rng)
+                    if j == 0:
+                        init, _ = default.best(st)
+                        name = "default start" + (f" {t + 1}" if self.default_trials > 1 else "")
+                        state.starts.append(AMA(init.weights, init.boosts, name=name))
+                    state.refiners.append(default)
+                    state.states.append(st)
+                    state.run_start.append(len(state.starts) - 1)
         state.held_out = problem.env.sample_types(state.rng, self.n_select)
         state.seed_scores = score_on_profiles(problem, state.starts, state.held_out).tolist()
         state.best_refined = [None] * len(state.refiners)
@@ -202,7 +210,8 @@ class MultiStart:
         state.selection = [(label, v) for v, _, label in cands]
         score, chosen, label = cands[i]
         state.chosen = AMA(chosen.weights, chosen.boosts, name="multistart",
-                           meta={"selected": label})
+                           meta={"selected": label,
+                                 "selection": [[lbl, v] for lbl, v in state.selection]})
         state.chosen_score = score
         state.phase = "done"
 

@@ -62,3 +62,20 @@ def test_bad_trial_and_executor_arguments() -> None:
         AMADesigner(executor=object()).fit(ENV)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="expected a parameter among"):
         AMADesigner().set_params(n_trails=3)
+
+
+def test_multistart_refines_one_default_start_per_trial() -> None:
+    kw = dict(method="multistart", n_points=16, n_starts=1, iters=6, n_profiles=4,
+              n_perturbations=3, n_validation=100, validate_every=3, eval_samples=0, seed=5)
+    one = AMADesigner(**kw).fit(ENV)  # type: ignore[arg-type]
+    three = AMADesigner(**kw, n_trials=3).fit(ENV)  # type: ignore[arg-type]
+    sel = three.mechanism_.meta["selection"]
+    labels = [label for label, _ in sel]
+    assert sum(" from default start" in lbl for lbl in labels) == 6  # 3 starts x 2 methods
+    assert any(" from default start 3 " in lbl for lbl in labels)
+    assert three.result_.search.score == max(v for _, v in sel)
+    # the first default start replays the single-trial run's stream: same refinement scores
+    first = sorted(v for lbl, v in sel if " from default start 1 " in lbl)
+    single = sorted(v for lbl, v in one.mechanism_.meta["selection"]
+                    if " from default start " in lbl)
+    assert first == single
