@@ -24,8 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bilevel._stackelberg import StackelbergDesigner, StackelbergResult
+from models.games import MatrixDesignGame, make_game
 
-__all__ = ["compare_critics", "stackelberg_report", "summary_rows"]
+__all__ = ["compare_critics", "dominant_outcome", "stackelberg_report", "summary_rows"]
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "centralized": {"critic": "centralized", "pomdp": "stackelberg"},
@@ -72,6 +73,32 @@ def compare_critics(
         out[v] = [StackelbergDesigner(game, seed=int(s), **VARIANTS[v], **designer_kwargs).fit()
                   for s in seeds]
     return out
+
+
+def dominant_outcome(game: MatrixDesignGame, transfers: Any) -> tuple[int, int] | None:
+    """The outcome in strictly dominant strategies of a matrix-design leader, if any.
+
+    Parameters
+    ----------
+    game : MatrixDesignGame
+    transfers : array_like of shape (2, 2, 2)
+        ``transfers[a1, a2, i]`` in normalised units.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(a1, a2)`` when each follower has a strictly dominant action, else None.
+
+    Examples
+    --------
+    >>> t = np.zeros((2, 2, 2)); t[0, 0, 0] = 0.5; t[1, 1, 1] = 1.0   # reference §3.1
+    >>> dominant_outcome(make_game("matrix_design"), t)
+    (0, 1)
+    """
+    u = game.payoffs_normalised + np.asarray(transfers, dtype=np.float64)
+    d1 = [a for a in (0, 1) if all(u[a, b, 0] > u[1 - a, b, 0] for b in (0, 1))]
+    d2 = [b for b in (0, 1) if all(u[a, b, 1] > u[a, 1 - b, 1] for a in (0, 1))]
+    return (d1[0], d2[0]) if d1 and d2 else None
 
 
 def _mean_se(x: Sequence[float]) -> tuple[float, float]:
@@ -198,6 +225,15 @@ def stackelberg_report(
             f"| {_fmt(r['best'], r['best_se'])} | {r['gap']:.4f} | {r['certified']:.0%} "
             f"| {diff} | {r['wall_time']:.1f} |"
         )
+    if game == "matrix_design":
+        g = make_game("matrix_design")
+        assert isinstance(g, MatrixDesignGame)
+        lines += ["", "Outcome in dominant strategies under each seed's final transfers "
+                  "(welfare-optimal: (0, 1) or (1, 0)):", ""]
+        for label, rs in results.items():
+            doms = [dominant_outcome(g, r.leader_table[0]) for r in rs]
+            lines.append(f"* {label}: " + ", ".join("none" if d is None else str(d)
+                                                    for d in doms))
     lines += ["", f"![exact value]({eval_png.name})", "",
               f"![training objective]({train_png.name})", ""]
     report = d / "report.md"

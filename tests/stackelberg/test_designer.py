@@ -160,3 +160,25 @@ def test_convergence(game: str, steps: int, target: float) -> None:
     r = StackelbergDesigner(game, steps=steps, seed=0).fit()
     assert r.value >= target
     assert r.certified and r.bcce_gap <= 0.05
+
+
+def test_matrix_design_dominance_diagnostic(tmp_path: Path) -> None:
+    from bilevel._stackelberg_report import dominant_outcome
+    from models.games import MatrixDesignGame, make_game
+
+    g = make_game("matrix_design")
+    assert isinstance(g, MatrixDesignGame)
+    assert dominant_outcome(g, np.zeros((2, 2, 2))) is None  # the untransferred game
+    t = np.zeros((2, 2, 2))
+    t[1, 1, 0], t[0, 0, 1] = 1.0, 0.5  # mirror of reference §3.1: (1, 0) dominant
+    assert dominant_outcome(g, t) == (1, 0)
+    t[1, 1, 0] = 0.6  # t1(1,1) − t1(0,1) = 0.6 < 4/6: the threshold τ ≥ 4 is not met
+    assert dominant_outcome(g, t) is None
+    # coordination transfers (both optimal outcomes are equilibria) are not dominance
+    coord = np.zeros((2, 2, 2))
+    coord[0, 1], coord[1, 0] = 10.0, 10.0
+    assert dominant_outcome(g, coord) is None
+    res = compare_critics("matrix_design", seeds=(0,), variants=("plain",), steps=500,
+                          num_envs=4, eval_every=0)
+    text = stackelberg_report(res, tmp_path).read_text()
+    assert "Outcome in dominant strategies" in text and "* plain: " in text
