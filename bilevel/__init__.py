@@ -23,6 +23,14 @@ from bilevel._reproduce import FULL, QUICK, Protocol, paper_rows, reproduce
 from bilevel._run import mechanism_outcomes
 from bilevel._spm import SPMDesigner, SPMDesignResult, best_values, default_ppo_config, mechanism_of
 from bilevel._spm_report import plot_spm_curves, spm_report_markdown, write_spm_report
+from bilevel._stackelberg import (
+    LeaderEvaluation,
+    StackelbergDesigner,
+    StackelbergResult,
+    evaluate_leader,
+    load_stackelberg,
+)
+from bilevel._stackelberg_report import compare_critics, dominant_outcome, stackelberg_report
 from bilevel._store import ResultStore
 from bilevel.search import (
     DesignProblem,
@@ -42,7 +50,9 @@ from models import (
     check_mdp,
     custom_env,
     list_envs,
+    list_games,
     make_env,
+    make_game,
     mdp_from_arrays,
     mdp_from_successors,
     register_env,
@@ -78,6 +88,7 @@ __all__ = [
     "InnerSolution",
     "InnerSolveError",
     "Intermediate",
+    "LeaderEvaluation",
     "MultiStart",
     "Objective",
     "Outcomes",
@@ -86,6 +97,8 @@ __all__ = [
     "SPMDesignResult",
     "SPMDesigner",
     "SearchResult",
+    "StackelbergDesigner",
+    "StackelbergResult",
     "Status",
     "TabularMDP",
     "ZerothOrder",
@@ -93,16 +106,22 @@ __all__ = [
     "batch_outcomes",
     "best_values",
     "check_mdp",
+    "compare_critics",
     "comparison_rows",
     "counterfactual_rewards",
     "custom_env",
     "default_ppo_config",
     "design_report",
+    "dominant_outcome",
     "evaluate",
+    "evaluate_leader",
     "format_table",
     "list_envs",
+    "list_games",
     "load_mechanism",
+    "load_stackelberg",
     "make_env",
+    "make_game",
     "mdp_from_arrays",
     "mdp_from_successors",
     "mean_se",
@@ -123,6 +142,7 @@ __all__ = [
     "solve_entropic",
     "solve_lp",
     "spm_report_markdown",
+    "stackelberg_report",
     "vcg",
     "write_design",
     "write_spm_report",

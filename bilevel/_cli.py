@@ -29,6 +29,7 @@ from bilevel._evaluate import evaluate
 from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._report import comparison_rows, format_table, result_dict, write_design
 from bilevel._spm_cli import register as register_spm
+from bilevel._stackelberg_cli import register as register_stackelberg
 from models import Environment, list_envs, make_env
 
 __all__ = ["main"]
@@ -358,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_report)
     register_spm(sub)  # learned sequential price mechanisms (bilevel._spm_cli)
+    register_stackelberg(sub)  # Stackelberg POMDP leaders (bilevel._stackelberg_cli)
     return parser
 
 

@@ -47,6 +47,8 @@ from solvers._spm_exact import (
 )
 from solvers._spm_result import SPMValue
 from solvers._spm_summary import spm_reference_values
+from solvers._stackelberg_basic import HiddenResponseEnv
+from solvers._stackelberg_env import Commitment, StackelbergPOMDP
 from solvers._stackelberg_exact import (
     PayoffTable,
     best_response,
@@ -59,6 +61,14 @@ from solvers._stackelberg_exact import (
     respond,
     run_dynamics,
 )
+from solvers._stackelberg_games import (
+    LeaderGameCore,
+    MatrixDesignCore,
+    MatrixGameCore,
+    MessageSPMCore,
+    SimpleAllocationCore,
+    core_from_game,
+)
 
 __all__ = [
     "Action",
@@ -68,12 +78,18 @@ __all__ = [
     "BatchedEnv",
     "CertificationError",
     "CertifiedResponse",
+    "Commitment",
     "CvxpyEntropicLayer",
     "EntropicSolver",
     "EnvStep",
     "GradientAccuracyWarning",
+    "HiddenResponseEnv",
     "InnerSolution",
     "InnerSolveError",
+    "LeaderGameCore",
+    "MatrixDesignCore",
+    "MatrixGameCore",
+    "MessageSPMCore",
     "MultiplicativeWeights",
     "PPOConfig",
     "PPOResult",
@@ -85,7 +101,9 @@ __all__ = [
     "SPMBatchedEnv",
     "SPMPolicy",
     "SPMValue",
+    "SimpleAllocationCore",
     "SoftBellmanSolver",
+    "StackelbergPOMDP",
     "Status",
     "available_lp_solvers",
     "bcce_gap",
@@ -96,6 +114,7 @@ __all__ = [
     "best_standard_spm",
     "certified_response",
     "check_reward",
+    "core_from_game",
     "discounted_returns",
     "dominant_actions",
     "evaluate_mechanism",
