@@ -251,21 +251,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from bilevel._reproduce import FULL, QUICK, write_reports
+    from bilevel._reproduce import FULL, METHODS, QUICK, cell_key, paper_rows, write_reports
     from bilevel._store import ResultStore
 
     store_path = Path(args.dir) / "store.sqlite"
     if not store_path.exists():
         raise CLIError(f"expected a reproduce output directory with store.sqlite, got {args.dir!r}")
-    records = [rec for _, rec in ResultStore(store_path).items()]
+    records = [rec for _, rec in ResultStore(store_path).items() if "table" in rec]
     written = []
+    stale = 0
     for table in sorted({r["table"] for r in records}):
         for proto in (QUICK, FULL):
-            recs = [r for r in records if r["table"] == table and r["protocol"] == proto.name]
+            # only cells of the current protocol (older versions of a protocol are kept apart)
+            current = {cell_key(row, m, proto) for row in paper_rows(table) for m in METHODS}
+            named = [r for r in records if r["table"] == table and r["protocol"] == proto.name]
+            recs = [r for r in named if r["key"] in current]
+            stale += len(named) - len(recs)
             if recs:
                 written.append(str(write_reports(Path(args.dir), table, recs, proto)["md"]))
+    if stale and not args.json:
+        print(f"skipped {stale} stored cell(s) of earlier versions of a protocol")
     if args.json:
         print(json.dumps({"reports": written}))
     else:

@@ -37,6 +37,7 @@ __all__ = [
     "QUICK",
     "Protocol",
     "Row",
+    "cell_key",
     "paper_rows",
     "reproduce",
     "table_report",
@@ -163,7 +164,7 @@ def _seed_key(row: Row, method: str, protocol: Protocol) -> str:
             f"-s{row.size}/{method}/{protocol.name}")
 
 
-def _cell_key(row: Row, method: str, protocol: Protocol) -> str:
+def cell_key(row: Row, method: str, protocol: Protocol) -> str:
     """Store key: the seed key and a digest of the protocol fields that matter for ``method``,
     so a protocol edited in one respect re-runs only the cells it changes."""
     fields = {f: getattr(protocol, f) for f in _RELEVANT[method]}
@@ -185,7 +186,7 @@ def run_cell(
         SQLite store for the design's periodic checkpoints, so a killed cell resumes mid-way
         (the record names the checkpoint under ``"checkpoint_key"``).
     """
-    key = _cell_key(row, method, protocol)
+    key = cell_key(row, method, protocol)
     seed = _seed(_seed_key(row, method, protocol))
     env = row.env()
     start = time.perf_counter()
@@ -282,7 +283,7 @@ def reproduce(
     done: dict[str, dict[str, Any]] = {}
     missing = []
     for row, method in todo:
-        key = _cell_key(row, method, protocol)
+        key = cell_key(row, method, protocol)
         rec = store.get(key)
         if rec is None:
             missing.append((row, method))
@@ -306,7 +307,7 @@ def reproduce(
                    for row, method in missing]
         for fut in as_completed(futures):
             finish(fut.result())
-    records = [done[_cell_key(row, method, protocol)] for row, method in todo]
+    records = [done[cell_key(row, method, protocol)] for row, method in todo]
     for table in tables:
         write_reports(out_dir, table, [r for r in records if r["table"] == table], protocol)
     return records

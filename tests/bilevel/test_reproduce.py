@@ -150,3 +150,17 @@ def test_zero_vcg_baseline_reports_no_relative_improvement() -> None:
     assert ev.baseline_mean is not None and abs(ev.baseline_mean) < 1e-9
     assert ev.improvement_pct is None
     assert ev.diff_mean is not None and ev.diff_mean > 0 and ev.significant
+
+
+def test_report_skips_cells_of_an_earlier_protocol_version(tmp_path: Path) -> None:
+    from bilevel._store import ResultStore
+
+    out = tmp_path / "r"
+    reproduce([1], protocol=QUICK, methods=["vcg"], out=out, rows=["3x2"])
+    store = ResultStore(out / "store.sqlite")
+    (key, rec), = store.items()
+    stale = {**rec, "key": key + "-old", "evaluation": {**rec["evaluation"], "mean": 123.0}}
+    store.put(key + "-old", stale)
+    # the report is rebuilt from the current protocol's cells only
+    assert main(["report", str(out)]) == 0
+    assert "123.0" not in (out / "table1.md").read_text()
