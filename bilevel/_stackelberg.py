@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,14 @@ from models.games import MSPMGame, NormalFormGame, StackelbergGame, make_game
 from solvers._bcce import certified_response
 from solvers._ppo import PPOConfig, PPOUpdate, train_ppo
 from solvers._ppo_policy import ActorCritic
-from solvers._rl_protocol import BatchedEnv
+from solvers._rl_protocol import Action, BatchedEnv
 from solvers._stackelberg_basic import HiddenResponseEnv
 from solvers._stackelberg_env import StackelbergPOMDP
 from solvers._stackelberg_exact import leader_value, payoff_table
 from solvers._stackelberg_games import LeaderGameCore, core_from_game
 
 __all__ = [
+    "LeaderActor",
     "LeaderEvaluation",
     "StackelbergDesigner",
     "StackelbergResult",
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-FOLLOWERS = ("mw-exact", "mw-sampled")
+FOLLOWERS = ("mw-exact", "mw-sampled", "q-learning")
 CRITICS = ("centralized", "plain")
 POMDPS = ("stackelberg", "basic")
 # MSGSpace response prefixes of the authors' manifest (reference §2.4, SP-B), in MW updates
@@ -130,9 +132,12 @@ class LeaderEvaluation:
     episode_value: float
 
 
+LeaderActor = Callable[[torch.Tensor, tuple[torch.Tensor, ...]], Action]
+
+
 def evaluate_leader(
     game: StackelbergGame | str,
-    policy: ActorCritic,
+    policy: ActorCritic | LeaderActor,
     *,
     iterations: int,
     flavour: str = "exact",
@@ -147,8 +152,10 @@ def evaluate_leader(
     Parameters
     ----------
     game : StackelbergGame or str
-    policy : ActorCritic
-        A trained leader network.
+    policy : ActorCritic or callable
+        A trained leader network (its deterministic actions), or any deterministic leader
+        ``policy(obs (E, obs_dim), masks) -> Action`` (e.g. a Stable-Baselines3 policy behind
+        :func:`solvers._stackelberg_gym.decode_actions`).
     iterations : int
         MW iterations of the response prefix.
     flavour : {"exact", "sampled"}
@@ -179,7 +186,9 @@ def evaluate_leader(
     gen = torch.Generator().manual_seed(seed)
     s = env.reset(gen)
     for _ in range(env.horizon):
-        s = env.step(policy.act(s.obs, s.masks, deterministic=True), gen)
+        act = (policy.act(s.obs, s.masks, deterministic=True) if isinstance(policy, ActorCritic)
+               else policy(s.obs, s.masks))
+        s = env.step(act, gen)
     c = env.last_commitment
     assert c is not None  # one whole episode was played
     episode_value = float(s.info["objective"][0])
@@ -340,8 +349,15 @@ class StackelbergDesigner:
         A game of :mod:`models.games` or its name (``"normal_form:game_2:randomized"``,
         ``"matrix_design"``, ``"simple_allocation:3"``, ``"mspm:PI:2"``,
         ``"mspm:MSGSpace:3:2"``).
-    followers : {"mw-exact", "mw-sampled"}
-        Follower dynamics: exact-expectation MW (ε = 0.1) or sampled-reference MW (ε = 0.01).
+    followers : {"mw-exact", "mw-sampled", "q-learning"}
+        Follower dynamics: exact-expectation MW (ε = 0.1), sampled-reference MW (ε = 0.01),
+        or tabular ε-greedy Q-learning (reference §2.3: α = 0.15, ε_t = exp(−1e−5 t); the
+        reward phase plays the argmax of the Q-tables, so ``response`` must be
+        ``"deterministic"``). With Q-learning, ``iterations`` counts single games and defaults
+        to as many games as the exact-MW response phase plays (the game's MW iterations times
+        the number of joint follower actions); the exact evaluation is unchanged (the MW
+        response certified by the B-CCE check, with the game's default MW iterations), so
+        leaders trained against either dynamics are scored by one yardstick.
     critic : {"centralized", "plain"}
         Centralized critic (MAPPO) or plain PPO.
     pomdp : {"stackelberg", "basic"}
@@ -419,11 +435,19 @@ class StackelbergDesigner:
             if val not in allowed:
                 raise ValueError(f"expected {name} in {allowed}, got {val!r}")
         cfg = _game_defaults(game)
+        cfg["eval_iterations"] = cfg["iterations"]
+        if self.followers == "q-learning":
+            cfg["iterations"] *= math.prod(game.n_actions)
+            if self.response != "deterministic":
+                raise ValueError(f"expected response='deterministic' with Q-learning followers, "
+                                 f"got {self.response!r}")
         for k in ("iterations", "reward", "reward_games", "ent_coef", "num_envs",
                   "learning_rate"):
             v = getattr(self, k)
             if v is not None:
                 cfg[k] = v
+        if self.followers != "q-learning":
+            cfg["eval_iterations"] = cfg["iterations"]
         for name, ival, lo in (("steps", self.steps, 1), ("seed", self.seed, 0),
                                ("num_envs", cfg["num_envs"], 1),
                                ("eval_every", self.eval_every, 0),
@@ -478,11 +502,12 @@ class StackelbergDesigner:
 
     def _fit(self, game: StackelbergGame, cfg: dict[str, Any]) -> StackelbergResult:
         core: LeaderGameCore = core_from_game(game)
-        flavour = cfg["followers"].removeprefix("mw-")
+        qlearning = cfg["followers"] == "q-learning"
+        flavour: Any = "exact" if qlearning else cfg["followers"].removeprefix("mw-")
         full = StackelbergPOMDP(
             core, cfg["num_envs"], iterations=cfg["iterations"], flavour=flavour,
             reward=cfg["reward"], reward_games=cfg["reward_games"], response=cfg["response"],
-            critic=cfg["critic"],
+            critic=cfg["critic"], followers="q-learning" if qlearning else "mw",
         )
         gen = torch.Generator().manual_seed(cfg["seed"])
         policy = ActorCritic(full.obs_dim, full.critic_obs_dim, full.action_spec,
@@ -502,7 +527,7 @@ class StackelbergDesigner:
                         gamma=1.0)
 
         def evaluate(pol: ActorCritic) -> LeaderEvaluation:
-            return evaluate_leader(game, pol, iterations=cfg["iterations"], flavour=flavour,
+            return evaluate_leader(game, pol, iterations=cfg["eval_iterations"], flavour=flavour,
                                    response=cfg["response"], threshold=cfg["threshold"],
                                    seed=cfg["seed"] + 7919)
 

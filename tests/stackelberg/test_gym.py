@@ -4,6 +4,7 @@ the batched environment on the same episodes, and a smoke run of the throughput 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -162,6 +163,7 @@ def test_throughput_benchmark_smoke() -> None:
         [sys.executable, str(ROOT / "benchmarks" / "stackelberg_throughput.py"), "--steps",
          "600", "--json", "--game", "simple_allocation:1", "--iterations", "3"],
         capture_output=True, text=True, timeout=240, cwd=ROOT, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     r = json.loads(out.stdout)
     assert r["ratio"] > 0 and r["ours"]["env_steps"] >= 600 and r["sb3"]["env_steps"] >= 600
