@@ -2,7 +2,8 @@
 
 ::
 
-    bilevel stackelberg GAME [--followers mw-exact|mw-sampled] [--critic centralized|plain]
+    bilevel stackelberg GAME [--followers mw-exact|mw-sampled|q-learning]
+                        [--critic centralized|plain]
                         [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E] [--lr LR]
                         [--iterations I] [--eval-every U] [--max-seconds T]
                         [--steps N] [--seed S] [--out DIR] [--json]
@@ -93,8 +94,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="learn a Stackelberg leader (mechanism) against no-regret followers")
     p.add_argument("game", help="game name, e.g. normal_form:game_2:randomized, matrix_design, "
                                 "simple_allocation:3, mspm:PI:2, mspm:MSGSpace:3:2")
-    p.add_argument("--followers", choices=("mw-exact", "mw-sampled"), default="mw-exact",
-                   help="follower dynamics (multiplicative weights flavour)")
+    p.add_argument("--followers", choices=("mw-exact", "mw-sampled", "q-learning"),
+                   default="mw-exact",
+                   help="follower dynamics (multiplicative weights flavour, or tabular "
+                        "Q-learning)")
     p.add_argument("--critic", choices=("centralized", "plain"), default="centralized",
                    help="centralized critic (MAPPO) or plain PPO")
     p.add_argument("--pomdp", choices=("stackelberg", "basic"), default="stackelberg",

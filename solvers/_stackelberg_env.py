@@ -17,6 +17,15 @@ lockstep:
 
    The update is ``w_i[t_i, a] ← w_i[t_i, a] (1+ε)^{U_i(a)}``
    (:class:`solvers._no_regret.MultiplicativeWeights`). Response-phase rewards are 0.
+
+   With ``followers="q-learning"`` (reference §2.3, the Q-learning alternative) the response
+   phase is ``iterations`` single games instead: each draws a fresh type profile from the
+   prior, the followers pick ε-greedy actions from their Q-tables, the leader plays, and every
+   follower updates the entry it took (:class:`solvers._qlearning.QLearningFollowers`;
+   α = 0.15, ε_t = exp(−β t) with β = 1e−5 by default, ``t`` = games so far in the episode).
+   The reward phase then plays against the argmax of the Q-tables (``response`` must be
+   ``"deterministic"``), and the critic sees the normalised Q-tables and ε_t instead of the
+   MW weights.
 2. **Reward phase** — games against the follower *response*: ``"deterministic"`` (argmax of
    the final weights), ``"last_mixed"`` (the final mixed strategies) or ``"empirical_average"``
    (the uniform mixture of the strategies after every update, correlated through the common
@@ -60,6 +69,7 @@ from typing import Literal
 import torch
 
 from solvers._no_regret import RESPONSE_KINDS, MultiplicativeWeights, ResponseKind
+from solvers._qlearning import QLearningFollowers
 from solvers._rl_protocol import Action, ActionSpec, EnvStep
 from solvers._stackelberg_games import LeaderGameCore, core_from_game
 
@@ -112,6 +122,11 @@ class StackelbergPOMDP:
         Critic input.
     hide_response : bool
         Basic-POMDP ablation flag (``info["hidden"]``).
+    followers : {"mw", "q-learning"}
+        Follower dynamics: multiplicative weights (``flavour``, ``epsilon``) or tabular
+        Q-learning (``iterations`` games; ``q_alpha``, ``q_beta``).
+    q_alpha, q_beta : float
+        Q-learning rate α and exploration decay β (ignored for MW).
 
     Raises
     ------
@@ -141,6 +156,9 @@ class StackelbergPOMDP:
         response: ResponseKind = "deterministic",
         critic: Literal["centralized", "plain"] = "centralized",
         hide_response: bool = False,
+        followers: Literal["mw", "q-learning"] = "mw",
+        q_alpha: float = 0.15,
+        q_beta: float = 1e-5,
     ) -> None:
         core = game if isinstance(game, LeaderGameCore) else core_from_game(game)
         for name, val, lo in (("num_envs", num_envs, 1), ("iterations", iterations, 1),
@@ -152,6 +170,7 @@ class StackelbergPOMDP:
             ("reward", reward, ("sampled", "exact")),
             ("response", response, RESPONSE_KINDS),
             ("critic", critic, ("centralized", "plain")),
+            ("followers", followers, ("mw", "q-learning")),
         )
         for name, choice, allowed in choices:
             if choice not in allowed:
@@ -159,15 +178,23 @@ class StackelbergPOMDP:
         self.core, self.E, self.iterations = core, num_envs, iterations
         self.reward_mode, self.response = reward, response
         self.critic, self.hide_response = critic, bool(hide_response)
+        if followers == "q-learning" and response != "deterministic":
+            raise ValueError(f"expected response='deterministic' with Q-learning followers "
+                             f"(the argmax of the Q-tables), got {response!r}")
+        self.followers = followers
         self.mw = MultiplicativeWeights(
             core.type_counts, core.action_counts, batch=num_envs, flavour=flavour,
             epsilon=epsilon, record_history=response == "empirical_average",
         )
+        self.ql: QLearningFollowers | None = None
+        if followers == "q-learning":
+            self.ql = QLearningFollowers(core.type_counts, core.action_counts, batch=num_envs,
+                                         alpha=q_alpha, beta=q_beta)
         self.flavour, self.epsilon = flavour, self.mw.epsilon
         self.n = core.n_followers
         self.A, self.K = core.action_counts, core.type_counts
         self.Amax, self.Kmax = max(self.A), max(self.K)
-        self.queries = self.mw.n_queries
+        self.queries = 1 if self.ql is not None else self.mw.n_queries
         self.n_response_games = iterations * self.queries
         self._profiles = torch.cartesian_prod(
             *[torch.arange(k) for k in self.K]).reshape(-1, self.n)
@@ -183,6 +210,7 @@ class StackelbergPOMDP:
         self.horizon = (self.n_response_games + self.n_reward_games) * self.H
         self._aspec = core.action_spec
         n_weights = sum(k * a for k, a in zip(self.K, self.A, strict=True))
+        n_weights += int(self.ql is not None)  # the exploration rate ε_t
         self._crit_extra = 2 + n_weights + self.n * (self.Kmax + self.Amax)
         self.last_commitment: Commitment | None = None
 
@@ -215,7 +243,10 @@ class StackelbergPOMDP:
     # -- episode bookkeeping -------------------------------------------------------------
     def _new_episode(self, gen: torch.Generator) -> None:
         E = self.E
-        self.mw.reset()
+        if self.ql is not None:
+            self.ql.reset()
+        else:
+            self.mw.reset()
         self._k = 0
         self._ret = torch.zeros(E, dtype=torch.float64)
         nc, nx = len(self._aspec.categorical), self._aspec.continuous
@@ -234,7 +265,10 @@ class StackelbergPOMDP:
         E = self.E
         if g < self.n_response_games:
             q = g % self.queries
-            if q == 0:
+            if self.ql is not None:
+                self._types = self._profiles[self._sample_profiles(gen)]
+                self._queries = self.ql.act(self._types, gen)[:, None]  # (E, 1, n)
+            elif q == 0:
                 self._types = self._profiles[self._sample_profiles(gen)]
                 self._queries = self.mw.queries(self._types, gen)  # (E, Q, n)
             self._acts = self._queries[:, q]
@@ -242,7 +276,8 @@ class StackelbergPOMDP:
         else:
             r = g - self.n_response_games
             if r == 0:
-                resp = self.mw.response(self.response)
+                resp = (self.ql.response() if self.ql is not None
+                        else self.mw.response(self.response))
                 self._resp_probs = resp.joint_action_probs(self._profiles)  # (E, K, J)
             rows = torch.arange(E)
             if self.reward_mode == "exact":
@@ -271,7 +306,7 @@ class StackelbergPOMDP:
             prog = torch.full((E, 1), self._k / self.horizon)
             ty = torch.nn.functional.one_hot(self._types, self.Kmax).flatten(1).float()
             ac = torch.nn.functional.one_hot(self._acts, self.Amax).flatten(1).float()
-            w = self.mw.critic_features().float()
+            w = (self.ql if self.ql is not None else self.mw).critic_features().float()
             crit = torch.cat([obs, flag, prog, w, ty, ac], 1)
         return EnvStep(obs=obs, critic_obs=crit, masks=masks, reward=reward.float(), done=done,
                        executed=executed, info=info)
@@ -322,7 +357,9 @@ class StackelbergPOMDP:
         in_response = g < self.n_response_games
         if t == self.H - 1:
             lead, fol = self.core.payoffs(self._g)
-            if in_response:
+            if in_response and self.ql is not None:
+                self.ql.update(self._types, self._acts, fol.double())
+            elif in_response:
                 q = g % self.queries
                 self._util[:, q] = fol.double()
                 if q == self.queries - 1:
