@@ -69,6 +69,7 @@ from solvers._stackelberg_games import (
     SimpleAllocationCore,
     core_from_game,
 )
+from solvers._stackelberg_gym import StackelbergGymEnv, decode_actions, gym_action_space
 
 __all__ = [
     "Action",
@@ -103,6 +104,7 @@ __all__ = [
     "SPMValue",
     "SimpleAllocationCore",
     "SoftBellmanSolver",
+    "StackelbergGymEnv",
     "StackelbergPOMDP",
     "Status",
     "available_lp_solvers",
@@ -115,6 +117,7 @@ __all__ = [
     "certified_response",
     "check_reward",
     "core_from_game",
+    "decode_actions",
     "discounted_returns",
     "dominant_actions",
     "evaluate_mechanism",
@@ -123,6 +126,7 @@ __all__ = [
     "expected_optimum",
     "follower_values",
     "gae",
+    "gym_action_space",
     "joint_index",
     "leader_value",
     "mosek_licensed",
