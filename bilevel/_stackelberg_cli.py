@@ -5,14 +5,16 @@
     bilevel stackelberg GAME [--followers mw-exact|mw-sampled|q-learning]
                         [--critic centralized|plain]
                         [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E] [--lr LR]
-                        [--iterations I] [--eval-every U] [--max-seconds T]
+                        [--iterations I] [--objective response|worst-certified]
+                        [--eval-every U] [--max-seconds T]
                         [--steps N] [--seed S] [--out DIR] [--json]
 
 ``GAME`` is a name of :mod:`models.games` (``normal_form:game_2:randomized``,
 ``matrix_design``, ``simple_allocation:3``, ``mspm:PI:2``, ``mspm:MSGSpace:3:2``). With
 ``--compare`` both critics are trained (``--seeds`` seeds each) and compared in a report.
-``--out DIR`` saves every result (``result.json``, ``policy.pt``) and writes the report
-(``report.md``, learning-curve PNGs).
+For matrix design the output also names the outcome in dominant strategies under the returned
+transfers (``dominant_outcome``; None when there is none). ``--out DIR`` saves every result
+(``result.json``, ``policy.pt``) and writes the report (``report.md``, learning-curve PNGs).
 """
 
 from __future__ import annotations
@@ -23,21 +25,42 @@ import sys
 from pathlib import Path
 
 from bilevel._stackelberg import StackelbergResult
-from bilevel._stackelberg_report import compare_critics, stackelberg_report, summary_rows
+from bilevel._stackelberg_report import (
+    compare_critics,
+    dominant_outcome,
+    stackelberg_report,
+    summary_rows,
+)
+from models.games import MatrixDesignGame, make_game
 
 __all__ = ["register"]
 
 
+def _dominant(r: StackelbergResult) -> list[int] | None:
+    g = make_game(r.game)
+    if not isinstance(g, MatrixDesignGame):
+        return None
+    d = dominant_outcome(g, r.leader_table[0])
+    return None if d is None else list(d)
+
+
 def _summary_line(label: str, r: StackelbergResult) -> str:
     opt = "unknown" if r.optimum is None else f"{r.optimum:.4f}"
-    return (f"{label}: value {r.value:.4f} (best certified {r.best_value:.4f}, optimum {opt}), "
+    final = r.value if r.final_value is None else r.final_value
+    line = (f"{label}: value {r.value:.4f} (final {final:.4f}, optimum {opt}), "
             f"B-CCE gap {r.bcce_gap:.4f} ({'certified' if r.certified else 'NOT certified'}, "
             f"{r.response_kind}), {r.env_steps} steps in {r.wall_time:.1f} s")
+    if r.worst_value is not None:
+        line += f", worst certified value {r.worst_value:.4f}"
+    if isinstance(make_game(r.game), MatrixDesignGame):
+        line += f", dominant outcome {_dominant(r)}"
+    return line
 
 
 def _cmd_stackelberg(args: argparse.Namespace) -> int:
     kwargs = {"followers": args.followers, "steps": args.steps, "num_envs": args.envs,
               "learning_rate": args.lr, "iterations": args.iterations,
+              "objective": args.objective,
               "eval_every": args.eval_every, "max_seconds": args.max_seconds}
     if args.compare:
         variants: tuple[str, ...] = ("centralized", "plain")
@@ -67,7 +90,8 @@ def _cmd_stackelberg(args: argparse.Namespace) -> int:
         payload = {
             "game": next(iter(results.values()))[0].game,
             "summary": summary_rows(results),
-            "results": {k: [r.to_dict() for r in rs] for k, rs in results.items()},
+            "results": {k: [{**r.to_dict(), "dominant_outcome": _dominant(r)} for r in rs]
+                        for k, rs in results.items()},
             "report": None if report is None else str(report),
         }
         print(json.dumps(payload, indent=1))
@@ -109,6 +133,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="leader episodes in lockstep (default 16; 64 for randomised normal forms)")
     p.add_argument("--lr", type=float, help="PPO learning rate (default per game)")
     p.add_argument("--iterations", type=int, help="MW iterations of the response phase")
+    p.add_argument("--objective", choices=("response", "worst-certified"),
+                   help="training reward: against the learned response, or the worst certified "
+                        "response (complete-information games; default for matrix_design)")
     p.add_argument("--eval-every", type=int, default=10,
                    help="exact evaluation every U PPO updates (0: only at the end)")
     p.add_argument("--max-seconds", type=float, help="stop each training run after T seconds")

@@ -16,11 +16,14 @@ from bilevel._stackelberg import (
     StackelbergResult,
     evaluate_leader,
     load_stackelberg,
+    worst_certified_value,
 )
 from bilevel._stackelberg_cli import register
 from bilevel._stackelberg_report import compare_critics, stackelberg_report
+from models.games import make_game
 from solvers._ppo_policy import ActorCritic
 from solvers._rl_protocol import ActionSpec
+from solvers._stackelberg_exact import payoff_table
 
 
 @pytest.fixture(autouse=True)
@@ -147,6 +150,74 @@ def test_designer_bad_input() -> None:
         compare_critics("matrix_design", variants=("bogus",))
 
 
+# --- best certified snapshot, worst certified response ---------------------------------------
+
+def test_returned_leader_is_the_best_certified_snapshot() -> None:
+    r = StackelbergDesigner("normal_form:game_2", steps=2_000, seed=0, num_envs=8,
+                            eval_every=1).fit()
+    certified = r.eval_values[r.eval_gaps <= 0.05]
+    assert certified.size >= 2
+    assert r.value == pytest.approx(float(certified.max()), abs=1e-12)
+    assert r.best_value == r.value
+    assert r.final_value == pytest.approx(float(r.eval_values[-1]), abs=1e-12)
+    # the returned network is the snapshot: its deterministic leader scores the same value
+    assert r.policy is not None
+    again = evaluate_leader("normal_form:game_2", r.policy, iterations=33)
+    assert again.value == pytest.approx(r.value, abs=1e-12)
+
+
+def _grid_worst(t: np.ndarray, delta: float, step: float = 0.02) -> float:
+    # naive check: minimum welfare over a grid of the 4-outcome simplex under the CCE constraints
+    g = make_game("matrix_design")
+    u = (g.payoffs_normalised + t).reshape(4, 2)
+    w = g.payoffs_normalised.reshape(4, 2).sum(1)
+    n = round(1 / step)
+    best = np.inf
+    for i in range(n + 1):
+        for j in range(n + 1 - i):
+            k = np.arange(n + 1 - i - j)
+            x = np.stack([np.full_like(k, i), np.full_like(k, j), k, n - i - j - k], 1) / n
+            ok = np.ones(len(k), dtype=bool)
+            for f in range(2):
+                for d in range(2):
+                    dev = [(d, b) if f == 0 else (a, d) for a in (0, 1) for b in (0, 1)]
+                    gain = np.array([u[2 * a + b, f] for a, b in dev]) - u[:, f]
+                    ok &= x @ gain <= delta + 1e-12
+            if ok.any():
+                best = min(best, float((x[ok] @ w).min()))
+    return best
+
+
+def test_worst_certified_value_against_a_grid_and_dominance() -> None:
+    g = make_game("matrix_design")
+    both = np.zeros((2, 2, 2))  # both optimal outcomes equilibria (what PPO learns against MW)
+    both[0, 0], both[0, 1], both[1, 0] = (4.48, 3.72), 10.0, 10.0
+    dom = np.zeros((2, 2, 2))  # (0, 1) dominant by wide margins
+    dom[0, 1], dom[0, 0, 0], dom[1, 1, 1] = 10.0, 10.0, 10.0
+    tabs = np.stack([np.zeros((2, 2, 2)), both, dom])
+    w = worst_certified_value(payoff_table(g, tabs), 0.05)
+    for b in range(3):  # the LP minimum is below every feasible grid point, and close to one
+        grid = _grid_worst(tabs[b], 0.05)
+        assert w[b] <= grid + 1e-9 and grid - w[b] < 0.05
+    # no transfers: (0.7, 0.1, 0.1, 0.1) on (00, 01, 10, 11) is the worst CCE, welfare 1.1
+    assert w[0] == pytest.approx(1.1, abs=1e-9)
+    assert w[1] < 1.3 and w[2] > 1.65  # dominance is what the worst response rewards
+    # matrix design trains for (and selects snapshots by) the worst certified value
+    r = StackelbergDesigner("matrix_design", steps=2_000, seed=0, num_envs=4, eval_every=2).fit()
+    assert r.config["objective"] == "worst-certified" and r.worst_value is not None
+    assert r.worst_value == pytest.approx(
+        float(worst_certified_value(payoff_table(g, r.leader_table[0]))[0]), abs=1e-9)
+    assert r.worst_value <= r.value + 1e-9  # the MW response is one of the certified ones
+    with pytest.raises(ValueError, match="one type per follower"):
+        worst_certified_value(payoff_table(make_game("simple_allocation:2"), [0, 1]))
+    with pytest.raises(ValueError, match="threshold"):
+        worst_certified_value(payoff_table(g, dom), 0.0)
+    with pytest.raises(ValueError, match="objective"):
+        StackelbergDesigner("matrix_design", objective="bogus").fit()
+    with pytest.raises(ValueError, match="complete-information"):
+        StackelbergDesigner("simple_allocation:2", objective="worst-certified").fit()
+
+
 # --- convergence (slow): reference §3.1 optima, one seed each ---------------------------------
 
 @pytest.mark.slow
@@ -182,3 +253,21 @@ def test_matrix_design_dominance_diagnostic(tmp_path: Path) -> None:
                           num_envs=4, eval_every=0)
     text = stackelberg_report(res, tmp_path).read_text()
     assert "Outcome in dominant strategies" in text and "* plain: " in text
+
+
+@pytest.mark.slow
+def test_matrix_design_learns_dominance() -> None:
+    # issue 6 acceptance: value >= 1.60 with a welfare-optimal outcome in dominant strategies
+    from bilevel._stackelberg_report import dominant_outcome
+
+    r = StackelbergDesigner("matrix_design", steps=300_000, seed=0).fit()
+    assert r.value >= 1.60
+    assert dominant_outcome(make_game("matrix_design"), r.leader_table[0]) in ((0, 1), (1, 0))
+
+
+@pytest.mark.slow
+def test_msgspace_3_reaches_loss_zero() -> None:
+    # issue 6 acceptance: MSGSpace k = 3, 2 messages: loss >= -0.01, certified (optimum 0)
+    r = StackelbergDesigner("mspm:MSGSpace:3:2", steps=1_000_000, seed=0).fit()
+    assert r.value >= -0.01
+    assert r.certified and r.bcce_gap <= 0.05
