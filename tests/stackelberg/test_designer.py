@@ -266,8 +266,10 @@ def test_matrix_design_learns_dominance() -> None:
 
 
 @pytest.mark.slow
-def test_msgspace_3_reaches_loss_zero() -> None:
-    # issue 6 acceptance: MSGSpace k = 3, 2 messages: loss >= -0.01, certified (optimum 0)
-    r = StackelbergDesigner("mspm:MSGSpace:3:2", steps=1_000_000, seed=0).fit()
+@pytest.mark.parametrize("seed", [0, 1])
+def test_msgspace_3_reaches_loss_zero(seed: int) -> None:
+    # issue 6 acceptance: MSGSpace k = 3, 2 messages: loss >= -0.01, certified (optimum 0);
+    # measured: both seeds reach 0 at an evaluation, and the best certified snapshot is returned
+    r = StackelbergDesigner("mspm:MSGSpace:3:2", steps=1_000_000, seed=seed).fit()
     assert r.value >= -0.01
     assert r.certified and r.bcce_gap <= 0.05
