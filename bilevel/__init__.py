@@ -29,6 +29,7 @@ from bilevel._stackelberg import (
     StackelbergResult,
     evaluate_leader,
     load_stackelberg,
+    worst_certified_value,
 )
 from bilevel._stackelberg_report import compare_critics, dominant_outcome, stackelberg_report
 from bilevel._store import ResultStore
@@ -144,6 +145,7 @@ __all__ = [
     "spm_report_markdown",
     "stackelberg_report",
     "vcg",
+    "worst_certified_value",
     "write_design",
     "write_spm_report",
 ]
