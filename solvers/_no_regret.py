@@ -75,6 +75,21 @@ DEFAULT_EPSILON: dict[str, float] = {"sampled": 0.01, "exact": 0.1}
 RESPONSE_KINDS: tuple[str, ...] = ("last_mixed", "deterministic", "empirical_average")
 
 
+def _follower_shapes(
+    n_types: Sequence[int], n_actions: Sequence[int], batch: object
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validated per-follower type and action counts, and a batch size >= 1."""
+    types, actions = _counts(n_types, "n_types"), _counts(n_actions, "n_actions")
+    if len(types) != len(actions):
+        raise ValueError(
+            f"expected one type count per follower, got {len(types)} type counts "
+            f"and {len(actions)} action counts"
+        )
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"expected batch as an int >= 1, got {batch!r}")
+    return types, actions
+
+
 def _counts(x: Any, name: str) -> tuple[int, ...]:
     """Validate a tuple of positive ints."""
     try:
@@ -397,15 +412,7 @@ class MultiplicativeWeights:
         record_history: bool = True,
         device: torch.device | str | None = None,
     ) -> None:
-        self.n_types = _counts(n_types, "n_types")
-        self.n_actions = _counts(n_actions, "n_actions")
-        if len(self.n_types) != len(self.n_actions):
-            raise ValueError(
-                f"expected one type count per follower, got {len(self.n_types)} type counts "
-                f"and {len(self.n_actions)} action counts"
-            )
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"expected batch as an int >= 1, got {batch!r}")
+        self.n_types, self.n_actions = _follower_shapes(n_types, n_actions, batch)
         if flavour not in DEFAULT_EPSILON:
             raise ValueError(f"expected flavour in {tuple(DEFAULT_EPSILON)}, got {flavour!r}")
         eps = DEFAULT_EPSILON[flavour] if epsilon is None else epsilon

@@ -31,10 +31,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from solvers._no_regret import Response, _counts
+from solvers._no_regret import Response, _follower_shapes
 
 __all__ = ["QLearningFollowers"]
 
@@ -79,15 +78,7 @@ class QLearningFollowers:
         beta: float = 1e-5,
         device: torch.device | str | None = None,
     ) -> None:
-        self.n_types = _counts(n_types, "n_types")
-        self.n_actions = _counts(n_actions, "n_actions")
-        if len(self.n_types) != len(self.n_actions):
-            raise ValueError(
-                f"expected one type count per follower, got {len(self.n_types)} and "
-                f"{len(self.n_actions)}"
-            )
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"expected batch as an int >= 1, got {batch!r}")
+        self.n_types, self.n_actions = _follower_shapes(n_types, n_actions, batch)
         if not (isinstance(alpha, (int, float)) and 0 < alpha <= 1):
             raise ValueError(f"expected alpha in (0, 1], got {alpha!r}")
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
