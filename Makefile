@@ -20,7 +20,7 @@ demo: $(STAMP)
 		--points 10000 --profiles 1000 --eval-samples 10000 --seed 0 --out out
 
 test: $(STAMP)
-	$(BIN)/ruff check bilevel models solvers tests benchmarks
+	$(BIN)/ruff check bilevel models solvers tests benchmarks notebooks
 	$(BIN)/mypy bilevel models solvers
 	$(BIN)/python -m pytest -q
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +37,7 @@ from bilevel.search import (
     run_search,
     score_on_profiles,
 )
+from bilevel.search._streams import design_streams, trial_streams
 from models import Environment
 from models._typing import FloatArray
 
@@ -130,6 +131,13 @@ class AMADesigner:
         ``num_trials``); the run with the best held-out score (``n_validation`` profiles,
         exact and unregularised) is returned. Trials run on ``executor`` when one is given.
         Multistart: the number of random default starts refined beside the grid seeds.
+    replay_seeds : mapping of str to int, optional
+        Multistart: the seeds of the stand-alone ``"first_order"`` / ``"zeroth_order"``
+        designs whose runs the default starts replay. Default start ``t`` of method ``m`` runs
+        with exactly the random stream of trial ``t`` of ``AMADesigner(method=m,
+        seed=replay_seeds[m], n_trials=n_trials)`` (same other hyperparameters), so the
+        multistart selection contains those runs. A method not given replays this designer's
+        own ``seed``.
     device : str, default "cpu"
         Torch device of the first-order inner solver.
     regularised_solver : {"fast", "cvxpy", "soft"}, default "fast"
@@ -222,6 +230,7 @@ class AMADesigner:
         progress: bool = False,
         batch_candidates: int | None = None,
         n_trials: int = 1,
+        replay_seeds: Mapping[str, int] | None = None,
         executor: Executor | None = None,
         checkpoint: str | Path | Checkpoint | None = None,
         checkpoint_every: float = 30.0,
@@ -254,6 +263,7 @@ class AMADesigner:
         self.progress = progress
         self.batch_candidates = batch_candidates
         self.n_trials = n_trials
+        self.replay_seeds = replay_seeds
         self.executor = executor
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
@@ -313,6 +323,7 @@ class AMADesigner:
                 f"Got {self.refine!r} instead."
             )
         _check_int("seed", self.seed, 0)
+        self._check_replay_seeds()
         if self.n_trials > 1 and self.n_validation == 0:
             raise ValueError(
                 "The 'n_trials' parameter of AMADesigner needs n_validation >= 1 to choose "
@@ -384,9 +395,31 @@ class AMADesigner:
             refine=tuple(_gradient_searcher(self, m, self.n_profiles) for m in methods),
             n_starts=self.n_starts,
             default_trials=self.n_trials,
+            replay_seeds=tuple(self._replay_seed(m) for m in methods),
             n_select=max(self.n_validation, 1),
             validate_every=self.validate_every,
         )
+
+    def _replay_seed(self, method: str) -> int:
+        seeds = self.replay_seeds or {}
+        return int(seeds.get(method, self.seed))
+
+    def _check_replay_seeds(self) -> None:
+        rs = self.replay_seeds
+        if rs is None:
+            return
+        if not isinstance(rs, Mapping):
+            raise TypeError(
+                "The 'replay_seeds' parameter of AMADesigner must be a mapping of method to "
+                f"seed. Got {type(rs).__name__} instead."
+            )
+        for k, v in rs.items():
+            if k not in _GRADIENT_METHODS:
+                raise ValueError(
+                    f"The 'replay_seeds' parameter of AMADesigner must have keys among "
+                    f"{_GRADIENT_METHODS}. Got {k!r} instead."
+                )
+            _check_int(f"replay_seeds[{k!r}]", v, 0)
 
     def _checkpoint_of(self, env: Environment) -> Checkpoint | None:
         """The checkpoint of this fit: a given Checkpoint, or a keyed record of a store."""
@@ -448,7 +481,7 @@ class AMADesigner:
     def _fit(self, env: Environment) -> AMADesigner:
         start = time.perf_counter()
         problem = self._validate(env)
-        search_rng, eval_seed = _streams(self.seed)
+        search_rng, eval_seed = design_streams(self.seed)
         searcher = self._searcher()
         validate = None
         if self.method in _GRADIENT_METHODS and self.n_validation > 0:
@@ -456,7 +489,7 @@ class AMADesigner:
                                         self.n_validation)
             validate = HeldOutScore(problem, held_out)
         trials = self.n_trials if self.method in _GRADIENT_METHODS else 1
-        rngs = [search_rng, *_trial_streams(self.seed, trials - 1)]
+        rngs = [search_rng, *trial_streams(self.seed, trials - 1)]
         base = self._checkpoint_of(env)
         jobs = [
             _Trial(
@@ -592,13 +625,6 @@ def _select_trial(results: list[SearchResult], maximize: bool) -> SearchResult:
     )
 
 
-def _trial_streams(seed: int, k: int) -> list[np.random.Generator]:
-    """Generators of trials 2..k+1, independent of the search and evaluation streams."""
-    if k <= 0:
-        return []
-    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(k)]
-
-
 class _Slot:
     """Trial ``t``'s part of a checkpoint shared by all trials of one fit."""
 
@@ -655,10 +681,3 @@ def _check_int(name: str, value: Any, low: int) -> None:
             f"The {name!r} parameter of AMADesigner must be an int >= {low}. "
             f"Got {value!r} instead."
         )
-
-
-def _streams(seed: int) -> tuple[np.random.Generator, int]:
-    """Independent search generator and evaluation seed from one user seed."""
-    ss = np.random.SeedSequence(seed)
-    search, ev = ss.spawn(2)
-    return np.random.default_rng(search), int(ev.generate_state(1)[0])

@@ -68,7 +68,9 @@ class Protocol:
     trials : int, default 1
         First/zeroth order: independent runs per cell (the reference's ``num_trials``), the
         best on the held-out profiles kept; multistart: random default starts per refinement
-        method beside the grid seeds.
+        method beside the grid seeds — they replay the row's stand-alone first- and
+        zeroth-order cells (same seeds, trials and steps), so multistart's selection contains
+        those cells' runs.
     estimator : {"exact", "envelope"}, default "exact"
         First-order revenue gradient.
     """
@@ -158,6 +160,11 @@ _RELEVANT = {
 }
 
 
+# Revisions of a method's computation that change its cells without changing the protocol:
+# multistart 2 replays the row's stand-alone first/zeroth-order cells in its default starts.
+_REVISION = {"multistart": 2}
+
+
 def _seed_key(row: Row, method: str, protocol: Protocol) -> str:
     """The part of a cell's key its seed is derived from."""
     return (f"table{row.table}/{row.environment}-{row.distribution}/n{row.n_agents}"
@@ -167,7 +174,9 @@ def _seed_key(row: Row, method: str, protocol: Protocol) -> str:
 def cell_key(row: Row, method: str, protocol: Protocol) -> str:
     """Store key: the seed key and a digest of the protocol fields that matter for ``method``,
     so a protocol edited in one respect re-runs only the cells it changes."""
-    fields = {f: getattr(protocol, f) for f in _RELEVANT[method]}
+    fields: dict[str, Any] = {f: getattr(protocol, f) for f in _RELEVANT[method]}
+    if method in _REVISION:
+        fields["revision"] = _REVISION[method]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     return f"{_seed_key(row, method, protocol)}-{digest}"
 
@@ -205,6 +214,11 @@ def run_cell(
             n_validation=protocol.n_validation, seed=seed,
             n_trials=protocol.trials if method != "grid" else 1,
             estimator=protocol.estimator, checkpoint=store,
+            # multistart's default starts replay the row's stand-alone gradient cells (same
+            # seeds and budgets), so its selection contains their runs
+            replay_seeds=None if method != "multistart" else {
+                m: _seed(_seed_key(row, m, protocol)) for m in ("first_order", "zeroth_order")
+            },
         )
         checkpoint_key = None if store is None else d.checkpoint_key(env)
         d.fit(env)

@@ -20,6 +20,7 @@ from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import FirstOrder, check_count
 from bilevel.search._grid import GridSearch, GridState
+from bilevel.search._streams import design_streams, trial_streams
 from bilevel.search._zeroth_order import ZerothOrder
 
 __all__ = ["MultiStart", "MultiStartState", "score_on_profiles"]
@@ -88,8 +89,14 @@ class MultiStart:
         selection includes those runs.
         ``False`` gives Algorithm 1 exactly (grid seeds only).
     default_trials : int, default 1
-        Independent default starts per template (the stand-alone runs' ``n_trials``): the first
-        uses the stand-alone run's random stream, the others streams spawned from it.
+        Independent default starts per template (the stand-alone runs' ``n_trials``).
+    replay_seeds : tuple of int, optional
+        One seed per template: default start ``t`` of template ``j`` is run with exactly the
+        random stream of trial ``t`` of a stand-alone design with seed ``replay_seeds[j]``
+        (:func:`~bilevel.search._streams.design_streams`, ``trial_streams``), so the
+        selection contains those stand-alone runs. ``None``: the first default start uses the
+        generator given to :meth:`init` (a stand-alone run with the same seed), the others
+        streams spawned from it.
     n_select : int, default 2000
         Held-out profiles for the unregularised checkpoint and final selection.
     validate_every : int, default 50
@@ -104,6 +111,7 @@ class MultiStart:
     n_starts: int = 4
     default_start: bool = True
     default_trials: int = 1
+    replay_seeds: tuple[int, ...] | None = None
     n_select: int = 2000
     validate_every: int = 50
 
@@ -112,6 +120,11 @@ class MultiStart:
         check_count("default_trials", self.default_trials)
         check_count("n_select", self.n_select)
         check_count("validate_every", self.validate_every)
+        if self.replay_seeds is not None and len(self.replay_seeds) != len(self.templates):
+            raise ValueError(
+                f"expected one replay seed per refinement template ({len(self.templates)}), "
+                f"got {len(self.replay_seeds)}"
+            )
         if self.n_starts > self.grid.n_points:
             raise ValueError(
                 f"expected n_starts <= the grid's n_points ({self.grid.n_points}), "
@@ -168,12 +181,11 @@ class MultiStart:
                 state.states.append(r.init(problem, state.rng.spawn(1)[0]))
                 state.run_start.append(k)
         if self.default_start:
-            extra = copy.deepcopy(state.default_rng).spawn(self.default_trials - 1)
+            streams = self._default_streams(state)
             for t in range(self.default_trials):
                 for j, tmpl in enumerate(self.templates):
                     default: Any = replace(tmpl, start=None)
-                    rng = copy.deepcopy(state.default_rng if t == 0 else extra[t - 1])
-                    st = default.init(problem, rng)
+                    st = default.init(problem, streams[j][t])
                     if j == 0:
                         init, _ = default.best(st)
                         name = "default start" + (f" {t + 1}" if self.default_trials > 1 else "")
@@ -185,6 +197,17 @@ class MultiStart:
         state.seed_scores = score_on_profiles(problem, state.starts, state.held_out).tolist()
         state.best_refined = [None] * len(state.refiners)
         state.phase = "refine"
+
+    def _default_streams(self, state: MultiStartState) -> list[list[np.random.Generator]]:
+        """Per template, the generators of its default starts (one per trial)."""
+        k = self.default_trials
+        if self.replay_seeds is None:
+            extra = copy.deepcopy(state.default_rng).spawn(k - 1)
+            own = [copy.deepcopy(state.default_rng), *extra]
+            return [[copy.deepcopy(g) for g in own] for _ in self.templates]
+        return [
+            [design_streams(seed)[0], *trial_streams(seed, k - 1)] for seed in self.replay_seeds
+        ]
 
     def _checkpoint(self, problem: DesignProblem, state: MultiStartState) -> None:
         current = [r.best(st)[0] for r, st in zip(state.refiners, state.states, strict=True)]

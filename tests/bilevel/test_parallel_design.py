@@ -79,3 +79,40 @@ def test_multistart_refines_one_default_start_per_trial() -> None:
     single = sorted(v for lbl, v in one.mechanism_.meta["selection"]
                     if " from default start " in lbl)
     assert first == single
+
+
+@pytest.mark.parametrize("method", ["first_order", "zeroth_order"])
+def test_multistart_default_starts_replay_the_stand_alone_runs_of_their_seed(
+    method: str,
+) -> None:
+    """With ``replay_seeds`` the default starts are exactly the stand-alone trials of that
+    seed: the selected stand-alone trial's mechanism is a multistart candidate, bit for bit."""
+    iters = 6
+    common = dict(iters=iters, n_profiles=4, n_perturbations=3, n_validation=60,
+                  validate_every=iters, eval_samples=0, n_trials=3)
+    alone = AMADesigner(method=method, seed=23, **common).fit(ENV)  # type: ignore[arg-type]
+    t = alone.result_.search.stats["selected_trial"]
+    d = AMADesigner(method="multistart", n_points=8, n_starts=1, seed=5,
+                    replay_seeds={method: 23}, **common)  # type: ignore[arg-type]
+    problem = d._validate(ENV)
+    ms = d._searcher()
+    state = ms.init(problem, np.random.default_rng(0))
+    while not ms.done(state):
+        state = ms.step(problem, state)
+    names = [type(r).__name__ for r in state.refiners]
+    wanted = {"first_order": "FirstOrder", "zeroth_order": "ZerothOrder"}[method]
+    runs = [i for i, (n, k) in enumerate(zip(names, state.run_start, strict=True))
+            if n == wanted and state.starts[k].name.startswith("default start")]
+    assert len(runs) == 3
+    replayed = state.best_refined[runs[t]][1]
+    np.testing.assert_array_equal(replayed.boosts, alone.mechanism_.boosts)
+    np.testing.assert_array_equal(replayed.weights, alone.mechanism_.weights)
+
+
+def test_bad_replay_seeds() -> None:
+    with pytest.raises(ValueError, match="replay_seeds"):
+        AMADesigner(method="multistart", replay_seeds={"grid": 1}).fit(ENV)
+    with pytest.raises(ValueError, match="replay_seeds"):
+        AMADesigner(method="multistart", replay_seeds={"first_order": -1}).fit(ENV)
+    with pytest.raises(TypeError, match="replay_seeds"):
+        AMADesigner(method="multistart", replay_seeds=[1, 2]).fit(ENV)  # type: ignore[arg-type]
