@@ -164,3 +164,17 @@ def test_report_skips_cells_of_an_earlier_protocol_version(tmp_path: Path) -> No
     # the report is rebuilt from the current protocol's cells only
     assert main(["report", str(out)]) == 0
     assert "123.0" not in (out / "table1.md").read_text()
+
+
+def test_cell_keys_change_only_with_the_fields_a_method_depends_on() -> None:
+    from dataclasses import replace
+
+    from bilevel._reproduce import FULL, cell_key
+
+    row = paper_rows(1)[1]
+    sgd, adam = replace(TINY, optimizer="sgd"), replace(TINY, optimizer="adam")
+    for method in ("vcg", "grid", "zeroth_order"):
+        assert cell_key(row, method, sgd) == cell_key(row, method, adam)
+    for method in ("first_order", "multistart"):
+        assert cell_key(row, method, sgd) != cell_key(row, method, adam)
+    assert FULL.optimizer == "adam" and FULL.estimator == "envelope" and FULL.trials == 5
