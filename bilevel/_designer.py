@@ -131,6 +131,9 @@ class AMADesigner:
         ``num_trials``); the run with the best held-out score (``n_validation`` profiles,
         exact and unregularised) is returned. Trials run on ``executor`` when one is given.
         Multistart: the number of random default starts refined beside the grid seeds.
+    n_final : int, default 10000
+        Multistart: fresh held-out profiles (exact, unregularised) of the final selection among
+        the refined mechanisms and their starts.
     replay_seeds : mapping of str to int, optional
         Multistart: the seeds of the stand-alone ``"first_order"`` / ``"zeroth_order"``
         designs whose runs the default starts replay. Default start ``t`` of method ``m`` runs
@@ -230,6 +233,7 @@ class AMADesigner:
         progress: bool = False,
         batch_candidates: int | None = None,
         n_trials: int = 1,
+        n_final: int = 10_000,
         replay_seeds: Mapping[str, int] | None = None,
         executor: Executor | None = None,
         checkpoint: str | Path | Checkpoint | None = None,
@@ -263,6 +267,7 @@ class AMADesigner:
         self.progress = progress
         self.batch_candidates = batch_candidates
         self.n_trials = n_trials
+        self.n_final = n_final
         self.replay_seeds = replay_seeds
         self.executor = executor
         self.checkpoint = checkpoint
@@ -303,7 +308,8 @@ class AMADesigner:
         for name in ("n_points", "n_profiles"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
-        for name in ("iters", "n_perturbations", "n_starts", "validate_every", "n_trials"):
+        for name in ("iters", "n_perturbations", "n_starts", "validate_every", "n_trials",
+                     "n_final"):
             _check_int(name, getattr(self, name), 1)
         _check_int("n_validation", self.n_validation, 0)
         _check_int("eval_samples", self.eval_samples, 0)
@@ -397,6 +403,7 @@ class AMADesigner:
             default_trials=self.n_trials,
             replay_seeds=tuple(self._replay_seed(m) for m in methods),
             n_select=max(self.n_validation, 1),
+            n_final=self.n_final,
             validate_every=self.validate_every,
         )
 

@@ -109,7 +109,9 @@ def test_multistart_default_starts_replay_the_stand_alone_runs_of_their_seed(
     np.testing.assert_array_equal(replayed.weights, alone.mechanism_.weights)
 
 
-def test_bad_replay_seeds() -> None:
+def test_bad_replay_seeds_and_final_selection_size() -> None:
+    with pytest.raises(ValueError, match="n_final"):
+        AMADesigner(method="multistart", n_final=0).fit(ENV)
     with pytest.raises(ValueError, match="replay_seeds"):
         AMADesigner(method="multistart", replay_seeds={"grid": 1}).fit(ENV)
     with pytest.raises(ValueError, match="replay_seeds"):
