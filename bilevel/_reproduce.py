@@ -332,7 +332,11 @@ def reproduce(
             finish(fut.result())
     records = [done[cell_key(row, method, protocol)] for row, method in todo]
     for table in tables:
-        write_reports(out_dir, table, [r for r in records if r["table"] == table], protocol)
+        # the report shows every stored cell of this protocol version, not only this run's
+        # (a run restricted by --methods or rows must not drop the others from the report)
+        current = {cell_key(row, m, protocol) for row in paper_rows(table) for m in METHODS}
+        stored = [rec for key, rec in store.items(f"table{table}/") if key in current]
+        write_reports(out_dir, table, stored, protocol)
     return records
 
 

@@ -178,3 +178,12 @@ def test_cell_keys_change_only_with_the_fields_a_method_depends_on() -> None:
     for method in ("first_order", "multistart"):
         assert cell_key(row, method, sgd) != cell_key(row, method, adam)
     assert FULL.optimizer == "adam" and FULL.estimator == "envelope" and FULL.trials == 5
+
+
+def test_a_run_restricted_to_some_methods_keeps_the_other_stored_cells_in_the_report(
+    tmp_path: Path,
+) -> None:
+    reproduce([1], protocol=TINY, methods=["vcg"], out=tmp_path, rows=["3x2"])
+    reproduce([1], protocol=TINY, methods=["zeroth_order"], out=tmp_path, rows=["3x2"])
+    rows = json.loads((tmp_path / "table1.json").read_text())
+    assert sorted(r["method"] for r in rows) == ["vcg", "zeroth_order"]
