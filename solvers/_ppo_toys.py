@@ -20,7 +20,21 @@ __all__ = ["MaskedBandit", "OverridingBandit", "TwoStepPricing"]
 Tensor = torch.Tensor
 
 
-class MaskedBandit:
+class _Rows:
+    """``E`` lockstep rows (the batch of a toy environment)."""
+
+    def __init__(self, num_envs: int) -> None:
+        if num_envs < 1:
+            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
+        self._E = num_envs
+
+    @property
+    def num_envs(self) -> int:
+        """Number of rows ``E``."""
+        return self._E
+
+
+class MaskedBandit(_Rows):
     """One-step contextual bandit with 4 arms; arm 3 pays the most but is always masked.
 
     The context ``c`` is 0 or 1 with equal probability (observation: one-hot ``c``); arm
@@ -36,15 +50,8 @@ class MaskedBandit:
     REWARDS = torch.tensor([[0.0, 0.5, 1.0, 2.0], [1.0, 0.5, 0.0, 2.0]])
 
     def __init__(self, num_envs: int) -> None:
-        if num_envs < 1:
-            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
-        self._E = num_envs
+        super().__init__(num_envs)
         self._ctx = torch.zeros(num_envs, dtype=torch.long)
-
-    @property
-    def num_envs(self) -> int:
-        """Number of rows ``E``."""
-        return self._E
 
     @property
     def obs_dim(self) -> int:
@@ -79,7 +86,7 @@ class MaskedBandit:
         return self._obs(reward, torch.ones(self._E, dtype=torch.bool))
 
 
-class TwoStepPricing:
+class TwoStepPricing(_Rows):
     """Two steps: choose door 0 or 1, then post a price ``p`` in [0, 1].
 
     The final reward is ``1 − 4 (p − 0.3)²`` behind door 0 and ``0.8 − 4 (p − 0.7)²`` behind
@@ -95,16 +102,9 @@ class TwoStepPricing:
     """
 
     def __init__(self, num_envs: int) -> None:
-        if num_envs < 1:
-            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
-        self._E = num_envs
+        super().__init__(num_envs)
         self._t = torch.zeros(num_envs, dtype=torch.long)
         self._door = torch.zeros(num_envs, dtype=torch.long)
-
-    @property
-    def num_envs(self) -> int:
-        """Number of rows ``E``."""
-        return self._E
 
     @property
     def obs_dim(self) -> int:
@@ -148,7 +148,7 @@ class TwoStepPricing:
         return self._obs(reward, done, reward)
 
 
-class OverridingBandit:
+class OverridingBandit(_Rows):
     """One-step bandit with 3 arms where the environment executes arm 1 when arm 0 is proposed.
 
     Executed arm 1 pays 1 and arm 2 pays 0. A learner that credits what was *executed* puts all
@@ -162,14 +162,7 @@ class OverridingBandit:
     """
 
     def __init__(self, num_envs: int) -> None:
-        if num_envs < 1:
-            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
-        self._E = num_envs
-
-    @property
-    def num_envs(self) -> int:
-        """Number of rows ``E``."""
-        return self._E
+        super().__init__(num_envs)
 
     @property
     def obs_dim(self) -> int:
