@@ -200,6 +200,74 @@ def test_batch_equals_single_solves() -> None:
         np.testing.assert_allclose(one.occupancy[0], batch.occupancy[k], rtol=0, atol=1e-10)
 
 
+# ---------------------------------------------------------------------- warm start (cyclic MDPs)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.01])
+def test_soft_policy_iteration_matches_value_iteration(alpha: float) -> None:
+    # two independent solutions of the offset soft Bellman equation of the warm start
+    env = make_env("gridworld", n_agents=3, grid=4)
+    solver = EntropicSolver(env.mdp, alpha)
+    cf = torch.as_tensor(_rewards(env, 11, 6)).reshape(6, -1)
+    logd = torch.as_tensor(np.random.default_rng(3).normal(size=(6, solver.S)))
+    v0 = torch.zeros(6, solver.S, dtype=torch.float64)
+    pi_v = solver._soft_policy_iteration(cf, v0.clone(), logd)
+    vi_v = solver._soft_value_iteration(cf, v0.clone(), logd)
+    np.testing.assert_allclose(pi_v.numpy(), vi_v.numpy(), rtol=0, atol=1e-8 * alpha)
+    # and it is the fixed point: v = alpha (logsumexp(q / alpha - 1) - log d)
+    q = solver._soft_backup(cf, pi_v).reshape(6, solver.S, solver.A)
+    rhs = alpha * (torch.logsumexp(q / alpha - 1.0, dim=2) - logd)
+    np.testing.assert_allclose(pi_v.numpy(), rhs.numpy(), rtol=0, atol=1e-9 * alpha)
+
+
+@pytest.mark.parametrize("warm_rounds", [0, 1, 2])
+def test_warm_rounds_reach_the_same_optimum(warm_rounds: int) -> None:
+    # the warm start changes the Newton iterations, never the optimum
+    env = make_env("gridworld", n_agents=2, grid=4)
+    c = torch.as_tensor(_rewards(env, 12, 5))
+    ref = EntropicSolver(env.mdp, 0.02, warm_rounds=0)
+    alt = EntropicSolver(env.mdp, 0.02, warm_rounds=warm_rounds)
+    x0, _, _, conv0 = ref.solve(c)
+    x1, _, _, conv1 = alt.solve(c)
+    assert bool(conv0.all()) and bool(conv1.all())
+    np.testing.assert_allclose(x1.numpy(), x0.numpy(), rtol=0, atol=1e-8)
+
+
+def test_warm_start_cuts_newton_iterations_on_the_gridworld() -> None:
+    # the default warm start (soft policy iteration, then one -alpha log d offset) beats plain
+    # soft Bellman values: measured 14 against 18 iterations at alpha = 0.01
+    env = make_env("gridworld", n_agents=3, grid=3)
+    c = torch.as_tensor(_rewards(env, 13, 40))
+    solver = EntropicSolver(env.mdp, 0.01)
+    _, _, nit_default, conv = solver.solve(c)
+    v_plain = solver._soft_value_iteration(
+        c.reshape(40, -1), torch.zeros(40, solver.S, dtype=torch.float64),
+        torch.zeros(40, solver.S, dtype=torch.float64),
+    )
+    _, _, nit_plain, conv_plain = solver._newton(c.reshape(40, -1), v_plain, 1e-10, 100)
+    assert bool(conv.all()) and bool(conv_plain.all())
+    assert nit_default < nit_plain, (nit_default, nit_plain)
+
+
+def test_failed_policy_evaluation_falls_back_to_value_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # gamma < 1 keeps I - gamma P_pi invertible, but a failed factorisation must still give
+    # the value-iteration answer, never inf/NaN values
+    env = make_env("gridworld", n_agents=2, grid=3)
+    solver = EntropicSolver(env.mdp, 0.1)
+    cf = torch.as_tensor(_rewards(env, 14, 3)).reshape(3, -1)
+    zeros = torch.zeros(3, solver.S, dtype=torch.float64)
+    expected = solver._soft_value_iteration(cf, zeros.clone(), zeros)
+
+    def failing(A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.full_like(B, float("nan")), torch.ones(A.shape[0], dtype=torch.int32)
+
+    monkeypatch.setattr(torch.linalg, "solve_ex", failing)
+    v = solver._soft_policy_iteration(cf, zeros.clone(), zeros)
+    np.testing.assert_allclose(v.numpy(), expected.numpy(), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------- bad input and failures
 
 
