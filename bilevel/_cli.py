@@ -314,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate (first order 0.01, zeroth 0.1)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="first order: entropy regularisation strength")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                   help="first order: update rule")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                   help="first order: update rule (sgd: the reference code's plain steps)")
     p.add_argument("--estimator", choices=("exact", "envelope"), default="exact",
                    help="first order: exact regularised gradient or the paper's asw-envelope")
     p.add_argument("--regularised-solver", choices=("fast", "cvxpy", "soft"), default="fast",
