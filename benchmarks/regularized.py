@@ -1,7 +1,9 @@
 """Per-profile forward+backward time of the fast entropic solver vs the cvxpylayers reference.
 
-Setting: sequential sales, n = 5 agents, m = 3 items (43 states × 6 actions), uniform values,
-entropy weight alpha = 0.01, a batch of 20 type profiles with rewards
+Setting: sequential sales, n = 5 agents, m = 3 items (43 states × 6 actions), uniform values
+(or ``--env gridworld``: the Table 5 torus, G x G cells, gamma = 0.9, "onecell" types, solved
+by the dual Newton method with the soft-policy-iteration warm start), entropy weight
+alpha = 0.01, a batch of 20 type profiles with rewards
 ``sum_i r_i + b`` (b ~ U[0, 1]) and a random upstream gradient. Both solvers
 (``solvers._entropic.EntropicSolver`` and ``solvers._layers.CvxpyEntropicLayer`` in its
 default exact-gradient mode) solve and differentiate the same batch, side by side; the script
@@ -9,7 +11,8 @@ reports their times, the ratio (cvxpy / fast) and the largest deviations of x an
 
 Usage::
 
-    python benchmarks/regularized.py [--batch 20] [--alpha 0.01] [--seed 0] [--threads 1] [--json]
+    python benchmarks/regularized.py [--env sales|gridworld] [--batch 20] [--alpha 0.01]
+        [--seed 0] [--threads 1] [--json]
 """
 
 from __future__ import annotations
@@ -44,9 +47,11 @@ def _forward_backward(solver: object, C: torch.Tensor, G: torch.Tensor,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", choices=("sales", "gridworld"), default="sales")
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--n-agents", type=int, default=5)
-    parser.add_argument("--n-items", type=int, default=3)
+    parser.add_argument("--n-items", type=int, default=3, help="sales: items")
+    parser.add_argument("--grid", type=int, default=4, help="gridworld: side length G")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5, help="timing repetitions (best of)")
@@ -57,7 +62,12 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    env = make_env("sales", n_agents=args.n_agents, n_items=args.n_items, dist="uniform")
+    if args.env == "sales":
+        env = make_env("sales", n_agents=args.n_agents, n_items=args.n_items, dist="uniform")
+        size = f"m={args.n_items}"
+    else:
+        env = make_env("gridworld", n_agents=args.n_agents, grid=args.grid, gamma=0.9)
+        size = f"G={args.grid}"
     rng = np.random.default_rng(args.seed)
     R = env.rewards(env.sample_types(rng, args.batch)).sum(axis=1)
     C = torch.from_numpy(R + rng.uniform(0.0, 1.0, env.mdp.shape))
@@ -74,7 +84,7 @@ def main() -> None:
     per_ref = ref_time / args.batch
     grad_scale = float(np.abs(g_ref).max())
     out = {
-        "setting": f"sales n={args.n_agents} m={args.n_items} "
+        "setting": f"{args.env} n={args.n_agents} {size} "
         f"({env.n_states}x{env.n_actions}), alpha={args.alpha}, batch {args.batch}",
         "fast_seconds_per_profile": per_fast,
         "cvxpy_seconds_per_profile": per_ref,

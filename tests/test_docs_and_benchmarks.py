@@ -56,3 +56,12 @@ def test_regularised_benchmark_json() -> None:
                       "--repeat", "1")
     assert float(out["ratio"]) > 0  # type: ignore[arg-type]
     assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
+
+
+def test_regularised_benchmark_gridworld_agrees_with_cvxpylayers() -> None:
+    # the cyclic path (dual Newton, soft-policy-iteration warm start) against the conic layer
+    out = _run_script("regularized.py", "--env", "gridworld", "--grid", "3", "--batch", "2",
+                      "--n-agents", "2", "--repeat", "1")
+    assert str(out["setting"]).startswith("gridworld n=2 G=3")
+    assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
+    assert float(out["max_abs_grad_difference"]) < 1e-4  # type: ignore[arg-type]
