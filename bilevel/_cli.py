@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._report import comparison_rows, format_table, result_dict, write_design
 from bilevel._spm_cli import register as register_spm
 from bilevel._stackelberg_cli import register as register_stackelberg
+from bilevel._workers import process_pool
 from models import Environment, list_envs, make_env
 
 __all__ = ["main"]
@@ -127,8 +127,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
-    """Local worker processes (spawned: torch and forked threads do not mix)."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    """Local worker processes that exit with this command (:mod:`bilevel._workers`)."""
+    return process_pool(workers)
 
 
 def _cmd_design(args: argparse.Namespace) -> int:
