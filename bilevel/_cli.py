@@ -19,7 +19,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +125,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    """Local worker processes that exit with this command (:mod:`bilevel._workers`)."""
-    return process_pool(workers)
-
-
 def _cmd_design(args: argparse.Namespace) -> int:
     env = _env_from_args(args)
     designer = AMADesigner(
@@ -160,7 +154,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         raise CLIError(f"expected --workers >= 1, got {args.workers}")
     try:
         if args.workers > 1:
-            with _process_pool(args.workers) as pool:
+            with process_pool(args.workers) as pool:
                 designer.set_params(executor=pool)
                 designer.fit(env)
         else:
@@ -216,7 +210,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise CLIError(f"expected --workers >= 1, got {args.workers}")
     try:
         if args.workers > 1:
-            with _process_pool(args.workers) as pool:
+            with process_pool(args.workers) as pool:
                 records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
                                     rows=rows, on_cell=summary, executor=pool)
         else:

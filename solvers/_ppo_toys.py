@@ -161,9 +161,6 @@ class OverridingBandit(_Rows):
         Number of rows ``E``.
     """
 
-    def __init__(self, num_envs: int) -> None:
-        super().__init__(num_envs)
-
     @property
     def obs_dim(self) -> int:
         """A constant 1."""
