@@ -10,6 +10,14 @@ from models._mdp import TabularMDP, check_mdp, mdp_from_arrays, mdp_from_success
 from models._registry import EnvSpec, list_envs, make_env, register_env
 from models._sales import sales
 from models._scheduling import scheduling
+from models._single_parameter import (
+    SingleParameter,
+    ValueDistribution,
+    check_single_parameter,
+    exponential_values,
+    uniform_values,
+    value_distribution,
+)
 from models.games import StackelbergGame, list_games, make_game, register_game
 
 register_env("sales", sales, "sequential sales of m identical items to unit-demand agents")
@@ -20,10 +28,14 @@ register_env("matching", matching, "dynamic matching with stochastic arrivals an
 __all__ = [
     "EnvSpec",
     "Environment",
+    "SingleParameter",
     "StackelbergGame",
     "TabularMDP",
+    "ValueDistribution",
     "check_mdp",
+    "check_single_parameter",
     "custom_env",
+    "exponential_values",
     "gridworld",
     "list_envs",
     "list_games",
@@ -36,4 +48,6 @@ __all__ = [
     "register_game",
     "sales",
     "scheduling",
+    "uniform_values",
+    "value_distribution",
 ]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from models._mdp import TabularMDP
+from models._single_parameter import SingleParameter
 from models._typing import FloatArray
 
 __all__ = ["Environment", "custom_env"]
@@ -76,6 +77,10 @@ class Environment:
         Whether every agent's reward is ≥ 0 for every type (then AMA payments are IR).
     params : mapping, optional
         The constructor's parameters (for reports and saving).
+    single_parameter : SingleParameter, optional
+        Declares that rewards factor as ``r_i = v_i · q_i`` with scalar values (Myerson 1981);
+        used by ``bilevel.optimal_mechanism`` and ``bilevel.objective_bound``. ``None`` for
+        multi-parameter types.
     """
 
     name: str
@@ -92,6 +97,7 @@ class Environment:
     optimise_weights: bool = False
     nonnegative_rewards: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
+    single_parameter: SingleParameter | None = None
     origin: tuple[str, Mapping[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -123,6 +129,17 @@ class Environment:
         object.__setattr__(self, "costs", MappingProxyType(dict(self.costs)))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "type_shape", tuple(int(d) for d in self.type_shape))
+        sp = self.single_parameter
+        if sp is not None:
+            if not isinstance(sp, SingleParameter):
+                raise TypeError(
+                    f"expected single_parameter as a SingleParameter, got {type(sp).__name__}"
+                )
+            if sp.n_agents != self.n_agents:
+                raise ValueError(
+                    f"expected single_parameter with {self.n_agents} value distributions (one "
+                    f"per agent), got {sp.n_agents}"
+                )
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -255,6 +272,7 @@ def custom_env(
     costs: Mapping[str, CostFn] | None = None,
     boost_box: tuple[float, float] | None = None,
     nonnegative_rewards: bool = True,
+    single_parameter: SingleParameter | None = None,
 ) -> Environment:
     """Build an environment for a user-defined MDP.
 
@@ -275,6 +293,9 @@ def custom_env(
         the agent to be the first type axis and rewards linear in its own type).
     name, dist, objective, costs, boost_box, nonnegative_rewards
         See :class:`Environment`.
+    single_parameter : SingleParameter, optional
+        Scalar values times type-independent quantities (see :class:`Environment`); check it
+        with :func:`models.check_single_parameter`.
 
     Returns
     -------
@@ -312,4 +333,5 @@ def custom_env(
         boost_box=boost_box,
         nonnegative_rewards=nonnegative_rewards,
         params={"n_agents": n_agents},
+        single_parameter=single_parameter,
     )

@@ -7,6 +7,7 @@ import numpy as np
 from models._env import Environment
 from models._mdp import mdp_from_arrays
 from models._sales import _check_choice, _check_gamma, _check_int
+from models._single_parameter import SingleParameter, uniform_values
 from models._typing import FloatArray
 
 __all__ = ["gridworld"]
@@ -35,6 +36,11 @@ def gridworld(
       ``(1, 1)``, with value ``U[0, 1]``; all other cells 0 (goals of different agents may
       coincide). ``"uniform"``: all cells ``U[0, 1]`` except ``(1, 1)``, which is 0.
     * **Counterfactual** of agent ``i``: its whole ``G x G`` slice set to 0.
+    * **Single parameter** (``"onecell"`` only; Myerson 1981): ``r_i = v_i · q_i`` with ``v_i``
+      the goal's value ``U[0, 1]`` and ``q_i(s, a) = 1`` iff ``(s, a)`` enters agent ``i``'s
+      goal cell. ``q`` depends on the goal cell, private information treated as public by
+      revenue bounds (``public_information=True``). ``"uniform"`` types are multi-parameter
+      (``single_parameter=None``).
 
     Parameters
     ----------
@@ -121,6 +127,24 @@ def gridworld(
         types[:, i] = 0.0
         return types
 
+    entered = (nx * G + ny)[None, None]  # (1, 1, S, A): flat [x, y] index of the entered cell
+
+    def values_fn(types: FloatArray) -> FloatArray:
+        out: FloatArray = types.reshape(types.shape[0], n, G * G).sum(axis=2)
+        return out
+
+    def allocation_fn(types: FloatArray) -> FloatArray:
+        goal = np.abs(types.reshape(types.shape[0], n, G * G)).argmax(axis=2)  # (k, n)
+        out: FloatArray = (entered == goal[:, :, None, None]).astype(np.float64)
+        return out
+
+    single = None
+    if dist == "onecell":
+        single = SingleParameter(
+            values_fn, allocation_fn, (uniform_values(0.0, 1.0),) * n,
+            public_information=True, nonvalue_part="the goal cell",
+        )
+
     box = (n if dist == "onecell" else n * G * G) / (1.0 - g)
     return Environment(
         name="gridworld",
@@ -136,4 +160,5 @@ def gridworld(
         optimise_weights=False,
         nonnegative_rewards=True,
         params={"n_agents": n, "grid": G, "dist": dist, "gamma": g},
+        single_parameter=single,
     )

@@ -7,6 +7,7 @@ import numpy as np
 from models._env import Environment
 from models._mdp import mdp_from_successors
 from models._sales import _check_choice, _check_gamma, _check_int
+from models._single_parameter import SingleParameter, uniform_values
 from models._typing import FloatArray
 
 __all__ = ["matching"]
@@ -40,6 +41,10 @@ def matching(
       ``"asymmetric"``: ``U[0, 1/i]``), column 1 the patience, uniform on ``{1, ..., 5}``
       (stored as float).
     * **Counterfactual** of agent ``i``: its value set to 0 (patience kept).
+    * **Single parameter** (Myerson 1981): ``r_i = v_i · q_i`` with ``v_i`` column 0 and
+      ``q_i(s, a) = 1`` iff ``a = i`` and agent ``i`` is present and still patient in ``s``.
+      ``q`` depends on the patience, private information treated as public by revenue bounds
+      (``public_information=True``).
 
     Parameters
     ----------
@@ -125,9 +130,25 @@ def matching(
         R[:, agent_idx, :, agent_idx + 1] = (value[:, None, :] * ok).transpose(2, 0, 1)
         return R
 
+    def values_fn(types: FloatArray) -> FloatArray:
+        out: FloatArray = types[:, :, 0]
+        return out
+
+    def allocation_fn(types: FloatArray) -> FloatArray:
+        k = types.shape[0]
+        ok = present[None] & (wait[None] <= types[:, None, :, 1])  # (k, S, n)
+        q = np.zeros((k, n, S, A))
+        q[:, agent_idx, :, agent_idx + 1] = ok.transpose(2, 0, 1).astype(np.float64)
+        return q
+
     def counterfactual_fn(types: FloatArray, i: int) -> FloatArray:
         types[:, i, 0] = 0.0
         return types
+
+    single = SingleParameter(
+        values_fn, allocation_fn, tuple(uniform_values(0.0, float(u)) for u in upper),
+        public_information=True, nonvalue_part="the patience",
+    )
 
     return Environment(
         name="matching",
@@ -143,4 +164,5 @@ def matching(
         optimise_weights=dist == "asymmetric",
         nonnegative_rewards=True,
         params={"n_agents": n, "rounds": T, "dist": dist, "gamma": g},
+        single_parameter=single,
     )

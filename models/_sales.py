@@ -12,6 +12,7 @@ import numpy as np
 
 from models._env import Environment
 from models._mdp import mdp_from_successors
+from models._single_parameter import SingleParameter, uniform_values
 from models._typing import FloatArray
 
 __all__ = ["sales"]
@@ -72,6 +73,9 @@ def sales(
     * **Types**: shape ``(n,)``; ``"uniform"``: ``v_i ~ U[0, 1]``; ``"asymmetric"``:
       ``v_i ~ U[0, 1/i]`` (agent 1 strongest; this is what produced the paper's Table 2).
     * **Counterfactual** of agent ``i``: ``v_i = 0``.
+    * **Single parameter** (Myerson 1981): ``r_i = v_i · q_i`` with ``q_i(s, a) = 1`` iff
+      ``a = i`` and agent ``i`` is eligible in ``s``, independent of the types; values
+      ``U[0, 1]`` (``"uniform"``) or ``U[0, 1/i]`` (``"asymmetric"``).
 
     Parameters
     ----------
@@ -148,6 +152,21 @@ def sales(
         types[:, i] = 0.0
         return types
 
+    q = np.zeros((n, S, A))
+    q[agent_idx, :, agent_idx + 1] = eligible.T
+    q.setflags(write=False)
+
+    def values_fn(types: FloatArray) -> FloatArray:
+        return types
+
+    def allocation_fn(types: FloatArray) -> FloatArray:
+        out: FloatArray = np.broadcast_to(q, (types.shape[0], *q.shape))
+        return out
+
+    single = SingleParameter(
+        values_fn, allocation_fn, tuple(uniform_values(0.0, float(u)) for u in upper)
+    )
+
     return Environment(
         name="sales",
         mdp=mdp,
@@ -162,4 +181,5 @@ def sales(
         optimise_weights=dist == "asymmetric",
         nonnegative_rewards=True,
         params={"n_agents": n, "n_items": m, "dist": dist, "gamma": g},
+        single_parameter=single,
     )
