@@ -12,13 +12,21 @@ Examples
 (5, 4)
 """
 
+from bilevel._bounds import Bound, NoBoundError, bound_values, objective_bound
 from bilevel._designer import AMADesigner, DesignResult
 from bilevel._evaluate import Estimate, Evaluation, evaluate, mean_se
 from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._objectives import Objective, resolve_objective
+from bilevel._optimal import optimal_evaluation, optimal_mechanism
 from bilevel._outcomes import ExactInner, Outcomes, batch_outcomes, counterfactual_rewards
 from bilevel._plots import plot_gridworld_boosts, plot_learning_curves, plot_makespan_distribution
-from bilevel._report import comparison_rows, design_report, format_table, write_design
+from bilevel._report import (
+    bound_line,
+    comparison_rows,
+    design_report,
+    format_table,
+    write_design,
+)
 from bilevel._reproduce import FULL, QUICK, Protocol, paper_rows, reproduce
 from bilevel._run import mechanism_outcomes
 from bilevel._spm import SPMDesigner, SPMDesignResult, best_values, default_ppo_config, mechanism_of
@@ -47,9 +55,13 @@ from bilevel.search import (
 from models import (
     Environment,
     EnvSpec,
+    SingleParameter,
     TabularMDP,
+    ValueDistribution,
     check_mdp,
+    check_single_parameter,
     custom_env,
+    exponential_values,
     list_envs,
     list_games,
     make_env,
@@ -57,6 +69,8 @@ from models import (
     mdp_from_arrays,
     mdp_from_successors,
     register_env,
+    uniform_values,
+    value_distribution,
 )
 from solvers import (
     EntropicSolver,
@@ -76,6 +90,7 @@ __all__ = [
     "FULL",
     "QUICK",
     "AMADesigner",
+    "Bound",
     "DesignProblem",
     "DesignResult",
     "EntropicSolver",
@@ -91,6 +106,7 @@ __all__ = [
     "Intermediate",
     "LeaderEvaluation",
     "MultiStart",
+    "NoBoundError",
     "Objective",
     "Outcomes",
     "Protocol",
@@ -98,15 +114,20 @@ __all__ = [
     "SPMDesignResult",
     "SPMDesigner",
     "SearchResult",
+    "SingleParameter",
     "StackelbergDesigner",
     "StackelbergResult",
     "Status",
     "TabularMDP",
+    "ValueDistribution",
     "ZerothOrder",
     "__version__",
     "batch_outcomes",
     "best_values",
+    "bound_line",
+    "bound_values",
     "check_mdp",
+    "check_single_parameter",
     "compare_critics",
     "comparison_rows",
     "counterfactual_rewards",
@@ -116,6 +137,7 @@ __all__ = [
     "dominant_outcome",
     "evaluate",
     "evaluate_leader",
+    "exponential_values",
     "format_table",
     "list_envs",
     "list_games",
@@ -129,6 +151,9 @@ __all__ = [
     "mechanism_of",
     "mechanism_outcomes",
     "mosek_licensed",
+    "objective_bound",
+    "optimal_evaluation",
+    "optimal_mechanism",
     "paper_rows",
     "plot_gridworld_boosts",
     "plot_learning_curves",
@@ -144,6 +169,8 @@ __all__ = [
     "solve_lp",
     "spm_report_markdown",
     "stackelberg_report",
+    "uniform_values",
+    "value_distribution",
     "vcg",
     "worst_certified_value",
     "write_design",

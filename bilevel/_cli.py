@@ -3,13 +3,18 @@
 Subcommands::
 
     bilevel envs [--json]
-    bilevel evaluate ENV [env options] [--mechanism vcg|FILE] [--samples K] [--seed S] [--json]
+    bilevel evaluate ENV [env options] [--mechanism vcg|optimal|FILE] [--samples K] [--seed S]
+                     [--json]
+    bilevel bound ENV [env options] [--objective O] [--samples K] [--seed S] [--json]
     bilevel design ENV [env options] --method grid|first_order|zeroth_order|multistart
                    [--points P] [--profiles K] [--iters I] [--lr L] [--alpha A] [--seed S]
                    [--eval-samples N] [--out DIR] [--json]
 
 Env options: ``--n-agents``, ``--n-items`` (sales), ``--tasks`` (scheduling), ``--grid``
 (gridworld), ``--rounds`` (matching), ``--dist``, ``--gamma``, ``--makespan clamped|reference``.
+
+User errors print one line on stderr and exit with code 2; ``bilevel bound`` for an objective
+without a known bound exits with code 1.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bilevel._bounds import NoBoundError, objective_bound
 from bilevel._designer import AMADesigner
 from bilevel._evaluate import evaluate
 from bilevel._mechanism import AMA, load_mechanism, vcg
-from bilevel._report import comparison_rows, format_table, result_dict, write_design
+from bilevel._optimal import optimal_evaluation, optimal_mechanism
+from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
 from bilevel._spm_cli import register as register_spm
 from bilevel._stackelberg_cli import register as register_stackelberg
 from bilevel._workers import process_pool
@@ -47,7 +54,11 @@ _ENV_OPTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
 
 
 class CLIError(Exception):
-    """A user error reported as one line on stderr with exit code 2."""
+    """A user error reported as one line on stderr with exit code ``code`` (default 2)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _add_env_args(p: argparse.ArgumentParser) -> None:
@@ -97,14 +108,21 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mechanism_from_arg(env: Environment, spec: str) -> AMA:
+def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = None) -> AMA:
     if spec == "vcg":
         return vcg(env)
+    if spec == "optimal":
+        try:
+            return optimal_mechanism(env, "revenue" if objective is None else objective)
+        except ValueError as e:
+            raise CLIError(str(e)) from e
     try:
         mech = load_mechanism(spec)
         mech.check_env(env)
     except FileNotFoundError as e:
-        raise CLIError(f"expected 'vcg' or a saved mechanism file, got {spec!r} (not found)") from e
+        raise CLIError(
+            f"expected 'vcg', 'optimal' or a saved mechanism file, got {spec!r} (not found)"
+        ) from e
     except ValueError as e:
         raise CLIError(str(e)) from e
     return mech
@@ -112,16 +130,41 @@ def _mechanism_from_arg(env: Environment, spec: str) -> AMA:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     env = _env_from_args(args)
-    mech = _mechanism_from_arg(env, args.mechanism)
+    mech = _mechanism_from_arg(env, args.mechanism, args.objective)
     if args.samples < 1:
         raise CLIError(f"expected --samples >= 1, got {args.samples}")
-    ev = evaluate(env, mech, n_samples=args.samples, seed=args.seed, objective=args.objective,
-                  baseline=None if mech.name == "vcg" and args.mechanism == "vcg" else "vcg")
+    try:
+        ev = evaluate(env, mech, n_samples=args.samples, seed=args.seed,
+                      objective=args.objective,
+                      baseline=None if mech.name == "vcg" and args.mechanism == "vcg" else "vcg")
+    except ValueError as e:
+        raise CLIError(str(e)) from e
     if args.json:
         print(json.dumps(ev.to_dict(), indent=2))
+        return 0
+    optimal = None if args.mechanism == "optimal" else optimal_evaluation(env, ev, args.objective)
+    print(f"{env!r}")
+    print(format_table(comparison_rows(ev, mech.name, 0.0, optimal=optimal)))
+    print(bound_line(ev))
+    return 0
+
+
+def _cmd_bound(args: argparse.Namespace) -> int:
+    env = _env_from_args(args)
+    if args.samples < 1:
+        raise CLIError(f"expected --samples >= 1, got {args.samples}")
+    try:
+        bound = objective_bound(env, args.objective, n_samples=args.samples, seed=args.seed)
+    except NoBoundError as e:
+        raise CLIError(str(e), code=1) from e
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    if args.json:
+        print(json.dumps(bound.to_dict(), indent=2))
     else:
         print(f"{env!r}")
-        print(format_table(comparison_rows(ev, mech.name, 0.0)))
+        print(f"{bound} on {bound.n} profiles (seed {args.seed})")
+        print(bound.description)
     return 0
 
 
@@ -162,9 +205,12 @@ def _cmd_design(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from e
     result = designer.result_
-    paths = write_design(args.out, env, result) if args.out else {}
+    optimal = None
+    if result.evaluation is not None and result.mechanism.name != "optimal":
+        optimal = optimal_evaluation(env, result.evaluation, args.objective)
+    paths = write_design(args.out, env, result, optimal=optimal) if args.out else {}
     if args.json:
-        out = result_dict(env, result)
+        out = result_dict(env, result, optimal=optimal)
         out["files"] = {k: str(v) for k, v in paths.items()}
         print(json.dumps(out, indent=2))
         return 0
@@ -174,7 +220,9 @@ def _cmd_design(args: argparse.Namespace) -> int:
     if result.evaluation is not None:
         ev = result.evaluation
         print(f"evaluation on {ev.n_samples} fresh profiles (common random numbers):")
-        print(format_table(comparison_rows(ev, result.mechanism.name, result.search.wall_time)))
+        print(format_table(comparison_rows(ev, result.mechanism.name, result.search.wall_time,
+                                           optimal=optimal)))
+        print(bound_line(ev))
     for k, v in paths.items():
         print(f"wrote {k}: {v}")
     return 0
@@ -288,12 +336,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a mechanism against VCG on fresh profiles")
     _add_env_args(p)
-    p.add_argument("--mechanism", default="vcg", help="'vcg' or a saved mechanism (.json/.npz)")
+    p.add_argument("--mechanism", default="vcg",
+                   help="'vcg', 'optimal' (Myerson's, where it is an AMA) or a saved mechanism "
+                   "(.json/.npz)")
     p.add_argument("--samples", type=int, default=10_000, help="fresh type profiles")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("bound", help="the optimum or a bound of an objective on fresh profiles")
+    _add_env_args(p)
+    p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
+    p.add_argument("--samples", type=int, default=10_000, help="fresh type profiles")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_bound)
 
     p = sub.add_parser("design", help="design an AMA and compare it with VCG")
     _add_env_args(p)
@@ -370,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except CLIError as e:
         print(f"bilevel: error: {e}", file=sys.stderr)
-        return 2
+        return e.code
     except KeyboardInterrupt:
         print("bilevel: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bilevel._bounds import NoBoundError, bound_kind, bound_values
 from bilevel._mechanism import AMA, vcg
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, batch_outcomes, counterfactual_rewards
@@ -81,6 +82,20 @@ class Evaluation:
     runtime : float
         Wall time in seconds.
     seed : int or None
+    batch_size : int
+        Profiles per batch (with ``seed`` and ``n_samples`` it determines the profiles).
+    bound, bound_se : float or None
+        The objective's optimum or bound on the same profiles (see
+        :func:`bilevel.objective_bound`); None when no bound exists or ``bound=False``.
+    bound_kind : str or None
+        ``"optimal"``, ``"virtual-welfare"``, ``"public-information"``, ``"welfare"`` or
+        ``"first-best"``.
+    gap_mean, gap_se : float or None
+        Paired per-profile gap to the bound: bound − mechanism for maximised objectives,
+        mechanism − bound for minimised ones (≥ 0 up to noise).
+    pct_of_bound : float or None
+        ``100 · mean / bound`` (maximised) or ``100 · bound / mean`` (minimised); None when the
+        denominator is 0.
     """
 
     objective: str
@@ -105,6 +120,19 @@ class Evaluation:
     min_utility: float
     runtime: float
     seed: int | None
+    batch_size: int = 2_000
+    bound: float | None = None
+    bound_se: float | None = None
+    bound_kind: str | None = None
+    gap_mean: float | None = None
+    gap_se: float | None = None
+    pct_of_bound: float | None = None
+
+    def baseline_pct_of_bound(self) -> float | None:
+        """The baseline's objective as a percentage of the bound (as ``pct_of_bound``)."""
+        if self.bound is None or self.baseline_mean is None:
+            return None
+        return _pct(self.baseline_mean, self.bound, self.maximize)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (NaN becomes None)."""
@@ -132,6 +160,7 @@ def evaluate(
     batch_size: int = 2_000,
     inner: str | ExactInner = "dp",
     progress: Callable[[int], None] | None = None,
+    bound: bool = True,
 ) -> Evaluation:
     """Evaluate a mechanism on fresh type profiles, paired with a baseline (VCG by default).
 
@@ -154,6 +183,10 @@ def evaluate(
         Exact inner solver (unregularised: the evaluated mechanism is exactly truthful).
     progress : callable ``(n_done) -> None``, optional
         Called after each batch with the number of profiles just evaluated.
+    bound : bool, default True
+        Also compute the objective's optimum or bound on the same profiles
+        (:func:`bilevel.bound_values`), the paired gap and the percentage of the bound; the
+        fields stay None when no bound exists for the objective.
 
     Returns
     -------
@@ -194,8 +227,15 @@ def evaluate(
     mechs = [mechanism] if base is None else [mechanism, base]
     W = np.stack([m.weights for m in mechs])
     Bst = np.stack([m.boosts for m in mechs])
+    with_bound = bool(bound)
+    if with_bound:
+        try:
+            bound_kind(env, obj)
+        except NoBoundError:
+            with_bound = False
     rng = np.random.default_rng(seed)
-    scores, revs, wels, min_u = [], [], [], np.inf
+    scores, revs, wels, bounds, min_u = [], [], [], [], np.inf
+    kind: str | None = None
     done = 0
     while done < n_samples:
         k = min(batch_size, n_samples - done)
@@ -207,6 +247,9 @@ def evaluate(
         revs.append(out.revenue)
         wels.append(out.welfare)
         min_u = min(min_u, float(out.utility[0].min()))
+        if with_bound:
+            kind, bvals = bound_values(env, obj, types)
+            bounds.append(bvals)
         done += k
         if progress is not None:
             progress(k)
@@ -218,6 +261,11 @@ def evaluate(
     if base is not None:
         bm, br, bw = mean_se(S_[1]), mean_se(Rv[1]), mean_se(Wf[1])
         d = mean_se(S_[0] - S_[1])
+    bnd = gap = None
+    if bounds:
+        Bv = np.concatenate(bounds)
+        bnd = mean_se(Bv)
+        gap = mean_se(Bv - S_[0] if obj.maximize else S_[0] - Bv)
     return Evaluation(
         objective=obj.name,
         maximize=obj.maximize,
@@ -244,4 +292,19 @@ def evaluate(
         min_utility=min_u,
         runtime=time.perf_counter() - start,
         seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
+        batch_size=int(batch_size),
+        bound=None if bnd is None else bnd.mean,
+        bound_se=None if bnd is None else bnd.se,
+        bound_kind=kind if bnd is not None else None,
+        gap_mean=None if gap is None else gap.mean,
+        gap_se=None if gap is None else gap.se,
+        pct_of_bound=None if bnd is None else _pct(m.mean, bnd.mean, obj.maximize),
     )
+
+
+def _pct(value: float, bound: float, maximize: bool) -> float | None:
+    """``100 · value / bound`` (maximised) or ``100 · bound / value`` (minimised)."""
+    num, den = (value, bound) if maximize else (bound, value)
+    if abs(den) < _TINY:
+        return None
+    return 100.0 * num / den

@@ -10,7 +10,7 @@ from bilevel._designer import DesignResult
 from bilevel._evaluate import Evaluation
 from models import Environment
 
-__all__ = ["comparison_rows", "design_report", "format_table", "write_design"]
+__all__ = ["bound_line", "comparison_rows", "design_report", "format_table", "write_design"]
 
 
 def _pm(mean: float | None, se: float | None) -> str:
@@ -19,23 +19,73 @@ def _pm(mean: float | None, se: float | None) -> str:
     return f"{mean:.4f} ± {se:.4f}" if se is not None else f"{mean:.4f}"
 
 
-def comparison_rows(ev: Evaluation, name: str, search_time: float) -> list[list[str]]:
-    """Table rows (VCG, then the mechanism) of an evaluation paired with VCG."""
+def _pct_cell(pct: float | None) -> str:
+    return "—" if pct is None else f"{pct:.1f}%"
+
+
+def _diff_cell(ev: Evaluation) -> str:
+    if ev.diff_mean is None:
+        return "—"
+    sign = "+" if ev.diff_mean >= 0 else ""
+    pct = "" if ev.improvement_pct is None else f" ({sign}{ev.improvement_pct:.1f}%)"
+    return f"{sign}{ev.diff_mean:.4f} ± {ev.diff_se:.4f}{pct}"
+
+
+def comparison_rows(
+    ev: Evaluation, name: str, search_time: float, *, optimal: Evaluation | None = None
+) -> list[list[str]]:
+    """Table rows (VCG, the optimal mechanism if given, then the mechanism) of an evaluation.
+
+    Parameters
+    ----------
+    ev : Evaluation
+        The mechanism's evaluation, usually paired with VCG.
+    name : str
+        The mechanism's label.
+    search_time : float
+        Seconds spent designing it (runtime column).
+    optimal : Evaluation, optional
+        The optimal mechanism evaluated on the same profiles (see
+        :func:`bilevel.optimal_evaluation`); adds an ``"optimal"`` row.
+
+    Returns
+    -------
+    list of list of str
+        A header and one row per mechanism (without a baseline the mechanism comes first);
+        the "% of bound (kind)" column gives each
+        objective as a percentage of the bound on the same profiles ("—" without a bound).
+    """
     obj = ev.objective
+    bound_head = "% of bound" if ev.bound_kind is None else f"% of bound ({ev.bound_kind})"
     rows = [["mechanism", f"{obj} (mean ± se)", "revenue", "welfare",
-             "paired diff vs VCG", "runtime [s]"]]
+             "paired diff vs VCG", bound_head, "runtime [s]"]]
     if ev.baseline is not None:
         rows.append(["VCG", _pm(ev.baseline_mean, ev.baseline_se),
                      _pm(ev.baseline_revenue, ev.baseline_revenue_se),
-                     _pm(ev.baseline_welfare, ev.baseline_welfare_se), "0", "—"])
-    diff = "—"
-    if ev.diff_mean is not None:
-        sign = "+" if ev.diff_mean >= 0 else ""
-        pct = "" if ev.improvement_pct is None else f" ({sign}{ev.improvement_pct:.1f}%)"
-        diff = f"{sign}{ev.diff_mean:.4f} ± {ev.diff_se:.4f}{pct}"
-    rows.append([name, _pm(ev.mean, ev.se), _pm(ev.revenue, ev.revenue_se),
-                 _pm(ev.welfare, ev.welfare_se), diff, f"{search_time:.1f}"])
+                     _pm(ev.baseline_welfare, ev.baseline_welfare_se), "0",
+                     _pct_cell(ev.baseline_pct_of_bound()), "—"])
+    mech = [name, _pm(ev.mean, ev.se), _pm(ev.revenue, ev.revenue_se),
+            _pm(ev.welfare, ev.welfare_se), _diff_cell(ev), _pct_cell(ev.pct_of_bound),
+            f"{search_time:.1f}"]
+    if ev.baseline is None:  # the mechanism is the reference (e.g. VCG alone): it comes first
+        rows.append(mech)
+    if optimal is not None:
+        rows.append(["optimal", _pm(optimal.mean, optimal.se),
+                     _pm(optimal.revenue, optimal.revenue_se),
+                     _pm(optimal.welfare, optimal.welfare_se), _diff_cell(optimal),
+                     _pct_cell(optimal.pct_of_bound), "—"])
+    if ev.baseline is not None:
+        rows.append(mech)
     return rows
+
+
+def bound_line(ev: Evaluation) -> str:
+    """One sentence giving the bound of an evaluation and the mechanism's paired gap to it."""
+    if ev.bound is None:
+        return f"No bound is known for {ev.objective}."
+    sense = "upper" if ev.maximize else "lower"
+    return (f"{sense.capitalize()} bound ({ev.bound_kind}) on the same profiles: "
+            f"{_pm(ev.bound, ev.bound_se)}; paired gap {_pm(ev.gap_mean, ev.gap_se)}.")
 
 
 def format_table(rows: list[list[str]], *, markdown: bool = False) -> str:
@@ -51,13 +101,17 @@ def format_table(rows: list[list[str]], *, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def design_report(env: Environment, result: DesignResult) -> str:
+def design_report(
+    env: Environment, result: DesignResult, *, optimal: Evaluation | None = None
+) -> str:
     """Markdown report of a design: setting, protocol, comparison with VCG, mechanism.
 
     Parameters
     ----------
     env : Environment
     result : DesignResult
+    optimal : Evaluation, optional
+        The optimal mechanism on the evaluation's profiles (an extra table row).
 
     Returns
     -------
@@ -93,8 +147,10 @@ def design_report(env: Environment, result: DesignResult) -> str:
             "",
             "## Comparison with VCG",
             "",
-            format_table(comparison_rows(ev, mech.name, result.search.wall_time),
-                         markdown=True),
+            format_table(comparison_rows(ev, mech.name, result.search.wall_time,
+                                         optimal=optimal), markdown=True),
+            "",
+            bound_line(ev),
             "",
             f"Paired difference {'significant' if ev.significant else 'not significant'} at "
             "2 standard errors. Smallest sampled agent utility: "
@@ -116,8 +172,17 @@ def design_report(env: Environment, result: DesignResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_design(out_dir: str | Path, env: Environment, result: DesignResult) -> dict[str, Path]:
+def write_design(
+    out_dir: str | Path,
+    env: Environment,
+    result: DesignResult,
+    *,
+    optimal: Evaluation | None = None,
+) -> dict[str, Path]:
     """Write ``mechanism.json``, ``report.md`` and ``result.json`` to ``out_dir``.
+
+    ``optimal`` (the optimal mechanism evaluated on the same profiles) adds a row to the report
+    and an ``"optimal"`` entry to ``result.json``.
 
     Returns
     -------
@@ -147,20 +212,22 @@ def write_design(out_dir: str | Path, env: Environment, result: DesignResult) ->
         figures.append(plot_gridworld_boosts(env, result.mechanism, out / "boosts.png"))
     if "makespan" in env.costs:
         figures.append(plot_makespan_distribution(env, result.mechanism, out / "makespan.png"))
-    report = design_report(env, result)
+    report = design_report(env, result, optimal=optimal)
     if figures:
         report += "\n## Figures\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures)
         report += "\n"
     for f in figures:
         paths[f.stem] = f
     paths["report"].write_text(report)
-    paths["result"].write_text(json.dumps(result_dict(env, result), indent=2))
+    paths["result"].write_text(json.dumps(result_dict(env, result, optimal=optimal), indent=2))
     return paths
 
 
-def result_dict(env: Environment, result: DesignResult) -> dict[str, Any]:
-    """JSON-serialisable summary of a design."""
-    return {
+def result_dict(
+    env: Environment, result: DesignResult, *, optimal: Evaluation | None = None
+) -> dict[str, Any]:
+    """JSON-serialisable summary of a design (with ``"optimal"`` when ``optimal`` is given)."""
+    out: dict[str, Any] = {
         "env": env.name,
         "params": dict(env.params),
         "method": result.method,
@@ -172,3 +239,6 @@ def result_dict(env: Environment, result: DesignResult) -> dict[str, Any]:
         "evaluation": None if result.evaluation is None else result.evaluation.to_dict(),
         "mechanism": result.mechanism.to_dict(),
     }
+    if optimal is not None:
+        out["optimal"] = optimal.to_dict()
+    return out
