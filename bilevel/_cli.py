@@ -168,6 +168,20 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tyings(spec: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in spec.split(",") if t.strip())
+
+
+def _evals(spec: str) -> int | tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in spec.split(","))
+    except ValueError:
+        raise CLIError(
+            f"expected --evals as an int or comma-separated ints, got {spec!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
 def _cmd_design(args: argparse.Namespace) -> int:
     env = _env_from_args(args)
     designer = AMADesigner(
@@ -185,6 +199,10 @@ def _cmd_design(args: argparse.Namespace) -> int:
         sigma=args.sigma,
         n_starts=args.starts,
         refine=args.refine,
+        tyings=_tyings(args.tyings),
+        n_evals=_evals(args.evals),
+        sigma0=args.sigma0,
+        n_scan=args.scan,
         n_validation=args.validation,
         eval_samples=args.eval_samples,
         seed=args.seed,
@@ -356,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("design", help="design an AMA and compare it with VCG")
     _add_env_args(p)
     p.add_argument("--method", default="grid",
-                   choices=("grid", "first_order", "zeroth_order", "multistart"),
-                   help="outer search method")
+                   choices=("grid", "first_order", "zeroth_order", "multistart", "cma"),
+                   help="outer search method (cma: global scan + CMA-ES over tied boosts)")
     p.add_argument("--points", type=int,
                    help="grid/multistart: Sobol candidates (default 10000 / 1000)")
     p.add_argument("--profiles", type=int,
@@ -378,8 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=4, help="multistart: number of seeds")
     p.add_argument("--refine", choices=("both", "zeroth_order", "first_order"), default="both",
                    help="multistart: refinement method(s)")
+    p.add_argument("--tyings", default="action,layer_action",
+                   help="cma: boost tyings of the phases, coarsest first (action, "
+                   "layer_action, state_action)")
+    p.add_argument("--evals", default="300",
+                   help="cma: candidate evaluations per phase (one number, or one per tying)")
+    p.add_argument("--sigma0", type=float, default=0.2,
+                   help="cma: initial step size in reward-scale units")
+    p.add_argument("--scan", type=int, default=256,
+                   help="cma: Sobol points of the global scan before the first phase (0: off)")
     p.add_argument("--validation", type=int, default=2000,
-                   help="gradient methods: held-out profiles for checkpoint selection (0: off)")
+                   help="gradient methods and cma: held-out profiles for checkpoint selection "
+                   "(0: off)")
     p.add_argument("--trials", type=int, default=1,
                    help="gradient methods: independent runs, the best on held-out profiles kept")
     p.add_argument("--workers", type=int, default=1,

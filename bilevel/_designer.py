@@ -25,6 +25,7 @@ from bilevel._mechanism import AMA
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
 from bilevel.search import (
+    CMAES,
     Checkpoint,
     DesignProblem,
     FirstOrder,
@@ -43,8 +44,10 @@ from models._typing import FloatArray
 
 __all__ = ["AMADesigner", "DesignResult"]
 
-_METHODS = ("grid", "first_order", "zeroth_order", "multistart")
+_METHODS = ("grid", "first_order", "zeroth_order", "multistart", "cma")
 _GRADIENT_METHODS = ("first_order", "zeroth_order")
+# Methods whose result is chosen among checkpoints (and trials) on held-out profiles.
+_VALIDATED_METHODS = (*_GRADIENT_METHODS, "cma")
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,14 @@ class AMADesigner:
 
     Parameters
     ----------
-    method : {"grid", "first_order", "zeroth_order", "multistart"}, default "grid"
+    method : {"grid", "first_order", "zeroth_order", "multistart", "cma"}, default "grid"
         Outer search method: ``"grid"`` Sobol grid search (reference §5); ``"first_order"``
         stochastic gradients through the entropy-regularised inner problem (paper §4);
         ``"zeroth_order"`` perturbation gradients with exact inner solves (reference §4);
-        ``"multistart"`` grid-seeded refinement (paper, Algorithm 1).
+        ``"multistart"`` grid-seeded refinement (paper, Algorithm 1); ``"cma"`` a global
+        scan and CMA-ES over boosts tied by the MDP's structure, refined coarse to fine,
+        scored exactly (:class:`~bilevel.search.CMAES`; the method that reaches Myerson's
+        optimum on every sales row of Tables 1–2, see ``docs/results.md``).
     objective : str or Objective or callable, optional
         ``"revenue"``, ``"welfare"``, an environment cost (``"makespan"``, minimised), a
         custom :class:`Objective` or a callable ``(occupancy (K, S, A), types) -> (K,)``
@@ -101,7 +107,8 @@ class AMADesigner:
         ``"multistart"``.
     n_profiles : int, optional
         Type profiles per grid candidate (``"grid"``: 2,000, paper; ``"multistart"`` seeding:
-        500) or per gradient step (gradient methods: 20, paper).
+        500), per gradient step (gradient methods: 20, paper) or common to every CMA-ES
+        candidate (``"cma"``: 4,000).
     iters : int, default 1000
         Gradient steps (first/zeroth order, and each multistart refinement).
     lr : float, optional
@@ -123,15 +130,30 @@ class AMADesigner:
         Multistart: number of grid seeds refined.
     refine : {"both", "zeroth_order", "first_order"}, default "both"
         Multistart: refinement method(s); ``"both"`` refines every start with both.
+    tyings : tuple of str, default ("action", "layer_action")
+        CMA-ES: the phases' boost tyings, coarsest first (``"action"``: one boost per action
+        label; ``"layer_action"``: one per (depth, action); ``"state_action"``: all S·A).
+        Coarse tyings hold the structured optima (Myerson's sale is an ``"action"`` point)
+        in a few parameters; add ``"state_action"`` when the boosts must differ state by
+        state (gridworld).
+    n_evals : int or tuple of int, default 300
+        CMA-ES: candidate evaluations per phase (one value for all, or one per tying).
+    sigma0 : float, default 0.2
+        CMA-ES: initial step size, in units of the reward scale (boosts) and of ``log w``.
+    n_scan : int, default 256
+        CMA-ES: Sobol points of the global scan that chooses the first phase's start
+        (0 disables it; VCG is a local optimum of some revenue landscapes).
     n_validation : int, default 2000
-        Gradient methods: held-out profiles for checkpoint selection (exact, unregularised);
-        the best checkpoint is returned instead of the last, noisy iterate. 0 disables it.
+        Gradient methods and CMA-ES: held-out profiles for checkpoint selection (exact,
+        unregularised); the best checkpoint is returned instead of the last, noisy iterate.
+        0 disables it.
     validate_every : int, default 50
         Steps between checkpoints.
     n_trials : int, default 1
-        Gradient methods: independent runs from independent random starts (the reference's
-        ``num_trials``); the run with the best held-out score (``n_validation`` profiles,
-        exact and unregularised) is returned. Trials run on ``executor`` when one is given.
+        Gradient methods and CMA-ES: independent runs from independent random starts (the
+        reference's ``num_trials``); the run with the best held-out score (``n_validation``
+        profiles, exact and unregularised) is returned. Trials run on ``executor`` when one
+        is given.
         Multistart: the number of random default starts refined beside the grid seeds.
     n_final : int, default 10000
         Multistart: fresh held-out profiles (exact, unregularised) of the final selection among
@@ -220,6 +242,10 @@ class AMADesigner:
         sigma: float = 0.05,
         n_starts: int = 4,
         refine: str = "both",
+        tyings: tuple[str, ...] = ("action", "layer_action"),
+        n_evals: int | tuple[int, ...] = 300,
+        sigma0: float = 0.2,
+        n_scan: int = 256,
         n_validation: int = 2000,
         validate_every: int = 50,
         device: str = "cpu",
@@ -254,6 +280,10 @@ class AMADesigner:
         self.sigma = sigma
         self.n_starts = n_starts
         self.refine = refine
+        self.tyings = tyings
+        self.n_evals = n_evals
+        self.sigma0 = sigma0
+        self.n_scan = n_scan
         self.n_validation = n_validation
         self.validate_every = validate_every
         self.device = device
@@ -359,7 +389,7 @@ class AMADesigner:
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1)
         box = self.boost_box if self.boost_box is not None else env.boost_box
-        if box is None and self.method in _GRADIENT_METHODS:
+        if box is None and self.method in _VALIDATED_METHODS:
             box = (-1.0, 1.0)  # unused by gradient methods
         if box is None:
             raise ValueError(
@@ -391,6 +421,18 @@ class AMADesigner:
             )
         if self.method in _GRADIENT_METHODS:
             return _gradient_searcher(self, self.method, self.n_profiles)
+        if self.method == "cma":
+            tyings: Any = self.tyings
+            evals: Any = self.n_evals
+            try:
+                return CMAES(
+                    tyings=tuple(tyings.split(",")) if isinstance(tyings, str) else tuple(tyings),
+                    evals=tuple(evals) if isinstance(evals, list) else evals,
+                    n_profiles=4_000 if self.n_profiles is None else self.n_profiles,
+                    sigma0=self.sigma0, n_scan=self.n_scan,
+                )
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"AMADesigner(method='cma'): {e}") from None
         grid = GridSearch(
             n_points=1_000 if self.n_points is None else self.n_points,
             n_profiles=500,
@@ -493,11 +535,11 @@ class AMADesigner:
         search_rng, eval_seed = design_streams(self.seed)
         searcher = self._searcher()
         validate = None
-        if self.method in _GRADIENT_METHODS and self.n_validation > 0:
+        if self.method in _VALIDATED_METHODS and self.n_validation > 0:
             held_out = env.sample_types(np.random.default_rng(search_rng.spawn(1)[0]),
                                         self.n_validation)
             validate = HeldOutScore(problem, held_out)
-        trials = self.n_trials if self.method in _GRADIENT_METHODS else 1
+        trials = self.n_trials if self.method in _VALIDATED_METHODS else 1
         rngs = [search_rng, *trial_streams(self.seed, trials - 1)]
         base = self._checkpoint_of(env)
         jobs = [
