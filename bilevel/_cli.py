@@ -294,19 +294,29 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bilevel._experiment import run_experiment
+    from bilevel._experiment import run_experiment_report
 
     try:
-        records = run_experiment(args.config, out=args.out)
+        res = run_experiment_report(args.config, out=args.out)
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(json.dumps({"cells": records}, indent=2))
+        print(json.dumps({"cells": res.cells, "references": res.references,
+                          "optimal_note": res.optimal_note, "rows": res.rows}, indent=2))
         return 0
-    for rec in records:
-        ev = rec["evaluation"] or {}
-        print(f"{rec['method']:13s} seed {rec['seed']}: {ev.get('mean', float('nan')):.4f} ± "
-              f"{ev.get('se', float('nan')):.4f} (VCG {ev.get('baseline_mean', float('nan')):.4f})")
+    nan = float("nan")
+    for row in res.rows:
+        if row["mean"] is None:
+            continue
+        pct = "" if row["pct_of_bound"] is None else f", {row['pct_of_bound']:.1f}% of bound"
+        gap = "" if row["gap_to_bound"] is None else (
+            f", gap {row['gap_to_bound']:.4f} ± {row['gap_to_bound_se'] or nan:.4f}")
+        print(f"{row['method']:13s} seed {row['seed']}: {row['mean']:.4f} ± "
+              f"{row['se'] or nan:.4f} (VCG {row['vcg'] if row['vcg'] is not None else nan:.4f}"
+              f"{pct}{gap})")
+    if res.optimal_note:
+        print(res.optimal_note)
+    print(f"report: {res.out_dir / 'experiment.md'}")
     return 0
 
 
