@@ -269,6 +269,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         src = "stored" if cached else f"{rec['wall_time']:.1f} s"
         diff = "" if ev.get("diff_mean") is None else (
             f"  vs VCG {ev['diff_mean']:+.4f} ± {ev['diff_se']:.4f}")
+        if ev.get("gap_mean") is not None and rec["method"] != "bound":
+            diff += f"  gap to {ev.get('bound_kind')} {ev['gap_mean']:+.4f} ± {ev['gap_se']:.4f}"
         print(f"table{rec['table']} {rec['row']:9s} {rec['method']:13s} "
               f"{ev['mean']:.4f} ± {ev['se']:.4f}{diff}  ({src})", flush=True)
 
@@ -436,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small budgets (default)")
     size.add_argument("--full", action="store_true", help="the paper's protocol")
-    p.add_argument("--methods", default="vcg,grid,zeroth_order,first_order,multistart")
+    p.add_argument("--methods", default="vcg,bound,grid,zeroth_order,first_order,multistart,cma",
+                   help="cells to run (default: all; bound = the optimal mechanism or bound)")
     p.add_argument("--rows", help="row filter, e.g. 3x2,4x3 (n x size)")
     p.add_argument("--out", default="reproduce-out", help="output directory (store + reports)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes for cells")

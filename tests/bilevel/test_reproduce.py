@@ -187,3 +187,30 @@ def test_a_run_restricted_to_some_methods_keeps_the_other_stored_cells_in_the_re
     reproduce([1], protocol=TINY, methods=["zeroth_order"], out=tmp_path, rows=["3x2"])
     rows = json.loads((tmp_path / "table1.json").read_text())
     assert sorted(r["method"] for r in rows) == ["vcg", "zeroth_order"]
+
+
+def test_bound_and_cma_cells_report_the_gap_to_the_optimum(tmp_path: Path) -> None:
+    proto = Protocol("tiny-cma", grid_points=16, grid_profiles=50, iters=10,
+                     multistart_points=16, eval_samples=2000, n_validation=300,
+                     cma_evals=40, cma_profiles=500, cma_scan=32)
+    recs = reproduce([1, 3], protocol=proto, methods=["vcg", "bound", "cma"], out=tmp_path,
+                     rows=["3x2", "2x4"])
+    by = {(r["table"], r["method"]): r for r in recs}
+    opt = by[(1, "bound")]
+    assert opt["mechanism"] is not None and opt["mechanism"]["name"] == "optimal"
+    assert abs(opt["evaluation"]["mean"] - 0.718) < 4 * opt["evaluation"]["se"]
+    sched = by[(3, "bound")]
+    assert sched["mechanism"] is None and sched["evaluation"]["bound_kind"] == "first-best"
+    cma = by[(1, "cma")]["evaluation"]
+    assert cma["bound_kind"] == "optimal" and cma["gap_mean"] >= -3 * cma["gap_se"]
+    rows = json.loads((tmp_path / "table1.json").read_text())
+    row = {r["method"]: r for r in rows}
+    assert set(row) == {"vcg", "bound", "cma"}
+    assert row["cma"]["pct_of_bound"] == pytest.approx(100 * cma["mean"] / cma["bound"])
+    assert row["vcg"]["pct_of_bound"] < 75  # VCG 0.50 against 0.72 (independent profiles)
+    md = (tmp_path / "table1.md").read_text()
+    assert "| n=3 m=2 | optimal |" in md and "% of bound" in md
+    md3 = (tmp_path / "table3.md").read_text()
+    assert "bound (first-best)" in md3
+    t3 = {r["method"]: r for r in json.loads((tmp_path / "table3.json").read_text())}
+    assert t3["cma"]["gap_to_bound"] >= -3 * t3["cma"]["gap_to_bound_se"]  # makespan >= bound
