@@ -179,3 +179,44 @@ def test_cli_evaluate_optimal(capsys: pytest.CaptureFixture[str]) -> None:
     assert "% of bound (optimal)" in text and "\noptimal " in text
     assert main(["evaluate", "matching", "--mechanism", "optimal"]) == 2
     assert "patience is private information" in capsys.readouterr().err
+
+
+# Designs of every method never beat their bound: tiny budgets, 2,000 fresh evaluation profiles.
+DESIGN_ENVS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "sales": ("sales", {"n_agents": 3, "n_items": 2}, "optimal"),
+    "sales-asym": ("sales", {"n_agents": 3, "n_items": 2, "dist": "asymmetric"}, "optimal"),
+    "scheduling": ("scheduling", {"n_agents": 2, "n_tasks": 3}, "first-best"),
+    "grid-onecell": ("gridworld", {"n_agents": 2, "grid": 3}, "public-information"),
+    "grid-uniform": ("gridworld", {"n_agents": 2, "grid": 3, "dist": "uniform"}, "welfare"),
+    "matching": ("matching", {"n_agents": 2, "rounds": 3}, "public-information"),
+}
+DESIGN_BUDGETS: dict[str, dict[str, Any]] = {
+    "grid": {"n_points": 32, "n_profiles": 100},
+    "zeroth_order": {"iters": 20, "n_validation": 100, "validate_every": 10},
+    "first_order": {"iters": 20, "n_validation": 100, "validate_every": 10},
+    "multistart": {"n_points": 16, "n_profiles": 100, "iters": 10, "n_starts": 2,
+                   "n_validation": 100, "validate_every": 5, "n_final": 200},
+    "cma": {"n_evals": 30, "n_scan": 16, "n_profiles": 200, "n_validation": 100},
+}
+
+
+# the whole cross product takes ~25 s on one core: it stays in the default run
+@pytest.mark.parametrize("method", list(DESIGN_BUDGETS))
+@pytest.mark.parametrize("env_id", list(DESIGN_ENVS))
+def test_designs_never_beat_their_bound(env_id: str, method: str) -> None:
+    from bilevel import AMADesigner
+
+    name, kwargs, kind = DESIGN_ENVS[env_id]
+    env = make_env(name, **kwargs)
+    budget = dict(DESIGN_BUDGETS[method])
+    if env.boost_box is None and method in ("grid", "multistart"):
+        budget["boost_box"] = (-float(env.n_agents), float(env.n_agents))  # matching has none
+    d = AMADesigner(method=method, eval_samples=0, seed=3, **budget).fit(env)
+    ev = evaluate(env, d.mechanism_, n_samples=2_000, seed=11, baseline=None)
+    assert ev.bound_kind == kind and ev.bound is not None
+    assert ev.gap_mean is not None and ev.gap_se is not None
+    # the paired gap in the bound's sense: bound − mechanism (maximised), mechanism − bound
+    # (minimised, the makespan)
+    gap = ev.bound - ev.mean if ev.maximize else ev.mean - ev.bound
+    assert gap == pytest.approx(ev.gap_mean, abs=1e-9)
+    assert ev.gap_mean >= -3 * ev.gap_se, (env_id, method, ev.mean, ev.bound, ev.gap_se)
