@@ -203,10 +203,14 @@ def test_bound_and_cma_cells_report_the_gap_to_the_optimum(tmp_path: Path) -> No
     assert sched["mechanism"] is None and sched["evaluation"]["bound_kind"] == "first-best"
     cma = by[(1, "cma")]["evaluation"]
     assert cma["bound_kind"] == "optimal" and cma["gap_mean"] >= -3 * cma["gap_se"]
+    vo = by[(1, "cma")]["vs_optimal"]  # paired with the optimal mechanism, same profiles
+    assert vo["diff_mean"] <= 3 * vo["diff_se"] + 1e-12 and vo["diff_se"] < cma["se"]
+    assert by[(3, "cma")]["vs_optimal"] is None  # no closed-form optimum for makespan
     rows = json.loads((tmp_path / "table1.json").read_text())
     row = {r["method"]: r for r in rows}
     assert set(row) == {"vcg", "bound", "cma"}
-    assert row["cma"]["pct_of_bound"] == pytest.approx(100 * cma["mean"] / cma["bound"])
+    assert row["cma"]["pct_of_bound"] == pytest.approx(100 * cma["mean"] / vo["optimal_mean"])
+    assert row["cma"]["gap_to_bound"] == pytest.approx(-vo["diff_mean"])
     assert row["vcg"]["pct_of_bound"] < 75  # VCG 0.50 against 0.72 (independent profiles)
     md = (tmp_path / "table1.md").read_text()
     assert "| n=3 m=2 | optimal |" in md and "% of bound" in md
