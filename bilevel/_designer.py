@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -38,6 +37,7 @@ from bilevel.search import (
     run_search,
     score_on_profiles,
 )
+from bilevel.search._serialize import dumps, loads
 from bilevel.search._streams import design_streams, trial_streams
 from models import Environment
 from models._typing import FloatArray
@@ -108,7 +108,8 @@ class AMADesigner:
     n_profiles : int, optional
         Type profiles per grid candidate (``"grid"``: 2,000, paper; ``"multistart"`` seeding:
         500), per gradient step (gradient methods: 20, paper) or common to every CMA-ES
-        candidate (``"cma"``: 4,000).
+        candidate of a phase (``"cma"``: 4,000 in the first phase and the scan, 12,000 in
+        the next; a tuple gives one count per tying).
     iters : int, default 1000
         Gradient steps (first/zeroth order, and each multistart refinement).
     lr : float, optional
@@ -232,7 +233,7 @@ class AMADesigner:
         method: str = "grid",
         objective: str | Objective | Callable[[FloatArray, FloatArray], FloatArray] | None = None,
         n_points: int | None = None,
-        n_profiles: int | None = None,
+        n_profiles: int | tuple[int, ...] | None = None,
         iters: int = 1000,
         lr: float | None = None,
         alpha: float = 0.01,
@@ -337,9 +338,14 @@ class AMADesigner:
                 f"The 'method' parameter of AMADesigner must be one of {_METHODS}. "
                 f"Got {self.method!r} instead."
             )
-        for name in ("n_points", "n_profiles"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
+        if self.n_points is not None:
+            _check_int("n_points", self.n_points, 1)
+        profiles: Any = self.n_profiles
+        if isinstance(profiles, (tuple, list)) and self.method == "cma":
+            for k in profiles:
+                _check_int("n_profiles", k, 1)
+        elif profiles is not None:
+            _check_int("n_profiles", profiles, 1)
         for name in ("iters", "n_perturbations", "n_starts", "validate_every", "n_trials",
                      "n_final"):
             _check_int(name, getattr(self, name), 1)
@@ -415,20 +421,24 @@ class AMADesigner:
         if self.method == "grid":
             return GridSearch(
                 n_points=10_000 if self.n_points is None else self.n_points,
-                n_profiles=2_000 if self.n_profiles is None else self.n_profiles,
+                n_profiles=2_000 if self._profiles() is None else self._profiles(),
                 batch_candidates=self.batch_candidates,
                 executor=self.executor,
             )
         if self.method in _GRADIENT_METHODS:
-            return _gradient_searcher(self, self.method, self.n_profiles)
+            return _gradient_searcher(self, self.method, self._profiles())
         if self.method == "cma":
             tyings: Any = self.tyings
             evals: Any = self.n_evals
+            profiles: Any = self.n_profiles
             try:
                 return CMAES(
                     tyings=tuple(tyings.split(",")) if isinstance(tyings, str) else tuple(tyings),
                     evals=tuple(evals) if isinstance(evals, list) else evals,
-                    n_profiles=4_000 if self.n_profiles is None else self.n_profiles,
+                    n_profiles=(
+                        CMAES.n_profiles if profiles is None
+                        else tuple(profiles) if isinstance(profiles, list) else profiles
+                    ),
                     sigma0=self.sigma0, n_scan=self.n_scan,
                 )
             except (TypeError, ValueError) as e:
@@ -442,7 +452,7 @@ class AMADesigner:
         methods = _GRADIENT_METHODS[::-1] if self.refine == "both" else (self.refine,)
         return MultiStart(
             grid=grid,
-            refine=tuple(_gradient_searcher(self, m, self.n_profiles) for m in methods),
+            refine=tuple(_gradient_searcher(self, m, self._profiles()) for m in methods),
             n_starts=self.n_starts,
             default_trials=self.n_trials,
             replay_seeds=tuple(self._replay_seed(m) for m in methods),
@@ -450,6 +460,10 @@ class AMADesigner:
             n_final=self.n_final,
             validate_every=self.validate_every,
         )
+
+    def _profiles(self) -> Any:
+        """``n_profiles`` of the methods other than cma (validated as an int or None)."""
+        return self.n_profiles
 
     def _replay_seed(self, method: str) -> int:
         seeds = self.replay_seeds or {}
@@ -676,8 +690,16 @@ def _select_trial(results: list[SearchResult], maximize: bool) -> SearchResult:
     )
 
 
+_SLOTS_FORMAT = "bilevel.trial-checkpoints/2"  # /1 was a pickle, never loaded now
+
+
 class _Slot:
-    """Trial ``t``'s part of a checkpoint shared by all trials of one fit."""
+    """Trial ``t``'s part of a checkpoint shared by all trials of one fit.
+
+    The shared record is ``{"format": _SLOTS_FORMAT, "trials": {t: bytes}}`` in the data-only
+    format of :mod:`bilevel.search._serialize` (never a pickle); each trial's bytes are its
+    driver snapshot, in the same format.
+    """
 
     def __init__(self, base: Checkpoint, t: int) -> None:
         self.base = base
@@ -687,23 +709,40 @@ class _Slot:
         data = self.base.load()
         if data is None:
             return {}
-        slots = pickle.loads(data)
-        if not isinstance(slots, dict):
-            raise ValueError(f"expected a trial checkpoint table, got {type(slots).__name__}")
-        return slots
+        where = f"the trial checkpoints {self.base!r}"
+        try:
+            table = loads(data)
+        except ValueError as e:
+            raise ValueError(
+                f"cannot resume from {where}: {e}; delete it to start over"
+            ) from None
+        trials = table.get("trials") if isinstance(table, dict) else None
+        if (
+            not isinstance(table, dict) or table.get("format") != _SLOTS_FORMAT
+            or not isinstance(trials, dict)
+            or not all(type(k) is int and type(v) is bytes for k, v in trials.items())
+        ):
+            raise ValueError(
+                f"cannot resume from {where}: expected a table of format {_SLOTS_FORMAT!r} "
+                "(trial -> checkpoint bytes), got another; delete it to start over"
+            )
+        return trials
+
+    def _write(self, trials: dict[int, bytes]) -> None:
+        self.base.save(dumps({"format": _SLOTS_FORMAT, "trials": trials}))
 
     def load(self) -> bytes | None:
         return self._all().get(self.key)
 
     def save(self, data: bytes) -> None:
-        slots = self._all()
-        slots[self.key] = data
-        self.base.save(pickle.dumps(slots, protocol=pickle.HIGHEST_PROTOCOL))
+        trials = self._all()
+        trials[self.key] = data
+        self._write(trials)
 
     def clear(self) -> None:
-        slots = self._all()
-        slots.pop(self.key, None)
-        self.base.save(pickle.dumps(slots, protocol=pickle.HIGHEST_PROTOCOL))
+        trials = self._all()
+        trials.pop(self.key, None)
+        self._write(trials)
 
 
 def _gradient_searcher(

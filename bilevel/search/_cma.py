@@ -33,6 +33,7 @@ from bilevel._outcomes import counterfactual_rewards
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import check_count, check_positive
 from bilevel.search._grid import score_chunk
+from bilevel.search._serialize import serializable
 from bilevel.search._tying import TYINGS, lift, tying_matrix
 from models._typing import FloatArray
 
@@ -43,6 +44,7 @@ __all__ = ["CMAES", "CMAESState", "EvolutionState", "evolution_ask", "evolution_
 # ---------------------------------------------------------------------- the CMA-ES core
 
 
+@serializable("bilevel.search.EvolutionState")
 @dataclass
 class EvolutionState:
     """State of one CMA-ES run over ``d`` parameters (minimisation; plain arrays).
@@ -173,14 +175,15 @@ def evolution_tell(
 # ---------------------------------------------------------------------- the searcher
 
 
+@serializable("bilevel.search.CMAESState")
 @dataclass
 class CMAESState:
     """Progress of a :class:`CMAES` search (plain data; checkpointable)."""
 
     rng: np.random.Generator
     types: FloatArray
-    rewards: FloatArray
-    cf_rewards: FloatArray | None
+    rewards: list[FloatArray]
+    cf_rewards: list[FloatArray | None]
     reward_scale: float
     phase: int
     es: EvolutionState
@@ -209,8 +212,12 @@ class CMAES:
         ``"action"``, ``"layer_action"``, ``"state_action"``).
     evals : int or tuple of int, default 600
         Candidate evaluations per phase (one value for all phases, or one per phase).
-    n_profiles : int, default 2000
-        Common type profiles every candidate is scored on, exactly.
+    n_profiles : int or tuple of int, default (4000, 12000)
+        Common type profiles every candidate of a phase is scored on, exactly (one value for
+        all phases, or one per tying; the scan uses the first phase's). The profiles are
+        nested: a phase with fewer profiles uses the first ones of the others. Near the
+        optimum the revenue is flat, so the error a phase leaves is its sampling noise:
+        later phases refine on more profiles.
     sigma0 : float, default 0.2
         Initial step size of the first phase, in units of the reward scale (boosts) and of
         ``log w`` (weights).
@@ -239,7 +246,7 @@ class CMAES:
 
     tyings: tuple[str, ...] = ("action", "layer_action")
     evals: int | tuple[int, ...] = 600
-    n_profiles: int = 2000
+    n_profiles: int | tuple[int, ...] = (4000, 12000)
     sigma0: float = 0.2
     refine_sigma: float = 0.5
     popsize: int | None = None
@@ -256,7 +263,8 @@ class CMAES:
                 raise ValueError(f"expected every tying in {TYINGS!r}, got {t!r}")
         for e in self.budgets:
             check_count("evals", e)
-        check_count("n_profiles", self.n_profiles)
+        for k in self.profile_counts:
+            check_count("n_profiles", k)
         check_positive("sigma0", self.sigma0)
         check_positive("refine_sigma", self.refine_sigma)
         check_positive("scan_box", self.scan_box)
@@ -271,14 +279,12 @@ class CMAES:
     @property
     def budgets(self) -> tuple[int, ...]:
         """Evaluations of each phase."""
-        if isinstance(self.evals, tuple):
-            if len(self.evals) != len(self.tyings):
-                raise ValueError(
-                    f"expected one evals budget per tying ({len(self.tyings)}), "
-                    f"got {len(self.evals)}"
-                )
-            return self.evals
-        return (self.evals,) * len(self.tyings)
+        return _per_phase(self.evals, len(self.tyings), "evals budget")
+
+    @property
+    def profile_counts(self) -> tuple[int, ...]:
+        """Profiles of each phase."""
+        return _per_phase(self.n_profiles, len(self.tyings), "n_profiles")
 
     # ------------------------------------------------------------------ parameter maps
     def _layout(self, problem: DesignProblem, phase: int) -> tuple[FloatArray, FloatArray | None]:
@@ -325,10 +331,16 @@ class CMAES:
     def init(self, problem: DesignProblem, rng: np.random.Generator) -> CMAESState:
         """Draw the common profiles and start the first phase at VCG (or ``start``)."""
         env = problem.env
-        types = env.sample_types(rng, self.n_profiles)
-        R = env.rewards(types)
-        R_cf = counterfactual_rewards(env, types) if problem.objective.needs_payments else None
-        scale = float(np.abs(R).reshape(R.shape[0], -1).max(axis=1).mean())
+        types = env.sample_types(rng, max(self.profile_counts))
+        R, R_cf = [], []
+        for a in range(0, types.shape[0], _PROFILE_CHUNK):
+            t = types[a : a + _PROFILE_CHUNK]
+            R.append(env.rewards(t))
+            R_cf.append(
+                counterfactual_rewards(env, t) if problem.objective.needs_payments else None
+            )
+        first = types[: self.profile_counts[0]]
+        scale = float(np.abs(env.rewards(first)).reshape(first.shape[0], -1).max(axis=1).mean())
         if not np.isfinite(scale) or scale <= 0:
             scale = 1.0
         start = self.start
@@ -345,7 +357,16 @@ class CMAES:
     def _score(self, problem: DesignProblem, state: CMAESState, X: FloatArray) -> FloatArray:
         """Exact scores of parameter rows X (C, d); records them and the best so far."""
         W, B = self._decode(problem, state, X)
-        scores = score_chunk(problem, W, B, state.types, state.rewards, state.cf_rewards)
+        count = self.profile_counts[min(state.phase, len(self.tyings) - 1)]
+        total = np.zeros(X.shape[0])
+        for c, a in enumerate(range(0, count, _PROFILE_CHUNK)):
+            b = min(a + _PROFILE_CHUNK, count)
+            R, R_cf = state.rewards[c], state.cf_rewards[c]
+            total += (b - a) * score_chunk(
+                problem, W, B, state.types[a:b], R[: b - a],
+                None if R_cf is None else R_cf[:, : b - a],
+            )
+        scores: FloatArray = total / count
         sign = 1.0 if problem.objective.maximize else -1.0
         for j, s in enumerate(scores.tolist()):
             state.scores.append(s)
@@ -418,9 +439,14 @@ class CMAES:
         sigma = max(self.refine_sigma * state.es.sigma, self.sigma0 / 20)
         state.phase += 1
         state.phase_evals = 0
-        state.es = evolution_start(
-            self._encode(problem, state.phase, state.reward_scale, best), sigma
-        )
+        x0 = self._encode(problem, state.phase, state.reward_scale, best)
+        state.es = evolution_start(x0, sigma)
+        if self.profile_counts[state.phase] != self.profile_counts[state.phase - 1]:
+            # scores of different profile sets do not compare: the best so far is re-scored
+            # on this phase's profiles and competes with its candidates from there
+            state.best_score = float("nan")
+            self._score(problem, state, x0[None])
+            state.evals += 1
 
     def done(self, state: CMAESState) -> bool:
         """Whether every phase has run."""
@@ -429,8 +455,9 @@ class CMAES:
     def best(self, state: CMAESState) -> tuple[AMA, float]:
         """The best candidate scored so far (exact score on the common profiles)."""
         if state.best_weights is None or state.best_boosts is None:
-            n = state.rewards.shape[1]
-            return AMA(np.ones(n), np.zeros(state.rewards.shape[2:]), name="cma"), float("nan")
+            n = state.rewards[0].shape[1]
+            shape = state.rewards[0].shape[2:]
+            return AMA(np.ones(n), np.zeros(shape), name="cma"), float("nan")
         mech = AMA(state.best_weights, state.best_boosts, name="cma",
                    meta={"cma_evaluations": state.evals})
         return mech, state.best_score
@@ -441,6 +468,16 @@ class CMAES:
 
 
 _SCAN_CHUNK = 64  # scan candidates scored per step
+_PROFILE_CHUNK = 2000  # profiles per batched scoring call (memory)
+
+
+def _per_phase(value: int | tuple[int, ...], phases: int, name: str) -> tuple[int, ...]:
+    """One value per phase from an int or a tuple of the right length."""
+    if isinstance(value, tuple):
+        if len(value) != phases:
+            raise ValueError(f"expected one {name} per tying ({phases}), got {len(value)}")
+        return value
+    return (value,) * phases
 
 
 def _sobol_rows(d: int, count: int) -> FloatArray:

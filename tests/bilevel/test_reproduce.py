@@ -192,7 +192,7 @@ def test_a_run_restricted_to_some_methods_keeps_the_other_stored_cells_in_the_re
 def test_bound_and_cma_cells_report_the_gap_to_the_optimum(tmp_path: Path) -> None:
     proto = Protocol("tiny-cma", grid_points=16, grid_profiles=50, iters=10,
                      multistart_points=16, eval_samples=2000, n_validation=300,
-                     cma_evals=40, cma_profiles=500, cma_scan=32)
+                     cma_evals=40, cma_profiles=(500, 1000), cma_scan=32)
     recs = reproduce([1, 3], protocol=proto, methods=["vcg", "bound", "cma"], out=tmp_path,
                      rows=["3x2", "2x4"])
     by = {(r["table"], r["method"]): r for r in recs}
