@@ -1,13 +1,16 @@
 """Checkpoints of searches in progress, so a killed design resumes where it stopped.
 
-The driver (:func:`bilevel.search.run_search`) periodically pickles the searcher's whole state
+The driver (:func:`bilevel.search.run_search`) periodically saves the searcher's whole state
 (parameters, optimiser moments, random generator state, evaluated grid chunks, the checkpoint
 selection's bookkeeping) into a :class:`Checkpoint`. Re-running the same search with the same
 checkpoint restores it and continues; because every source of randomness lives in the state,
 the final result is exactly that of an uninterrupted run.
 
-Checkpoints are pickles written by this library for itself: do not load checkpoints from
-untrusted sources.
+Checkpoints are never pickles: they are written in the data-only format of
+:mod:`bilevel.search._serialize` (an ``.npz`` archive of arrays and one JSON tree, read with
+``allow_pickle=False``; only the library's own registered state classes are rebuilt), so a
+planted or corrupted checkpoint is refused with a ``ValueError`` and never executes anything.
+Checkpoints of older versions (pickles) are refused too: delete them to start over.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ Searchers implement the small :class:`Searcher` protocol (``init`` / ``step`` / 
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,14 +19,17 @@ from bilevel._mechanism import AMA
 from bilevel._objectives import Objective
 from bilevel._outcomes import ExactInner
 from bilevel.search._checkpoint import Checkpoint
+from bilevel.search._serialize import dumps, loads
 from models import Environment
 
 __all__ = ["DesignProblem", "Intermediate", "SearchResult", "Searcher", "run_search"]
 
 StateT = TypeVar("StateT")
 
-# Bumped whenever the pickled layout of the driver's snapshot changes.
-_CHECKPOINT_FORMAT = 1
+# Bumped whenever the layout of the driver's snapshot changes. Format 1 was a pickle (never
+# loaded now); 2 is the data-only format of bilevel.search._serialize.
+_CHECKPOINT_FORMAT = 2
+_SNAPSHOT_KEYS = {"format", "state", "nit", "best_val", "val_history", "elapsed"}
 
 
 @dataclass(frozen=True)
@@ -195,13 +197,7 @@ def run_search(
     elapsed_before = 0.0
     saved = None if checkpoint is None else checkpoint.load()
     if saved is not None:
-        snap = pickle.loads(saved)
-        if not isinstance(snap, dict) or snap.get("format") != _CHECKPOINT_FORMAT:
-            raise ValueError(
-                f"expected a search checkpoint of format {_CHECKPOINT_FORMAT}, got "
-                f"{snap.get('format') if isinstance(snap, dict) else type(snap).__name__!r} "
-                "(clear the checkpoint to start over)"
-            )
+        snap = _load_snapshot(checkpoint, saved)
         state, nit, best_val = snap["state"], snap["nit"], snap["best_val"]
         val_history, elapsed_before = snap["val_history"], snap["elapsed"]
     else:
@@ -212,11 +208,11 @@ def run_search(
         nonlocal last_save
         if checkpoint is None:
             return
-        checkpoint.save(pickle.dumps({
+        checkpoint.save(dumps({
             "format": _CHECKPOINT_FORMAT, "state": state, "nit": nit, "best_val": best_val,
             "val_history": val_history,
             "elapsed": elapsed_before + time.perf_counter() - start,
-        }, protocol=pickle.HIGHEST_PROTOCOL))
+        }))
         last_save = time.perf_counter()
 
     def validation() -> None:
@@ -281,3 +277,37 @@ def run_search(
         wall_time=elapsed_before + time.perf_counter() - start,
         stats={**stats, "resumed_at_step": resumed_at} if saved is not None else stats,
     )
+
+
+def _load_snapshot(checkpoint: Checkpoint | None, saved: bytes) -> dict[str, Any]:
+    """The driver's snapshot in ``saved``, checked; a one-line ``ValueError`` otherwise."""
+    where = f"the search checkpoint {checkpoint!r}"
+    try:
+        snap = loads(saved)
+    except ValueError as e:
+        raise ValueError(f"cannot resume from {where}: {e}; delete it to start over") from None
+    fmt = snap.get("format") if isinstance(snap, dict) else None
+    if fmt != _CHECKPOINT_FORMAT:
+        age = "an older" if isinstance(fmt, int) and fmt < _CHECKPOINT_FORMAT else "another"
+        raise ValueError(
+            f"cannot resume from {where}: expected a search checkpoint of format "
+            f"{_CHECKPOINT_FORMAT}, got format {fmt!r} (written by {age} version of bilevel); "
+            "delete it to start over"
+        )
+    assert isinstance(snap, dict)
+    best_val = snap.get("best_val")
+    ok = (
+        set(snap) == _SNAPSHOT_KEYS
+        and type(snap["nit"]) is int and snap["nit"] >= 0
+        and isinstance(snap["val_history"], list)
+        and isinstance(snap["elapsed"], float)
+        and (best_val is None or (isinstance(best_val, tuple) and len(best_val) == 3
+                                  and isinstance(best_val[1], AMA)))
+    )
+    if not ok:
+        raise ValueError(
+            f"cannot resume from {where}: expected a search checkpoint of format "
+            f"{_CHECKPOINT_FORMAT} with {sorted(_SNAPSHOT_KEYS)}, got an invalid one; "
+            "delete it to start over"
+        )
+    return snap

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ import torch
 from bilevel._differentiable import affine_welfare, profile_objective, sample_batch
 from bilevel._mechanism import AMA
 from bilevel.search._driver import DesignProblem
+from bilevel.search._serialize import register, serializable
 from models import TabularMDP
 
 __all__ = ["FirstOrder", "FirstOrderState", "Params", "regularised_inner"]
@@ -72,6 +74,7 @@ def regularised_inner(
     return solver
 
 
+@serializable("bilevel.search.Params")
 @dataclass
 class Params:
     """Searched parameters: ``log_w`` of shape (n,) (or None: w = 1) and ``b`` (S, A)."""
@@ -115,17 +118,63 @@ def init_params(
 
 @dataclass
 class FirstOrderState:
-    """Progress of a first-order search."""
+    """Progress of a first-order search.
+
+    It checkpoints as data: the optimiser as its kind and ``state_dict()`` (rebuilt around the
+    loaded parameter tensors), the inner solver not at all (``None`` after loading; the
+    searcher rebuilds it, deterministically, on its next step).
+    """
 
     params: Params
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator
-    inner: InnerFn
+    inner: InnerFn | None
     n_agents: int
     step: int = 0
     scores: list[float] = field(default_factory=list)
 
 
+_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "Adam": torch.optim.Adam, "SGD": torch.optim.SGD,
+}
+
+
+def _encode_state(state: FirstOrderState) -> dict[str, Any]:
+    kind = type(state.optimizer).__name__
+    if _OPTIMIZERS.get(kind) is not type(state.optimizer):
+        raise TypeError(f"cannot serialise a first-order state with a {kind} optimiser")
+    return {
+        "params": state.params, "rng": state.rng, "n_agents": state.n_agents,
+        "step": state.step, "scores": state.scores,
+        "optimizer": {"kind": kind, "state_dict": state.optimizer.state_dict()},
+    }
+
+
+def _decode_state(f: dict[str, Any]) -> FirstOrderState:
+    expected = {"params", "rng", "n_agents", "step", "scores", "optimizer"}
+    if set(f) != expected:
+        raise ValueError(f"expected first-order state fields {sorted(expected)}, got {sorted(f)}")
+    params, opt = f["params"], f["optimizer"]
+    if not isinstance(params, Params) or not isinstance(opt, dict):
+        raise ValueError("expected first-order parameters and an optimiser state")
+    cls = _OPTIMIZERS.get(opt.get("kind"))  # type: ignore[arg-type]
+    if cls is None or not isinstance(opt.get("state_dict"), dict):
+        raise ValueError(f"expected an optimiser in {sorted(_OPTIMIZERS)}, got {opt.get('kind')!r}")
+    # the hyperparameters (lr, betas, ...) come back with the state dict
+    optimizer: torch.optim.Optimizer = (
+        torch.optim.Adam(params.tensors()) if cls is torch.optim.Adam
+        else torch.optim.SGD(params.tensors())
+    )
+    optimizer.load_state_dict(opt["state_dict"])
+    return FirstOrderState(params, optimizer, f["rng"], None, f["n_agents"], f["step"],
+                           f["scores"])
+
+
+register(FirstOrderState, "bilevel.search.FirstOrderState", encode=_encode_state,
+         decode=_decode_state)
+
+
+@serializable("bilevel.search.FirstOrder")
 @dataclass(frozen=True)
 class FirstOrder:
     """Gradient ascent/descent through the entropy-regularised inner problem.
@@ -195,10 +244,12 @@ class FirstOrder:
             opt = torch.optim.Adam(params.tensors(), lr=self.lr)
         else:
             opt = torch.optim.SGD(params.tensors(), lr=self.lr)
-        inner = self.inner or regularised_inner(
+        return FirstOrderState(params, opt, rng, self._inner(problem), problem.env.n_agents)
+
+    def _inner(self, problem: DesignProblem) -> InnerFn:
+        return self.inner or regularised_inner(
             problem.env.mdp, self.alpha, self.device, self.regularised_solver
         )
-        return FirstOrderState(params, opt, rng, inner, problem.env.n_agents)
 
     def step(self, problem: DesignProblem, state: FirstOrderState) -> FirstOrderState:
         """One stochastic gradient step on fresh profiles."""
@@ -207,6 +258,8 @@ class FirstOrder:
         p = state.params
         w = p.weights(env.n_agents)
         c = affine_welfare(w, p.b, batch.all_rewards)  # ((1 + n) K or K, S, A)
+        if state.inner is None:  # a state loaded from a checkpoint
+            state.inner = self._inner(problem)
         x_all = state.inner(c)
         K = self.n_profiles
         x = x_all[:K]

@@ -28,6 +28,7 @@ from scipy.stats import qmc
 from bilevel._mechanism import AMA
 from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.search._driver import DesignProblem
+from bilevel.search._serialize import serializable
 from models._typing import FloatArray
 
 __all__ = ["GridSearch", "GridState", "score_chunk", "sobol_candidates"]
@@ -94,6 +95,7 @@ def sobol_candidates(
     return weights, np.ascontiguousarray(boosts)
 
 
+@serializable("bilevel.search.GridState")
 @dataclass
 class GridState:
     """Progress of a grid search (plain data; checkpointable)."""
@@ -138,6 +140,7 @@ def score_chunk(
     return scores
 
 
+@serializable("bilevel.search.GridSearch", exclude=("executor",))
 @dataclass(frozen=True)
 class GridSearch:
     """Sobol grid search.

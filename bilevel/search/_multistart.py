@@ -20,6 +20,7 @@ from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import FirstOrder, check_count
 from bilevel.search._grid import GridSearch, GridState
+from bilevel.search._serialize import serializable
 from bilevel.search._streams import design_streams, trial_streams
 from bilevel.search._zeroth_order import ZerothOrder
 
@@ -44,6 +45,7 @@ def score_on_profiles(
     return scores
 
 
+@serializable("bilevel.search.MultiStartState")
 @dataclass
 class MultiStartState:
     """Progress: grid phase, then round-robin refinement, then selection."""

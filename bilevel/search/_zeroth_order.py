@@ -29,12 +29,14 @@ from bilevel._differentiable import profile_objective, sample_batch
 from bilevel._mechanism import AMA
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import check_count, check_positive
+from bilevel.search._serialize import serializable
 from models._typing import FloatArray
 from solvers import occupancy_of_policy, solve_values
 
 __all__ = ["ZerothOrder", "ZerothOrderState", "perturbation_gradient"]
 
 
+@serializable("bilevel.search.ZerothOrderState")
 @dataclass
 class ZerothOrderState:
     """Progress of a zeroth-order search (numpy parameters)."""
@@ -51,6 +53,7 @@ class ZerothOrderState:
         return np.ones(self.n_agents) if self.log_w is None else np.exp(self.log_w)
 
 
+@serializable("bilevel.search.ZerothOrder")
 @dataclass(frozen=True)
 class ZerothOrder:
     """Zeroth-order (perturbation) gradient search with exact inner solves.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,15 +15,18 @@ import numpy as np
 import pytest
 
 from bilevel import AMADesigner, ResultStore, make_env
+from bilevel._designer import _SLOTS_FORMAT
 from bilevel.search import (
     FileCheckpoint,
     FirstOrder,
     GridSearch,
+    Intermediate,
     MultiStart,
     StoreCheckpoint,
     ZerothOrder,
     run_search,
 )
+from bilevel.search._serialize import dumps
 
 ENV = make_env("sales", n_agents=3, n_items=2)
 
@@ -84,12 +88,107 @@ def test_validated_search_resumes_on_the_same_schedule(tmp_path: Path) -> None:
 
 def test_checkpoint_of_another_format_is_refused(tmp_path: Path) -> None:
     ck = FileCheckpoint(tmp_path / "ck")
-    import pickle
-
-    ck.save(pickle.dumps({"format": -1}))
-    with pytest.raises(ValueError, match="expected a search checkpoint of format"):
+    ck.save(dumps({"format": -1}))
+    with pytest.raises(ValueError, match="expected a search checkpoint of format 2"):
         run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
                    checkpoint=ck)
+    ck.save(dumps({"format": 1, "state": None}))
+    with pytest.raises(ValueError, match=r"older version.*delete it to start over"):
+        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
+                   checkpoint=ck)
+
+
+def test_old_pickled_checkpoint_is_refused_not_loaded(tmp_path: Path) -> None:
+    # What format 1 wrote: a pickle of the driver's snapshot (here with a harmless payload).
+    ck = FileCheckpoint(tmp_path / "ck")
+    ck.save(pickle.dumps({"format": 1, "state": None, "nit": 0, "best_val": None,
+                          "val_history": [], "elapsed": 0.0}))
+    with pytest.raises(ValueError, match=r"older version of bilevel.*delete it to start over"):
+        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
+                   checkpoint=ck)
+
+
+class _Plant:
+    """A pickle payload that creates ``marker`` when unpickled (no shell involved)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.marker, "w"))
+
+
+def _small_design(path: Path, **kw: object) -> AMADesigner:
+    return AMADesigner(**{"method": "zeroth_order", "iters": 4, "n_profiles": 3,
+                          "n_perturbations": 2, "n_validation": 20, "validate_every": 2,
+                          "eval_samples": 0, "seed": 7, "checkpoint": path,
+                          "checkpoint_every": 0.0, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n_trials", [1, 2])
+@pytest.mark.parametrize("layout", ["table", "trial"])
+def test_planted_pickle_checkpoint_never_runs(n_trials: int, layout: str, tmp_path: Path) -> None:
+    """A pickle planted where ``bilevel design --out DIR`` looks is refused, never executed."""
+    marker = tmp_path / "pwned"
+    store_path = tmp_path / "out" / "store.sqlite"
+    design = _small_design(store_path, n_trials=n_trials)
+    payload = pickle.dumps(_Plant(marker))
+    assert not marker.exists()
+    if layout == "table":  # the whole shared record is the payload (as the old code read it)
+        planted = payload
+    else:  # a well-formed trial table whose trial checkpoint is the payload
+        trials = {t: payload for t in range(n_trials)}
+        planted = dumps({"format": _SLOTS_FORMAT, "trials": trials})
+    ResultStore(store_path).put_blob(design.checkpoint_key(ENV), planted)
+    with pytest.raises(ValueError, match=r"pickle.*never loaded.*delete it to start over") as e:
+        design.fit(ENV)
+    assert "\n" not in str(e.value)
+    assert not marker.exists()
+    # the old code would have run it: the same bytes, unpickled, create the marker
+    pickle.loads(payload).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("n_trials", [1, 2])
+def test_garbage_and_truncated_store_checkpoints_are_refused(n_trials: int, tmp_path: Path) -> None:
+    store_path = tmp_path / "store.sqlite"
+    design = _small_design(store_path, n_trials=n_trials, iters=2)
+    key = design.checkpoint_key(ENV)
+    design.fit(ENV)
+    good = ResultStore(store_path).get_blob(key)
+    assert good is not None and good.startswith(b"PK")
+    for bad in (b"", b"not a checkpoint", good[: len(good) // 2], good[:-30], b"PK\x03\x04junk"):
+        ResultStore(store_path).put_blob(key, bad)
+        with pytest.raises(ValueError, match="delete it to start over"):
+            _small_design(store_path, n_trials=n_trials, iters=2).fit(ENV)
+    # a readable table of another kind
+    ResultStore(store_path).put_blob(key, dumps({"format": "other", "trials": {0: b"x"}}))
+    with pytest.raises(ValueError, match="expected a table of format"):
+        _small_design(store_path, n_trials=n_trials, iters=2).fit(ENV)
+    # the good record still resumes (replays the finished search)
+    ResultStore(store_path).put_blob(key, good)
+    again = _small_design(store_path, n_trials=n_trials, iters=2).fit(ENV)
+    assert again.result_.search.stats["resumed_at_step"] == 2
+
+
+@pytest.mark.parametrize("n_trials", [1, 2])
+def test_killed_multi_trial_design_resumes_identically(n_trials: int, tmp_path: Path) -> None:
+    ref = _small_design(tmp_path / "ref.sqlite", n_trials=n_trials, iters=6).fit(ENV)
+    path = tmp_path / "run.sqlite"
+
+    def stop(info: Intermediate) -> None:
+        if info.nit >= 3:
+            raise StopIteration
+
+    stopped = _small_design(path, n_trials=n_trials, iters=6, callback=stop).fit(ENV)
+    assert stopped.result_.search.nit == 3 * n_trials
+    # the callback is not part of the key: the same checkpoint, resumed trial by trial
+    d = _small_design(path, n_trials=n_trials, iters=6)
+    assert d.checkpoint_key(ENV) == stopped.checkpoint_key(ENV)
+    resumed = d.fit(ENV)
+    assert resumed.result_.search.stats["resumed_at_step"] == 3
+    np.testing.assert_array_equal(resumed.mechanism_.boosts, ref.mechanism_.boosts)
+    assert resumed.result_.search.score == ref.result_.search.score
 
 
 def test_store_checkpoint_is_keyed_by_the_design(tmp_path: Path) -> None:
