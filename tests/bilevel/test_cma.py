@@ -184,3 +184,20 @@ def test_cma_evaluation_beats_vcg_on_a_small_sale() -> None:
     assert ev.diff_mean > 5 * ev.diff_se
     assert ev.bound_kind == "optimal" and ev.gap_mean is not None
     assert ev.gap_mean < 0.02  # within 3 % of Myerson's optimum on the same profiles
+
+
+def test_later_phases_score_on_more_nested_profiles() -> None:
+    env = make_env("sales", n_agents=3, n_items=2)
+    problem = AMADesigner(method="cma")._validate(env)
+    searcher = CMAES(evals=(30, 30), n_scan=16, n_profiles=(300, 900))
+    state = searcher.init(problem, np.random.default_rng(0))
+    assert state.types.shape[0] == 900
+    while not searcher.done(state):
+        state = searcher.step(problem, state)
+    mech, score = searcher.best(state)
+    # the returned score is the exact mean on the last phase's 900 profiles (the first 300 of
+    # which scored the first phase), not a first-phase score on fewer profiles
+    exact = score_on_profiles(problem, [mech], state.types)[0]
+    assert score == pytest.approx(exact, abs=1e-12)
+    with pytest.raises(ValueError, match="one n_profiles per tying"):
+        CMAES(n_profiles=(100, 200, 300))
