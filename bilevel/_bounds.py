@@ -43,6 +43,7 @@ import numpy as np
 
 from bilevel._objectives import Objective, resolve_objective
 from models import Environment, check_single_parameter
+from models._profiles import draw_profiles
 from models._typing import FloatArray
 from solvers import solve_dp
 
@@ -201,8 +202,9 @@ def objective_bound(
     """Estimate the optimum (or an upper / lower bound) of an objective on fresh profiles.
 
     The profiles are drawn exactly as :func:`bilevel.evaluate` draws them for the same ``seed``
-    and ``batch_size`` (one generator, batches of ``batch_size``), so a bound and an evaluation
-    with the same arguments share their profiles.
+    (:func:`models._profiles.draw_profiles`: fixed blocks from one generator, whatever the
+    ``batch_size``), so a bound and an evaluation with the same seed and ``n_samples`` share
+    their profiles.
 
     Parameters
     ----------
@@ -212,6 +214,7 @@ def objective_bound(
     n_samples : int, default 10000
     seed : int or numpy.random.Generator or None, default 0
     batch_size : int, default 2000
+        Profiles per batch (memory control; the result does not depend on it).
 
     Returns
     -------
@@ -236,13 +239,8 @@ def objective_bound(
     batch_size = _check_positive(batch_size, "batch_size")
     obj = resolve_objective(env, objective)
     kind = _kind(env, obj)
-    rng = np.random.default_rng(seed)
-    parts: list[FloatArray] = []
-    done = 0
-    while done < n_samples:
-        k = min(batch_size, n_samples - done)
-        parts.append(bound_values(env, obj, env.sample_types(rng, k))[1])
-        done += k
+    parts = [bound_values(env, obj, types)[1]
+             for types in draw_profiles(env, seed, n_samples, batch_size)]
     vals = np.concatenate(parts)
     se = float(vals.std(ddof=1) / np.sqrt(vals.size)) if vals.size > 1 else float("nan")
     return Bound(

@@ -19,6 +19,7 @@ from bilevel._mechanism import AMA, vcg
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, batch_outcomes, counterfactual_rewards
 from models import Environment
+from models._profiles import draw_profiles
 from models._typing import FloatArray
 
 __all__ = ["Estimate", "Evaluation", "evaluate", "mean_se"]
@@ -83,7 +84,8 @@ class Evaluation:
         Wall time in seconds.
     seed : int or None
     batch_size : int
-        Profiles per batch (with ``seed`` and ``n_samples`` it determines the profiles).
+        Profiles per batch (memory control only: the profiles depend on ``seed`` and
+        ``n_samples`` alone).
     bound, bound_se : float or None
         The objective's optimum or bound on the same profiles (see
         :func:`bilevel.objective_bound`); None when no bound exists or ``bound=False``.
@@ -178,7 +180,7 @@ def evaluate(
     baseline : AMA or "vcg" or None, default "vcg"
         Mechanism compared on the same profiles; ``None`` for no comparison.
     batch_size : int, default 2000
-        Profiles per batched solve (memory control).
+        Profiles per batched solve (memory control; the results do not depend on it).
     inner : {"dp", "lp"} or ExactInner, default "dp"
         Exact inner solver (unregularised: the evaluated mechanism is exactly truthful).
     progress : callable ``(n_done) -> None``, optional
@@ -233,13 +235,11 @@ def evaluate(
             bound_kind(env, obj)
         except NoBoundError:
             with_bound = False
-    rng = np.random.default_rng(seed)
     scores, revs, wels, bounds, min_u = [], [], [], [], np.inf
     kind: str | None = None
-    done = 0
-    while done < n_samples:
-        k = min(batch_size, n_samples - done)
-        types = env.sample_types(rng, k)
+    # Profiles come in fixed blocks from the seed: batch_size changes memory, never results.
+    for types in draw_profiles(env, seed, int(n_samples), int(batch_size)):
+        k = types.shape[0]
         R = env.rewards(types)
         R_cf = counterfactual_rewards(env, types)
         out = batch_outcomes(env.mdp, W, Bst, R, R_cf, inner=inner)
@@ -250,7 +250,6 @@ def evaluate(
         if with_bound:
             kind, bvals = bound_values(env, obj, types)
             bounds.append(bvals)
-        done += k
         if progress is not None:
             progress(k)
     S_ = np.concatenate(scores, axis=1)

@@ -25,6 +25,7 @@ from bilevel import (
     vcg,
 )
 from bilevel._cli import main
+from models._profiles import ProfileStream
 
 ENVS: list[tuple[str, dict[str, Any], str]] = [
     ("sales", {"n_agents": 3, "n_items": 2}, "optimal"),
@@ -74,10 +75,10 @@ def test_bound_draws_the_profiles_of_evaluate(name: str, kwargs: dict[str, Any],
     assert b.mean == ev.bound and b.se == ev.bound_se  # identical profiles, identical numbers
     assert b.sense == ("lower" if name == "scheduling" else "upper")
     assert b.objective == ev.objective == env.objective
-    rng = np.random.default_rng(9)  # evaluate's stream: one generator, batches 300, 300, ...
-    vals = np.concatenate([bound_values(env, None, env.sample_types(rng, k))[1]
-                           for k in (300, 300, 300, 200)])
+    # evaluate's stream: fixed blocks from one generator, whatever the batch size
+    vals = bound_values(env, None, ProfileStream(env, 9).take(1_100))[1]
     assert vals.mean() == b.mean
+    assert objective_bound(env, n_samples=1_100, seed=9, batch_size=7).mean == b.mean
     assert objective_bound(env, n_samples=1_100, seed=10, batch_size=300).mean != b.mean
     d = b.to_dict()
     assert json.loads(json.dumps(d)) == d and set(d) == {
