@@ -20,7 +20,6 @@ without a known bound exits with code 1.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any
 from bilevel._bounds import NoBoundError, objective_bound
 from bilevel._designer import AMADesigner
 from bilevel._evaluate import evaluate
+from bilevel._jsonsafe import to_json
 from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._optimal import optimal_evaluation, optimal_mechanism
 from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
@@ -98,7 +98,7 @@ def _use_progress(args: argparse.Namespace) -> bool:
 def _cmd_envs(args: argparse.Namespace) -> int:
     specs = list_envs()
     if args.json:
-        print(json.dumps([{"name": s.name, "description": s.description,
+        print(to_json([{"name": s.name, "description": s.description,
                            "parameters": s.parameters} for s in specs], indent=2))
         return 0
     rows = [["name", "description", "parameters (defaults)"]]
@@ -108,7 +108,8 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = None) -> AMA:
+def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = None,
+                        allow_transfer: bool = False) -> AMA:
     if spec == "vcg":
         return vcg(env)
     if spec == "optimal":
@@ -118,7 +119,7 @@ def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = Non
             raise CLIError(str(e)) from e
     try:
         mech = load_mechanism(spec)
-        mech.check_env(env)
+        mech.check_origin(env, allow_transfer=allow_transfer)
     except FileNotFoundError as e:
         raise CLIError(
             f"expected 'vcg', 'optimal' or a saved mechanism file, got {spec!r} (not found)"
@@ -130,17 +131,17 @@ def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = Non
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     env = _env_from_args(args)
-    mech = _mechanism_from_arg(env, args.mechanism, args.objective)
+    mech = _mechanism_from_arg(env, args.mechanism, args.objective, args.allow_transfer)
     if args.samples < 1:
         raise CLIError(f"expected --samples >= 1, got {args.samples}")
     try:
         ev = evaluate(env, mech, n_samples=args.samples, seed=args.seed,
-                      objective=args.objective,
+                      objective=args.objective, allow_transfer=args.allow_transfer,
                       baseline=None if mech.name == "vcg" and args.mechanism == "vcg" else "vcg")
     except ValueError as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(json.dumps(ev.to_dict(), indent=2))
+        print(to_json(ev.to_dict(), indent=2))
         return 0
     optimal = None if args.mechanism == "optimal" else optimal_evaluation(env, ev, args.objective)
     print(f"{env!r}")
@@ -160,7 +161,7 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(json.dumps(bound.to_dict(), indent=2))
+        print(to_json(bound.to_dict(), indent=2))
     else:
         print(f"{env!r}")
         print(f"{bound} on {bound.n} profiles (seed {args.seed})")
@@ -230,7 +231,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
     if args.json:
         out = result_dict(env, result, optimal=optimal)
         out["files"] = {k: str(v) for k, v in paths.items()}
-        print(json.dumps(out, indent=2))
+        print(to_json(out, indent=2))
         return 0
     print(f"{env!r}: {args.method} search")
     print(f"search: {result.search.message} ({result.search.wall_time:.1f} s); "
@@ -287,7 +288,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(json.dumps({"protocol": protocol.name, "out": args.out,
+        print(to_json({"protocol": protocol.name, "out": args.out,
                           "cells": [{k: v for k, v in r.items() if k != "history"}
                                     for r in records]}, indent=2))
     else:
@@ -303,7 +304,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(json.dumps({"cells": res.cells, "references": res.references,
+        print(to_json({"cells": res.cells, "references": res.references,
                           "optimal_note": res.optimal_note, "rows": res.rows}, indent=2))
         return 0
     nan = float("nan")
@@ -344,7 +345,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if stale and not args.json:
         print(f"skipped {stale} stored cell(s) of earlier versions of a protocol")
     if args.json:
-        print(json.dumps({"reports": written}))
+        print(to_json({"reports": written}))
     else:
         for w in written:
             print(f"wrote {w}")
@@ -369,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mechanism", default="vcg",
                    help="'vcg', 'optimal' (Myerson's, where it is an AMA) or a saved mechanism "
                    "(.json/.npz)")
+    p.add_argument("--allow-transfer", action="store_true",
+                   help="evaluate a saved mechanism designed for another environment")
     p.add_argument("--samples", type=int, default=10_000, help="fresh type profiles")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")

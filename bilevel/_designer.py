@@ -8,7 +8,6 @@ Follows the scikit-learn estimator contract: ``__init__`` stores keyword-only hy
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 
 from bilevel._evaluate import Evaluation, evaluate
-from bilevel._mechanism import AMA
+from bilevel._jsonsafe import to_json
+from bilevel._mechanism import AMA, env_meta
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
 from bilevel.search import (
@@ -505,15 +505,23 @@ class AMADesigner:
         Returns
         -------
         str
-            ``"design/<env name>/<method>/<sha256 prefix>"``.
+            ``"design/<env name>/<method>/<sha256 prefix>"``; the hash covers the
+            environment's content (:meth:`models.Environment.identity`).
+
+        Raises
+        ------
+        ValueError
+            If the environment cannot be identified (see ``Environment.identity``).
         """
         from bilevel import __version__
 
         skip = {"callback", "progress", "checkpoint", "checkpoint_every", "executor",
                 "torch_threads"}
         params = {k: v for k, v in self.get_params().items() if k not in skip}
-        blob = json.dumps(
-            {"env": env.name, "env_params": dict(env.params), "params": params,
+        # the environment's content identity (MDP, callables or registry recipe), not just its
+        # name and parameters: two custom environments never share a checkpoint
+        blob = to_json(
+            {"env": env.name, "env_identity": env.identity(), "params": params,
              "version": __version__},
             sort_keys=True, default=repr,
         )
@@ -583,8 +591,7 @@ class AMADesigner:
             result.mechanism.boosts,
             name=f"ama-{self.method}",
             meta={
-                "env": env.name,
-                "params": dict(env.params),
+                **env_meta(env),
                 "method": self.method,
                 "objective": problem.objective.name,
                 "seed": self.seed,

@@ -163,6 +163,7 @@ def evaluate(
     inner: str | ExactInner = "dp",
     progress: Callable[[int], None] | None = None,
     bound: bool = True,
+    allow_transfer: bool = False,
 ) -> Evaluation:
     """Evaluate a mechanism on fresh type profiles, paired with a baseline (VCG by default).
 
@@ -189,6 +190,10 @@ def evaluate(
         Also compute the objective's optimum or bound on the same profiles
         (:func:`bilevel.bound_values`), the paired gap and the percentage of the bound; the
         fields stay None when no bound exists for the objective.
+    allow_transfer : bool, default False
+        Evaluate a mechanism designed for another environment (its ``meta["env_identity"]``
+        differs from ``env.identity()``); by default that is refused. Mechanisms without a
+        saved identity are checked by shape only.
 
     Returns
     -------
@@ -197,7 +202,8 @@ def evaluate(
     Raises
     ------
     ValueError
-        If ``n_samples < 1`` or the mechanism does not fit the environment.
+        If ``n_samples < 1``, the mechanism does not fit the environment or was designed for
+        another one (unless ``allow_transfer``).
 
     Examples
     --------
@@ -214,7 +220,7 @@ def evaluate(
         raise ValueError(f"expected n_samples >= 1, got {n_samples}")
     if batch_size < 1:
         raise ValueError(f"expected batch_size >= 1, got {batch_size}")
-    mechanism.check_env(env)
+    mechanism.check_origin(env, allow_transfer=allow_transfer)
     obj = resolve_objective(env, objective)
     base: AMA | None
     if baseline is None:
@@ -225,7 +231,7 @@ def evaluate(
         base = vcg(env)
     else:
         base = baseline
-        base.check_env(env)
+        base.check_origin(env, allow_transfer=allow_transfer)
     mechs = [mechanism] if base is None else [mechanism, base]
     W = np.stack([m.weights for m in mechs])
     Bst = np.stack([m.boosts for m in mechs])

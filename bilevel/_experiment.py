@@ -31,7 +31,11 @@ A budget given as an int sets the method's main budget: ``n_points`` (grid), ``i
 (zeroth_order, first_order, multistart) or ``n_evals`` (cma, candidate evaluations per phase).
 
 Every (method, seed) is a cell stored in ``DIR/store.sqlite`` as soon as it finishes (a killed
-run resumes without redoing finished cells); ``DIR/<method>-seed<k>.json`` hold the mechanisms.
+run resumes without redoing finished cells), keyed by a digest of everything it depends on
+(:func:`cell_key`: environment recipe and content, objective, method, budgets and
+hyper-parameters, evaluation settings, library version), so an edited configuration re-runs
+into the same directory without mixing in the old cells; ``DIR/<method>-seed<k>.json`` hold the
+mechanisms.
 ``DIR/experiment.md|csv|json`` compare, seed by seed on the same evaluation profiles (the cells
 of one seed share them: same evaluation seed, sample count and batch size), VCG, the optimal
 mechanism where :func:`bilevel.optimal_mechanism` knows it (Myerson's optimum as an AMA) and
@@ -42,7 +46,7 @@ the objective's bound on the same profiles (:func:`bilevel.objective_bound`).
 from __future__ import annotations
 
 import csv
-import json
+import hashlib
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -52,14 +56,15 @@ from typing import Any
 from bilevel._bounds import NoBoundError, bound_kind, describe
 from bilevel._designer import _METHODS, AMADesigner
 from bilevel._evaluate import evaluate
-from bilevel._mechanism import vcg
+from bilevel._jsonsafe import to_json
+from bilevel._mechanism import AMA, vcg
 from bilevel._objectives import resolve_objective
 from bilevel._optimal import optimal_mechanism
 from bilevel._report import format_table
 from bilevel._store import ResultStore
 from models import Environment, make_env
 
-__all__ = ["ExperimentResult", "load_config", "run_experiment", "run_experiment_report"]
+__all__ = ["ExperimentResult", "cell_key", "load_config", "run_experiment", "run_experiment_report"]
 
 _SECTIONS = {"env", "design", "budgets", "output"}
 
@@ -186,19 +191,23 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None) ->
     records = []
     for method in design["methods"]:
         for seed in design.get("seeds", [0]):
-            key = f"{method}/seed{seed}"
+            kwargs = {
+                "method": method,
+                "seed": seed,
+                "eval_samples": design.get("eval_samples", 10_000),
+                "objective": design.get("objective"),
+                **budgets.get(method, {}),
+            }
+            try:
+                designer = AMADesigner(**kwargs)
+            except TypeError as e:
+                raise ValueError(f"bad budget for {method!r}: {e}") from e
+            key = cell_key(env, designer)
             rec = store.get(key)
             if rec is None:
-                kwargs = {
-                    "method": method,
-                    "seed": seed,
-                    "eval_samples": design.get("eval_samples", 10_000),
-                    "objective": design.get("objective"),
-                    **budgets.get(method, {}),
-                }
                 start = time.perf_counter()
                 try:
-                    d = AMADesigner(**kwargs).fit(env)
+                    d = designer.fit(env)
                 except TypeError as e:
                     raise ValueError(f"bad budget for {method!r}: {e}") from e
                 rec = {
@@ -210,13 +219,37 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None) ->
                     "mechanism": d.mechanism_.to_dict(),
                 }
                 store.put(key, rec)
-                d.mechanism_.save(out_dir / f"{method}-seed{seed}.json")
+            # from the record, also for a stored cell: the file is always this config's
+            AMA.from_dict(rec["mechanism"]).save(out_dir / f"{method}-seed{seed}.json")
             records.append(rec)
     objective = design.get("objective")
     refs, note = _references(env, objective, records)
     result = ExperimentResult(cells=records, references=refs, optimal_note=note, out_dir=out_dir)
     result.rows = _write(out_dir, env, objective, result)
     return result
+
+
+# Designer parameters that never change a cell's result (execution and reporting only).
+_NOT_RESULTS = frozenset({"callback", "progress", "checkpoint", "checkpoint_every", "executor",
+                          "torch_threads"})
+
+
+def cell_key(env: Environment, designer: AMADesigner) -> str:
+    """Store key of one (method, seed) cell: ``"<method>/seed<k>/<digest>"``.
+
+    The digest covers everything the cell's result depends on: the environment (name,
+    parameters and content identity, :meth:`models.Environment.identity`), every designer
+    parameter (objective, method, seed, budgets and hyper-parameters with their defaults, the
+    evaluation's ``eval_samples``), and the library version; an edited configuration re-runs
+    exactly the cells it changes.
+    """
+    from bilevel import __version__
+
+    params = {k: v for k, v in designer.get_params().items() if k not in _NOT_RESULTS}
+    fields_ = {"env": {"name": env.name, "params": dict(env.params), "identity": env.identity()},
+               "designer": params, "version": __version__}
+    digest = hashlib.sha256(to_json(fields_, sort_keys=True, default=repr).encode()).hexdigest()
+    return f"{designer.method}/seed{designer.seed}/{digest[:16]}"
 
 
 Profiles = tuple[int, int, int]
@@ -372,7 +405,7 @@ def _write(out_dir: Path, env: Environment, objective: str | None,
         "optimal_note": result.optimal_note,
         "rows": flat,
     }
-    (out_dir / "experiment.json").write_text(json.dumps(meta, indent=2))
+    (out_dir / "experiment.json").write_text(to_json(meta, indent=2))
     with (out_dir / "experiment.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["method"])
         w.writeheader()

@@ -14,7 +14,9 @@ for any ``w > 0`` and ``b``; VCG is ``w = 1, b = 0``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from bilevel._jsonsafe import to_json
 from models import Environment
 from models._typing import FloatArray
 
-__all__ = ["AMA", "load_mechanism", "vcg"]
+__all__ = ["AMA", "env_meta", "load_mechanism", "vcg"]
 
 _FORMAT = "bilevel.ama/1"
 
@@ -43,7 +46,9 @@ class AMA:
     name : str, default "ama"
         Label used in reports.
     meta : dict, optional
-        Free-form provenance (environment, method, seed...), saved with the mechanism.
+        Free-form provenance (environment, method, seed...), saved with the mechanism. Its
+        ``"env_identity"`` (:meth:`models.Environment.identity`, set by :func:`env_meta` for
+        designed mechanisms and VCG) makes :func:`bilevel.evaluate` refuse other environments.
 
     Raises
     ------
@@ -109,6 +114,33 @@ class AMA:
                 f"got {self.boosts.shape}"
             )
 
+    def check_origin(self, env: Environment, *, allow_transfer: bool = False) -> None:
+        """Raise ``ValueError`` unless the mechanism fits ``env`` and was designed for it.
+
+        The shapes are checked as by :meth:`check_env`. A mechanism whose ``meta`` holds the
+        identity of the environment it was designed for (``"env_identity"``) is refused for an
+        environment with another identity unless ``allow_transfer``; mechanisms without one
+        (older files, hand-built AMAs) are checked by shape only.
+        """
+        self.check_env(env)
+        designed = self.meta.get("env_identity")
+        if allow_transfer or designed is None:
+            return
+        try:
+            got: str | None = env.identity()
+        except ValueError:
+            got = None
+        if got == designed:
+            return
+        was = _env_label(self.meta.get("env", "?"), self.meta.get("params") or {})
+        now = _env_label(env.name, env.params)
+        if was == now:
+            was, now = f"{was} [identity {designed}]", f"{now} [identity {got}]"
+        raise ValueError(
+            f"mechanism designed for {was}, got {now}; pass allow_transfer=True / "
+            "--allow-transfer to evaluate it anyway"
+        )
+
     def affine_welfare(self, rewards: FloatArray) -> FloatArray:
         """``sum_i w_i r_i + b`` for rewards of shape (..., n, S, A); returns (..., S, A)."""
         out: FloatArray = np.einsum("n,...nsa->...sa", self.weights, rewards) + self.boosts
@@ -144,7 +176,7 @@ class AMA:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.suffix == ".json":
-            p.write_text(json.dumps(self.to_dict(), indent=2))
+            p.write_text(to_json(self.to_dict(), indent=2))
         elif p.suffix == ".npz":
             np.savez(
                 p,
@@ -152,7 +184,7 @@ class AMA:
                 name=np.array(self.name),
                 weights=self.weights,
                 boosts=self.boosts,
-                meta=np.array(json.dumps(self.meta)),
+                meta=np.array(to_json(self.meta)),
             )
         else:
             raise ValueError(f"expected a path ending in .json or .npz, got {str(p)!r}")
@@ -204,5 +236,19 @@ def vcg(env: Environment) -> AMA:
         np.ones(env.n_agents),
         np.zeros(env.mdp.shape),
         name="vcg",
-        meta={"env": env.name, "params": dict(env.params)},
+        meta=env_meta(env),
     )
+
+
+def env_meta(env: Environment) -> dict[str, Any]:
+    """Provenance of a mechanism designed for ``env``: its name, parameters and identity
+    (``"env_identity"``, omitted when the environment cannot be identified)."""
+    meta: dict[str, Any] = {"env": env.name, "params": dict(env.params)}
+    with contextlib.suppress(ValueError):  # not identifiable: no identity, shape checks only
+        meta["env_identity"] = env.identity()
+    return meta
+
+
+def _env_label(name: Any, params: Any) -> str:
+    items = params.items() if isinstance(params, Mapping) else []
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in items)})"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from bilevel._designer import DesignResult
 from bilevel._evaluate import Evaluation
+from bilevel._jsonsafe import to_json
 from models import Environment
 
 __all__ = ["bound_line", "comparison_rows", "design_report", "format_table", "write_design"]
@@ -219,7 +219,7 @@ def write_design(
     for f in figures:
         paths[f.stem] = f
     paths["report"].write_text(report)
-    paths["result"].write_text(json.dumps(result_dict(env, result, optimal=optimal), indent=2))
+    paths["result"].write_text(to_json(result_dict(env, result, optimal=optimal), indent=2))
     return paths
 
 

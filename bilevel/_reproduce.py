@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, as_completed
@@ -27,6 +26,7 @@ from typing import Any
 from bilevel._bounds import objective_bound
 from bilevel._designer import AMADesigner
 from bilevel._evaluate import evaluate
+from bilevel._jsonsafe import to_json
 from bilevel._mechanism import vcg
 from bilevel._optimal import optimal_mechanism
 from bilevel._report import format_table
@@ -201,7 +201,7 @@ def cell_key(row: Row, method: str, protocol: Protocol) -> str:
     fields: dict[str, Any] = {f: getattr(protocol, f) for f in _RELEVANT[method]}
     if method in _REVISION:
         fields["revision"] = _REVISION[method]
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(to_json(fields, sort_keys=True).encode()).hexdigest()[:8]
     return f"{_seed_key(row, method, protocol)}-{digest}"
 
 
@@ -561,7 +561,7 @@ def write_reports(
         md += "\n## Figures\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n"
     paths = {ext: out_dir / f"table{table}.{ext}" for ext in ("md", "csv", "json")}
     paths["md"].write_text(md)
-    paths["json"].write_text(json.dumps(flat, indent=2))
+    paths["json"].write_text(to_json(flat, indent=2))
     with paths["csv"].open("w", newline="") as f:
         if flat:
             w = csv.DictWriter(f, fieldnames=list(flat[0]))

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bilevel._jsonsafe import to_json
 from bilevel._spm import SPMDesigner, best_values
 from bilevel._spm_report import spm_report_markdown, write_spm_report
 from models.spm import OBJECTIVES, STATISTICS, list_spm_settings, make_spm_setting
@@ -103,7 +103,7 @@ def _cmd_spm(args: argparse.Namespace) -> int:
         designer.save(out / "policy.pt")
         files["policy"] = str(out / "policy.pt")
     if args.json:
-        print(json.dumps({**result.to_dict(), "files": files}))
+        print(to_json({**result.to_dict(), "files": files}))
     else:
         print(spm_report_markdown(result), end="")
         for k, v in files.items():
@@ -137,7 +137,7 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
         print(f"bilevel spm-baselines: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(out))
+        print(to_json(out))
     else:
         print(f"{out['setting']} ({out['objective']})")
         print(f"  RSD      {out['rsd']['value']:.6f} ({out['rsd']['method']})")

@@ -8,7 +8,6 @@ the comparison target (the best SPM where known, else ``E[OPT]``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from bilevel._jsonsafe import to_json
 from bilevel._spm import SPMDesignResult
 from solvers._spm_exact import SPMValue
 
@@ -163,5 +163,5 @@ def write_spm_report(result: SPMDesignResult, out_dir: str | Path) -> dict[str, 
     md = out / "report.md"
     md.write_text(spm_report_markdown(result, curves_png=png.name))
     js = out / "result.json"
-    js.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    js.write_text(to_json(result.to_dict(), indent=2) + "\n")
     return {"markdown": md, "json": js, "curves": png}

@@ -39,6 +39,7 @@ import numpy.typing as npt
 import torch
 from scipy.optimize import linprog
 
+from bilevel._jsonsafe import to_json
 from models.games import MSPMGame, NormalFormGame, StackelbergGame, make_game
 from solvers._bcce import certified_response
 from solvers._ppo import PPOConfig, PPOUpdate, train_ppo
@@ -452,7 +453,7 @@ class StackelbergResult:
         """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
+        (d / "result.json").write_text(to_json(self.to_dict(), indent=1))
         if self.policy is not None:
             self.policy.save(d / "policy.pt")
         return d
@@ -476,20 +477,23 @@ def load_stackelberg(directory: str | Path) -> StackelbergResult:
     policy = ActorCritic.load(d / "policy.pt") if (d / "policy.pt").is_file() else None
 
     def arr(k: str) -> FloatArray:
-        return np.asarray(r[k], dtype=np.float64)
+        return np.asarray(r[k], dtype=np.float64)  # null (a non-finite float) reads as NaN
+
+    def num(k: str) -> float:
+        return float("nan") if r[k] is None else float(r[k])
     return StackelbergResult(
-        game=r["game"], config=r["config"], value=float(r["value"]),
-        bcce_gap=float(r["bcce_gap"]), certified=bool(r["certified"]),
+        game=r["game"], config=r["config"], value=num("value"),
+        bcce_gap=num("bcce_gap"), certified=bool(r["certified"]),
         response_kind=r["response_kind"],
         leader_table=tuple(np.asarray(a) for a in r["leader_table"]),
-        best_value=float(r["best_value"]),
+        best_value=num("best_value"),
         best_table=tuple(np.asarray(a) for a in r["best_table"]),
         optimum=r["optimum"], curve_steps=arr("curve_steps"),
         curve_objective=arr("curve_objective"), eval_steps=arr("eval_steps"),
         eval_values=arr("eval_values"), eval_gaps=arr("eval_gaps"),
-        env_steps=int(r["env_steps"]), wall_time=float(r["wall_time"]),
-        steps_per_second=float(r["steps_per_second"]), message=r["message"], policy=policy,
-        final_value=float(r["final_value"] if "final_value" in r else r["value"]),
+        env_steps=int(r["env_steps"]), wall_time=num("wall_time"),
+        steps_per_second=num("steps_per_second"), message=r["message"], policy=policy,
+        final_value=num("final_value" if "final_value" in r else "value"),
         worst_value=None if r.get("worst_value") is None else float(r["worst_value"]),
     )
 

@@ -20,10 +20,10 @@ transfers (``dominant_outcome``; None when there is none). ``--out DIR`` saves e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from bilevel._jsonsafe import to_json
 from bilevel._stackelberg import StackelbergResult
 from bilevel._stackelberg_report import (
     compare_critics,
@@ -94,7 +94,7 @@ def _cmd_stackelberg(args: argparse.Namespace) -> int:
                         for k, rs in results.items()},
             "report": None if report is None else str(report),
         }
-        print(json.dumps(payload, indent=1))
+        print(to_json(payload, indent=1))
     else:
         for label, rs in results.items():
             for r in rs:

@@ -10,7 +10,6 @@ leader, and the training objective of the stochastic leader, each averaged over 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bilevel._jsonsafe import to_json
 from bilevel._stackelberg import StackelbergDesigner, StackelbergResult
 from models.games import MatrixDesignGame, make_game
 
@@ -238,5 +238,5 @@ def stackelberg_report(
               f"![training objective]({train_png.name})", ""]
     report = d / "report.md"
     report.write_text("\n".join(lines))
-    (d / "summary.json").write_text(json.dumps({"game": game, "rows": rows}, indent=1))
+    (d / "summary.json").write_text(to_json({"game": game, "rows": rows}, indent=1))
     return report

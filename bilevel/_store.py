@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bilevel._jsonsafe import to_json
+
 __all__ = ["ResultStore"]
 
 
@@ -69,7 +71,7 @@ class ResultStore:
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-serialisable) under ``key`` atomically (replacing any)."""
-        text = json.dumps(value, allow_nan=True)
+        text = to_json(value)
         con = self._connect()
         try:
             with con:

@@ -14,12 +14,15 @@ Environments never see solvers or mechanisms; they are data plus samplers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from models._mdp import TabularMDP
 from models._single_parameter import SingleParameter
@@ -74,13 +77,17 @@ class Environment:
     optimise_weights : bool, default False
         Whether designers optimise agent weights by default (asymmetric distributions).
     nonnegative_rewards : bool, default True
-        Whether every agent's reward is ≥ 0 for every type (then AMA payments are IR).
+        Whether every agent's reward is ≥ 0 for every type (then AMA payments are IR);
+        :meth:`rewards` checks it on every profile it computes and raises otherwise.
     params : mapping, optional
         The constructor's parameters (for reports and saving).
     single_parameter : SingleParameter, optional
         Declares that rewards factor as ``r_i = v_i · q_i`` with scalar values (Myerson 1981);
         used by ``bilevel.optimal_mechanism`` and ``bilevel.objective_bound``. ``None`` for
         multi-parameter types.
+    recipe : JSON-serialisable value, optional
+        A user-given identity of the callables (sampler, rewards, counterfactual, costs), e.g.
+        ``"my-auction/v2"`` or a dict of the parameters that build them; see :meth:`identity`.
     """
 
     name: str
@@ -99,6 +106,7 @@ class Environment:
     params: Mapping[str, Any] = field(default_factory=dict)
     single_parameter: SingleParameter | None = None
     origin: tuple[str, Mapping[str, Any]] | None = field(default=None, compare=False, repr=False)
+    recipe: Any = field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle registry-built environments as their recipe (samplers are closures).
@@ -151,6 +159,84 @@ class Environment:
     def n_actions(self) -> int:
         """Number of MDP actions A."""
         return self.mdp.n_actions
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> str:
+        """A content digest of the environment (20 hex characters), stable across processes.
+
+        Two environments with the same identity produce the same designs and evaluations;
+        checkpoints (:meth:`bilevel.AMADesigner.checkpoint_key`), experiment cells and saved
+        mechanisms are keyed or checked by it. It covers the name, ``n_agents``, ``dist``,
+        ``type_shape``, ``objective``, the names of ``costs``, ``params``, ``boost_box``,
+        ``optimise_weights`` and ``nonnegative_rewards``, and
+
+        * for an environment built by :func:`models.make_env`: its registry recipe (name and
+          constructor keywords, defaults filled in) — the constructor determines the rest;
+        * otherwise: the MDP (states, actions, transition matrix, ``mu0``, ``gamma``) and, for
+          the callables, the user-given ``recipe`` of :func:`custom_env` when there is one,
+          else a fingerprint of their behaviour: the sampler's output for a fixed seed
+          (8 profiles), the rewards, every agent's counterfactual types and every cost on
+          those profiles (rounded to 9 decimals). Callables that agree on those profiles but
+          differ elsewhere are not told apart: pass ``recipe=`` to distinguish them.
+
+        Raises
+        ------
+        ValueError
+            If the environment has no recipe and its sampler is not a function of the
+            generator it is given (two draws with the same seed differ).
+        """
+        cached = self.__dict__.get("_identity")
+        if isinstance(cached, str):
+            return cached
+        fields_: dict[str, Any] = {
+            "name": self.name,
+            "n_agents": int(self.n_agents),
+            "dist": self.dist,
+            "type_shape": list(self.type_shape),
+            "objective": self.objective,
+            "costs": sorted(self.costs),
+            "params": dict(self.params),
+            "boost_box": None if self.boost_box is None else list(self.boost_box),
+            "optimise_weights": bool(self.optimise_weights),
+            "nonnegative_rewards": bool(self.nonnegative_rewards),
+        }
+        if self.origin is not None:
+            from models._registry import _REGISTRY
+
+            name, kwargs = self.origin
+            spec = _REGISTRY.get(name)
+            resolved = {**(spec.parameters if spec is not None else {}), **dict(kwargs)}
+            fields_["registry"] = {"name": name, "kwargs": resolved}
+        else:
+            fields_["mdp"] = _mdp_digest(self.mdp)
+            if self.recipe is not None:
+                fields_["recipe"] = self.recipe
+            else:
+                fields_["fingerprint"] = self._fingerprint()
+        blob = json.dumps(fields_, sort_keys=True, default=_jsonable, allow_nan=False)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
+        object.__setattr__(self, "_identity", digest)
+        return digest
+
+    def _fingerprint(self) -> dict[str, str]:
+        """Digests of the callables' outputs on fixed profiles (see :meth:`identity`)."""
+        types = np.asarray(self.sampler(np.random.default_rng(_FINGERPRINT_SEED),
+                                        _FINGERPRINT_PROFILES), dtype=np.float64)
+        again = np.asarray(self.sampler(np.random.default_rng(_FINGERPRINT_SEED),
+                                        _FINGERPRINT_PROFILES), dtype=np.float64)
+        if types.shape != again.shape or not np.array_equal(types, again, equal_nan=True):
+            raise ValueError(
+                f"cannot identify environment {self.name!r}: its sampler is not a function of "
+                "the generator it is given (two draws with the same seed differ); pass "
+                "recipe=... to custom_env"
+            )
+        out = {"types": _array_digest(types),
+               "rewards": _array_digest(self.reward_fn(types.copy()))}
+        for i in range(self.n_agents):
+            out[f"counterfactual{i}"] = _array_digest(self.counterfactual_fn(types.copy(), i))
+        for name in sorted(self.costs):
+            out[f"cost:{name}"] = _array_digest(self.costs[name](types.copy()))
+        return out
 
     # ------------------------------------------------------------------ types
     def sample_types(self, rng: np.random.Generator | int | None, k: int) -> FloatArray:
@@ -216,6 +302,14 @@ class Environment:
             raise ValueError(f"expected rewards of shape (k, n, S, A) = {expected}, got {R.shape}")
         if not np.all(np.isfinite(R)):
             raise ValueError("expected finite rewards, got NaN or inf")
+        if self.nonnegative_rewards:
+            mins = R.min(axis=(0, 2, 3))
+            i = int(np.argmin(mins))
+            if mins[i] < 0:
+                raise ValueError(
+                    f"expected non-negative rewards (nonnegative_rewards=True), got min "
+                    f"{mins[i]:.6g} for agent {i}; pass nonnegative_rewards=False"
+                )
         return R
 
     def cost(self, name: str, types: FloatArray) -> FloatArray:
@@ -250,6 +344,41 @@ class Environment:
         return f"Environment({self.name!r}, {ps}; S={self.n_states}, A={self.n_actions})"
 
 
+_FINGERPRINT_SEED = 20240220
+_FINGERPRINT_PROFILES = 8
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return _array_digest(x)
+    if isinstance(x, (set, frozenset)):
+        return sorted(map(repr, x))
+    return repr(x)
+
+
+def _array_digest(a: Any) -> str:
+    """Digest of an array's shape and values (rounded to 9 decimals; -0 is 0)."""
+    arr = np.ascontiguousarray(np.round(np.asarray(a, dtype=np.float64), 9) + 0.0)
+    h = hashlib.sha256(repr(arr.shape).encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _mdp_digest(mdp: TabularMDP) -> str:
+    """Digest of an MDP's states, actions, transitions, initial distribution and discount."""
+    P = sp.csr_array(mdp.P, copy=True)
+    P.sum_duplicates()
+    P.sort_indices()
+    h = hashlib.sha256(repr((list(map(repr, mdp.states)), list(mdp.actions), P.shape,
+                             float(mdp.gamma))).encode())
+    for part in (P.indptr.astype(np.int64), P.indices.astype(np.int64),
+                 np.asarray(P.data, dtype=np.float64), np.asarray(mdp.mu0, dtype=np.float64)):
+        h.update(np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
+
+
 def _check_count(k: Any, name: str) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"expected {name} as an int, got {type(k).__name__}")
@@ -273,6 +402,7 @@ def custom_env(
     boost_box: tuple[float, float] | None = None,
     nonnegative_rewards: bool = True,
     single_parameter: SingleParameter | None = None,
+    recipe: Any = None,
 ) -> Environment:
     """Build an environment for a user-defined MDP.
 
@@ -296,6 +426,11 @@ def custom_env(
     single_parameter : SingleParameter, optional
         Scalar values times type-independent quantities (see :class:`Environment`); check it
         with :func:`models.check_single_parameter`.
+    recipe : JSON-serialisable value, optional
+        What identifies the callables (a name and version, the parameters that build them):
+        checkpoints and saved mechanisms are keyed by it (see :meth:`Environment.identity`).
+        Without it they are keyed by a fingerprint of the callables' outputs on fixed
+        profiles.
 
     Returns
     -------
@@ -334,4 +469,5 @@ def custom_env(
         nonnegative_rewards=nonnegative_rewards,
         params={"n_agents": n_agents},
         single_parameter=single_parameter,
+        recipe=recipe,
     )
