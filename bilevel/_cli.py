@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from bilevel._evaluate import evaluate
 from bilevel._jsonsafe import to_json
 from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._optimal import optimal_evaluation, optimal_mechanism
+from bilevel._outdir import OutDirInUseError, locked_outdir
 from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
 from bilevel._spm_cli import register as register_spm
 from bilevel._stackelberg_cli import register as register_stackelberg
@@ -261,7 +262,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     tables = _parse_tables(args.tables)
     protocol = FULL if args.full else QUICK
     methods = args.methods.split(",")
-    rows = None if args.rows is None else args.rows.split(",")
+    rows = None if args.rows is None else [r.strip() for r in args.rows.split(",")]
 
     def summary(rec: dict[str, Any], cached: bool) -> None:
         if args.json:
@@ -328,9 +329,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from bilevel._store import ResultStore
 
     store_path = Path(args.dir) / "store.sqlite"
-    if not store_path.exists():
-        raise CLIError(f"expected a reproduce output directory with store.sqlite, got {args.dir!r}")
+    expected = "expected a reproduce output directory with stored cells, got"
+    if not store_path.is_file():
+        raise CLIError(f"{expected} {args.dir} (no store.sqlite)")
+    if store_path.stat().st_size == 0:
+        raise CLIError(f"{expected} {args.dir} (store.sqlite is empty)")
     records = [rec for _, rec in ResultStore(store_path).items() if "table" in rec]
+    if not records:
+        raise CLIError(f"{expected} {args.dir} (store.sqlite holds no reproduce cells)")
     written = []
     stale = 0
     for table in sorted({r["table"] for r in records}):
@@ -342,6 +348,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
             stale += len(named) - len(recs)
             if recs:
                 written.append(str(write_reports(Path(args.dir), table, recs, proto)["md"]))
+    if not written:
+        raise CLIError(f"{expected} {args.dir} (store.sqlite holds only {stale} cell(s) of "
+                       "earlier versions of a protocol)")
     if stale and not args.json:
         print(f"skipped {stale} stored cell(s) of earlier versions of a protocol")
     if args.json:
@@ -350,6 +359,41 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for w in written:
             print(f"wrote {w}")
     return 0
+
+
+def _out_dir(args: argparse.Namespace) -> Path | None:
+    """The directory a command writes (``--out``; ``bilevel run``: also the config's)."""
+    if args.command == "run" and not getattr(args, "out", None):
+        from bilevel._experiment import load_config
+
+        try:
+            cfg = load_config(args.config)
+        except Exception:  # the command itself reports a bad configuration
+            return None
+        out = cfg.get("output", {}).get("dir") or f"out/{Path(args.config).stem}"
+        return Path(out)
+    out = getattr(args, "out", None)
+    return None if not out else Path(out)
+
+
+def _holding_out_dir(func: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """Run a command that writes ``--out`` while holding that directory's lock."""
+
+    def run(args: argparse.Namespace) -> int:
+        out = _out_dir(args)
+        if out is None:
+            return func(args)
+        try:
+            with locked_outdir(out):
+                return func(args)
+        except OutDirInUseError as e:
+            raise CLIError(str(e), code=1) from e
+
+    return run
+
+
+# Commands that write an output directory: one process per directory at a time.
+_WRITES_OUT = ("design", "reproduce", "run", "spm", "stackelberg")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
     register_spm(sub)  # learned sequential price mechanisms (bilevel._spm_cli)
     register_stackelberg(sub)  # Stackelberg POMDP leaders (bilevel._stackelberg_cli)
+    for name in _WRITES_OUT:
+        cmd = sub.choices[name]
+        cmd.set_defaults(func=_holding_out_dir(cmd.get_default("func")))
     return parser
 
 

@@ -60,6 +60,7 @@ from bilevel._jsonsafe import to_json
 from bilevel._mechanism import AMA, vcg
 from bilevel._objectives import resolve_objective
 from bilevel._optimal import optimal_mechanism
+from bilevel._outdir import atomic_open, atomic_write_text
 from bilevel._report import format_table
 from bilevel._store import ResultStore
 from models import Environment, make_env
@@ -246,6 +247,9 @@ def cell_key(env: Environment, designer: AMADesigner) -> str:
     from bilevel import __version__
 
     params = {k: v for k, v in designer.get_params().items() if k not in _NOT_RESULTS}
+    if params.get("objective") is None or isinstance(params["objective"], str):
+        # the environment's default objective spelled out or not: the same cells
+        params["objective"] = resolve_objective(env, params.get("objective")).name
     fields_ = {"env": {"name": env.name, "params": dict(env.params), "identity": env.identity()},
                "designer": params, "version": __version__}
     digest = hashlib.sha256(to_json(fields_, sort_keys=True, default=repr).encode()).hexdigest()
@@ -393,7 +397,7 @@ def _write(out_dir: Path, env: Environment, objective: str | None,
         + format_table(lines, markdown=True) + "\n"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "experiment.md").write_text(md)
+    atomic_write_text(out_dir / "experiment.md", md)
     meta = {
         "env": env.name,
         "params": dict(env.params),
@@ -405,8 +409,8 @@ def _write(out_dir: Path, env: Environment, objective: str | None,
         "optimal_note": result.optimal_note,
         "rows": flat,
     }
-    (out_dir / "experiment.json").write_text(to_json(meta, indent=2))
-    with (out_dir / "experiment.csv").open("w", newline="") as f:
+    atomic_write_text(out_dir / "experiment.json", to_json(meta, indent=2))
+    with atomic_open(out_dir / "experiment.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["method"])
         w.writeheader()
         w.writerows(flat)

@@ -173,19 +173,21 @@ class AMA:
         pathlib.Path
             The written path.
         """
+        from bilevel._outdir import atomic_write, atomic_write_text
+
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
+        # atomic (temporary file + rename): an interrupted save leaves the old file intact
         if p.suffix == ".json":
-            p.write_text(to_json(self.to_dict(), indent=2))
+            atomic_write_text(p, to_json(self.to_dict(), indent=2))
         elif p.suffix == ".npz":
-            np.savez(
-                p,
-                format=np.array(_FORMAT),
-                name=np.array(self.name),
-                weights=self.weights,
-                boosts=self.boosts,
-                meta=np.array(to_json(self.meta)),
-            )
+            meta = np.array(to_json(self.meta))
+
+            def write(f: Any) -> None:
+                np.savez(f, format=np.array(_FORMAT), name=np.array(self.name),
+                         weights=self.weights, boosts=self.boosts, meta=meta)
+
+            atomic_write(p, write)
         else:
             raise ValueError(f"expected a path ending in .json or .npz, got {str(p)!r}")
         return p

@@ -8,6 +8,7 @@ from typing import Any
 from bilevel._designer import DesignResult
 from bilevel._evaluate import Evaluation
 from bilevel._jsonsafe import to_json
+from bilevel._outdir import atomic_write_text
 from models import Environment
 
 __all__ = ["bound_line", "comparison_rows", "design_report", "format_table", "write_design"]
@@ -218,8 +219,9 @@ def write_design(
         report += "\n"
     for f in figures:
         paths[f.stem] = f
-    paths["report"].write_text(report)
-    paths["result"].write_text(to_json(result_dict(env, result, optimal=optimal), indent=2))
+    atomic_write_text(paths["report"], report)
+    atomic_write_text(paths["result"], to_json(result_dict(env, result, optimal=optimal),
+                                               indent=2))
     return paths
 
 

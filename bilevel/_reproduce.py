@@ -29,6 +29,7 @@ from bilevel._evaluate import evaluate
 from bilevel._jsonsafe import to_json
 from bilevel._mechanism import vcg
 from bilevel._optimal import optimal_mechanism
+from bilevel._outdir import atomic_open, atomic_write_text
 from bilevel._report import format_table
 from bilevel._store import ResultStore
 from models import Environment, make_env
@@ -361,13 +362,13 @@ def reproduce(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"expected methods among {METHODS}, got {unknown}")
-    wanted = None if rows is None else set(rows)
-    out_dir = Path(out)
-    store = ResultStore(out_dir / "store.sqlite")
     tables = list(tables)
     for table in tables:
         if table not in range(1, 6):
             raise ValueError(f"expected a table in 1..5, got {table}")
+    wanted = None if rows is None else _check_rows(tables, rows)
+    out_dir = Path(out)
+    store = ResultStore(out_dir / "store.sqlite")
     todo = [
         (row, method)
         for table in tables
@@ -410,6 +411,22 @@ def reproduce(
         stored = [rec for key, rec in store.items(f"table{table}/") if key in current]
         write_reports(out_dir, table, stored, protocol)
     return records
+
+
+def _check_rows(tables: list[int], rows: Iterable[str]) -> set[str]:
+    """The row filter as a set; a row that is in none of ``tables`` is an error."""
+    wanted = [rows] if isinstance(rows, str) else list(rows)
+    known: list[str] = []
+    for table in tables:
+        for row in paper_rows(table):
+            if (r := f"{row.n_agents}x{row.size}") not in known:
+                known.append(r)
+    unknown = [r for r in wanted if r not in known]
+    if unknown or not wanted:
+        names = ", ".join(f"table{t}" for t in tables)
+        got = ", ".join(map(str, unknown)) if unknown else "no rows"
+        raise ValueError(f"expected rows among {', '.join(known)} for {names}, got {got}")
+    return set(wanted)
 
 
 def _paper_value(row: Row, method: str) -> float | None:
@@ -560,9 +577,10 @@ def write_reports(
     if figures:
         md += "\n## Figures\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n"
     paths = {ext: out_dir / f"table{table}.{ext}" for ext in ("md", "csv", "json")}
-    paths["md"].write_text(md)
-    paths["json"].write_text(to_json(flat, indent=2))
-    with paths["csv"].open("w", newline="") as f:
+    # atomic (temporary file + rename): an interrupted write leaves the old report intact
+    atomic_write_text(paths["md"], md)
+    atomic_write_text(paths["json"], to_json(flat, indent=2))
+    with atomic_open(paths["csv"], "w", newline="") as f:
         if flat:
             w = csv.DictWriter(f, fieldnames=list(flat[0]))
             w.writeheader()

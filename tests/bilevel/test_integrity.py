@@ -94,6 +94,8 @@ def test_cell_key_covers_objective_version_and_environment_content(
     assert experiment.cell_key(make_env("sales", n_agents=2, n_items=1, dist="uniform"), d) == key
     assert experiment.cell_key(env, AMADesigner(method="grid", n_points=4, seed=0,
                                                 objective="welfare")) != key
+    assert experiment.cell_key(env, AMADesigner(method="grid", n_points=4, seed=0,
+                                                objective="revenue")) == key
     assert experiment.cell_key(env, AMADesigner(method="grid", n_points=4, seed=1)) != key
     assert experiment.cell_key(env, AMADesigner(method="grid", n_points=4, seed=0,
                                                 eval_samples=7)) != key
