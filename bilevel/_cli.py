@@ -20,22 +20,25 @@ without a known bound exits with code 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 from bilevel._bounds import NoBoundError, objective_bound
 from bilevel._designer import AMADesigner
 from bilevel._evaluate import evaluate
 from bilevel._jsonsafe import to_json
 from bilevel._mechanism import AMA, load_mechanism, vcg
+from bilevel._memory import MemoryLimitError, limited_memory, parse_bytes
 from bilevel._optimal import optimal_evaluation, optimal_mechanism
 from bilevel._outdir import OutDirInUseError, locked_outdir
 from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
 from bilevel._spm_cli import register as register_spm
 from bilevel._stackelberg_cli import register as register_stackelberg
+from bilevel._store import StoreError
 from bilevel._workers import process_pool
 from models import Environment, list_envs, make_env
 
@@ -62,6 +65,30 @@ class CLIError(Exception):
         self.code = code
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _memory_size(spec: str) -> int:
+    try:
+        return parse_bytes(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _seconds(spec: str) -> float:
+    try:
+        v = float(spec)
+    except ValueError:
+        v = float("nan")
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {spec!r}")
+    return v
+
+
 def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("env", help="environment name (see `bilevel envs`)")
     g = p.add_argument_group("environment options")
@@ -74,6 +101,9 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gamma", type=float, help="discount factor")
     g.add_argument("--makespan", choices=("clamped", "reference"),
                    help="scheduling: makespan definition (reference = the paper's Tables 3/4)")
+    p.add_argument("--memory-limit", type=_memory_size, metavar="SIZE",
+                   help="memory budget of the batched arrays, e.g. 8GiB (default: "
+                   "$BILEVEL_MEMORY_LIMIT or 4GiB); larger problems are refused")
 
 
 def _env_from_args(args: argparse.Namespace) -> Environment:
@@ -184,7 +214,26 @@ def _evals(spec: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _check_out(out: str | None, flag: str = "--out") -> None:
+    """Refuse an output path that is a file or cannot be written, before any work is done."""
+    if out is None:
+        return
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"expected {flag} to be a directory, got the file {out!r}")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".bilevel-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        reason = (f"{str(e.filename)!r} is not a directory"
+                  if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror or e)
+        raise CLIError(f"cannot write to {flag} {out!r}: {reason}", code=1) from None
+
+
 def _cmd_design(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     env = _env_from_args(args)
     designer = AMADesigner(
         method=args.method,
@@ -211,6 +260,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         progress=_use_progress(args),
         n_trials=args.trials,
         checkpoint=None if not args.out else Path(args.out) / "store.sqlite",
+        checkpoint_every=args.checkpoint_every,
     )
     start = time.perf_counter()
     if args.workers < 1:
@@ -260,6 +310,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from bilevel._reproduce import FULL, QUICK, reproduce
 
     tables = _parse_tables(args.tables)
+    _check_out(args.out)
     protocol = FULL if args.full else QUICK
     methods = args.methods.split(",")
     rows = None if args.rows is None else [r.strip() for r in args.rows.split(",")]
@@ -300,8 +351,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from bilevel._experiment import run_experiment_report
 
+    if Path(args.config).is_dir():
+        raise CLIError(f"expected a TOML configuration file, got the directory {args.config!r}")
+    if not Path(args.config).exists():
+        raise CLIError(f"expected a TOML configuration file, got {args.config!r} (not found)")
+    _check_out(args.out)
     try:
         res = run_experiment_report(args.config, out=args.out)
+    except UnicodeDecodeError:
+        raise CLIError(
+            f"expected a TOML configuration file (UTF-8 text), got {args.config!r}, which is not "
+            "text"
+        ) from None
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     if args.json:
@@ -398,12 +459,16 @@ _WRITES_OUT = ("design", "reproduce", "run", "spm", "stackelberg")
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bilevel`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bilevel",
         description="Automated design of dynamic mechanisms: affine maximizers compared with VCG, "
         "sequential price mechanisms and Stackelberg leaders learned with RL.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of errors (anywhere on the command line)")
+    # Subcommand parsers are _Parser too (one-line usage errors).
+    sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]",
+               parser.add_subparsers(dest="command", required=True))
 
     p = sub.add_parser("envs", help="list the registered environments")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -477,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="directory for mechanism.json, report.md, result.json and "
                    "the checkpoint store (a killed run resumes when re-run)")
+    p.add_argument("--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="with --out: seconds between checkpoints of the search (default 30; "
+                   "the first completed step is always saved)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_design)
 
@@ -511,18 +579,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Failures (exit code 1) rather than usage errors (2), also when wrapped in a CLIError.
+_FAILURES = (MemoryLimitError, StoreError)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``bilevel`` command; returns the exit code."""
+    """Entry point of the ``bilevel`` command; returns the exit code.
+
+    Errors print one line on stderr: exit code 2 for usage errors (bad arguments or input
+    files), 1 for failures (a problem beyond the memory limit, a corrupt store, an unwritable
+    output, an unexpected error). ``--debug`` (anywhere on the command line) shows the
+    traceback instead.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    cut = args_list.index("--") if "--" in args_list else len(args_list)
+    debug = "--debug" in args_list[:cut]
+    if debug:
+        args_list = [a for i, a in enumerate(args_list) if a != "--debug" or i >= cut]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
-        code: int = args.func(args)
+        with limited_memory(getattr(args, "memory_limit", None)):
+            code: int = args.func(args)
     except CLIError as e:
-        print(f"bilevel: error: {e}", file=sys.stderr)
-        return e.code
+        if debug:
+            raise
+        code = 1 if isinstance(e.__cause__, _FAILURES) else e.code
+        print(f"bilevel: error: {_one_line(e)}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("bilevel: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        known = isinstance(e, (*_FAILURES, OSError, ValueError, TypeError))
+        what = _one_line(e) if known else f"{type(e).__name__}: {_one_line(e)}"
+        hint = "" if known else " (an unexpected error; run with --debug for the traceback)"
+        print(f"bilevel: error: {what}{hint}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -41,6 +41,7 @@ from bilevel.search._serialize import dumps, loads
 from bilevel.search._streams import design_streams, trial_streams
 from models import Environment
 from models._typing import FloatArray
+from solvers._entropic import check_device
 
 __all__ = ["AMADesigner", "DesignResult"]
 
@@ -394,6 +395,10 @@ class AMADesigner:
             )
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1)
+        try:
+            check_device(self.device)
+        except ValueError as e:
+            raise ValueError(f"The 'device' parameter of AMADesigner: {e}") from None
         box = self.boost_box if self.boost_box is not None else env.boost_box
         if box is None and self.method in _VALIDATED_METHODS:
             box = (-1.0, 1.0)  # unused by gradient methods

@@ -16,6 +16,7 @@ import numpy as np
 
 from bilevel._bounds import NoBoundError, bound_kind, bound_values
 from bilevel._mechanism import AMA, vcg
+from bilevel._memory import fit_batch, outcome_bytes_per_profile
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, batch_outcomes, counterfactual_rewards
 from models import Environment
@@ -235,6 +236,9 @@ def evaluate(
     mechs = [mechanism] if base is None else [mechanism, base]
     W = np.stack([m.weights for m in mechs])
     Bst = np.stack([m.boosts for m in mechs])
+    # Memory guard: chunk the batches to the budget; refuse if one profile does not fit.
+    batch_size = fit_batch(batch_size, outcome_bytes_per_profile(
+        env.n_agents, env.n_states, env.n_actions, len(mechs)), f"evaluating on {env!r}")
     with_bound = bool(bound)
     if with_bound:
         try:

@@ -210,26 +210,62 @@ def load_mechanism(path: str | Path) -> AMA:
         If the file does not exist.
     """
     p = Path(path)
+    if p.suffix not in (".json", ".npz"):
+        raise ValueError(f"expected a path ending in .json or .npz, got {str(p)!r}")
+    if p.is_dir():
+        raise ValueError(f"expected a saved mechanism file, got the directory {str(p)!r}")
     if p.suffix == ".json":
-        return AMA.from_dict(json.loads(p.read_text()))
-    if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            missing = {"format", "name", "weights", "boosts", "meta"} - set(z.files)
-            if missing:
-                raise ValueError(
-                    f"expected a mechanism archive with format {_FORMAT!r}, got an .npz "
-                    f"without {sorted(missing)}"
-                )
-            return AMA.from_dict(
-                {
-                    "format": str(z["format"]),
-                    "name": str(z["name"]),
-                    "weights": z["weights"],
-                    "boosts": z["boosts"],
-                    "meta": json.loads(str(z["meta"])),
-                }
+        try:
+            data = json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            raise ValueError(
+                f"expected a bilevel mechanism (.json written by AMA.save), got {str(p)!r}, "
+                f"which is not JSON ({e})"
+            ) from None
+        return _mechanism_from_data(data, p)
+    try:
+        with p.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+            files = set(z.files)
+            keys = ("format", "name", "weights", "boosts", "meta")
+            arrays = {k: z[k] for k in keys if k in files}
+    except FileNotFoundError:
+        raise
+    except Exception:  # garbage, truncated or pickled: never suggest allow_pickle
+        raise ValueError(
+            "expected a bilevel mechanism archive (.npz written by AMA.save), got a file numpy "
+            f"cannot read: {str(p)!r}"
+        ) from None
+    missing = {"format", "name", "weights", "boosts", "meta"} - files
+    if missing:
+        raise ValueError(
+            f"expected a mechanism archive with format {_FORMAT!r}, got an .npz "
+            f"without {sorted(missing)}"
+        )
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError:
+        raise ValueError(
+            f"expected a mechanism archive with JSON metadata, got {str(p)!r} with unreadable "
+            "'meta'"
+        ) from None
+    return _mechanism_from_data({"format": str(arrays["format"]), "name": str(arrays["name"]),
+                                 "weights": arrays["weights"], "boosts": arrays["boosts"],
+                                 "meta": meta}, p)
+
+
+def _mechanism_from_data(data: Any, p: Path) -> AMA:
+    """:meth:`AMA.from_dict` with missing keys and malformed values named in one line."""
+    if isinstance(data, dict) and data.get("format") == _FORMAT:
+        missing = sorted({"weights", "boosts"} - set(data))
+        if missing:
+            raise ValueError(
+                f"expected a mechanism with 'weights' and 'boosts', got {str(p)!r} without "
+                f"{missing}"
             )
-    raise ValueError(f"expected a path ending in .json or .npz, got {str(p)!r}")
+    try:
+        return AMA.from_dict(data)
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"expected a saved mechanism, got a malformed {str(p)!r} ({e})") from None
 
 
 def vcg(env: Environment) -> AMA:

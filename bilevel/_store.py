@@ -9,15 +9,48 @@ grid chunks, optimiser states), so even a single long design resumes mid-way.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bilevel._jsonsafe import to_json
 
-__all__ = ["ResultStore"]
+__all__ = ["ResultStore", "StoreError"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class StoreError(ValueError):
+    """The store file cannot be used (corrupt, not an SQLite store, unreadable); names it."""
+
+
+def _wrapped(
+    fn: Callable[Concatenate[ResultStore, _P], _R],
+) -> Callable[Concatenate[ResultStore, _P], _R]:
+    """Turn sqlite, JSON and file-system errors into a one-line :class:`StoreError`."""
+
+    def inner(self: ResultStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(self, *args, **kwargs)
+        except (sqlite3.Error, json.JSONDecodeError) as e:
+            raise StoreError(
+                f"cannot use the result store {str(self.path)!r}: {e} (expected an SQLite "
+                "store written by bilevel; move or delete it to start over)"
+            ) from None
+        except OSError as e:
+            if isinstance(e, (FileExistsError, NotADirectoryError)):
+                reason = f"{str(e.filename or self.path)!r} exists and is not a directory"
+            else:
+                reason = f"{e.strerror or e} ({e.filename or self.path})"
+            raise StoreError(f"cannot open the result store {str(self.path)!r}: {reason}") from None
+
+    functools.update_wrapper(inner, fn)
+    return inner
 
 
 class ResultStore:
@@ -39,6 +72,7 @@ class ResultStore:
     False
     """
 
+    @_wrapped
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +94,7 @@ class ResultStore:
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
+    @_wrapped
     def get(self, key: str) -> Any:
         """The record stored under ``key``, or ``None``."""
         con = self._connect()
@@ -69,6 +104,7 @@ class ResultStore:
             con.close()
         return None if row is None else json.loads(row[0])
 
+    @_wrapped
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-serialisable) under ``key`` atomically (replacing any)."""
         text = to_json(value)
@@ -82,6 +118,7 @@ class ResultStore:
         finally:
             con.close()
 
+    @_wrapped
     def items(self, prefix: str = "") -> list[tuple[str, Any]]:
         """All ``(key, record)`` pairs whose key starts with ``prefix``, sorted by key."""
         con = self._connect()
@@ -94,6 +131,7 @@ class ResultStore:
             con.close()
         return [(k, json.loads(v)) for k, v in rows]
 
+    @_wrapped
     def get_blob(self, key: str) -> bytes | None:
         """The binary record (e.g. a search checkpoint) under ``key``, or ``None``."""
         con = self._connect()
@@ -103,6 +141,7 @@ class ResultStore:
             con.close()
         return None if row is None else bytes(row[0])
 
+    @_wrapped
     def put_blob(self, key: str, value: bytes) -> None:
         """Store binary ``value`` under ``key`` atomically (replacing any)."""
         if not isinstance(value, (bytes, bytearray)):
@@ -117,6 +156,7 @@ class ResultStore:
         finally:
             con.close()
 
+    @_wrapped
     def delete_blob(self, key: str) -> None:
         """Remove the binary record under ``key`` (no error if absent)."""
         con = self._connect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from models._env import Environment
 from models._mdp import mdp_from_arrays
@@ -96,9 +97,10 @@ def gridworld(
     # States in the reference order (x fastest), not breadth-first discovery order.
     order: list[Cell] = [(x, y) for y in range(1, G + 1) for x in range(1, G + 1)]
     index = {c: i for i, c in enumerate(order)}
+    # Sparse (S * A, S) transitions: a dense (S, A, S) array would need 32 G^4 bytes.
     succ = np.array([[index[move(c, a)] for a in range(len(actions))] for c in order])
-    P = np.zeros((G * G, len(actions), G * G))
-    np.put_along_axis(P, succ[:, :, None], 1.0, axis=2)
+    SA = G * G * len(actions)
+    P = sp.csr_array((np.ones(SA), succ.ravel(), np.arange(SA + 1)), shape=(SA, G * G))
     mu0 = np.zeros(G * G)
     mu0[index[(1, 1)]] = 1.0
     mdp = mdp_from_arrays(P, mu0, g, states=order, actions=actions)

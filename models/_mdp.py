@@ -311,6 +311,7 @@ def mdp_from_successors(
     *,
     initial: Sequence[tuple[Hashable, float]] | None = None,
     sort_states: bool = False,
+    max_states: int = 1_000_000,
 ) -> TabularMDP:
     """Build a :class:`TabularMDP` by breadth-first enumeration from a successor function.
 
@@ -330,10 +331,18 @@ def mdp_from_successors(
     sort_states : bool, default False
         Order states by sorting their labels (they must be mutually comparable) instead of by
         discovery order (breadth first, actions ascending).
+    max_states : int, default 1000000
+        Stop with a ``ValueError`` once more states than this are reached (an infinite or
+        very large state space would otherwise run until memory runs out).
 
     Returns
     -------
     TabularMDP
+
+    Raises
+    ------
+    ValueError
+        If there are no actions, or more than ``max_states`` states.
 
     Examples
     --------
@@ -346,6 +355,10 @@ def mdp_from_successors(
     A = len(names)
     if A == 0:
         raise ValueError("expected at least one action, got 0")
+    if isinstance(max_states, bool) or not isinstance(max_states, (int, np.integer)) or (
+        max_states < 1
+    ):
+        raise ValueError(f"expected max_states as an int >= 1, got {max_states!r}")
     init = [(start, 1.0)] if initial is None else [(s, float(p)) for s, p in initial]
     order: list[Hashable] = []
     seen: set[Hashable] = set()
@@ -362,6 +375,13 @@ def mdp_from_successors(
             for s2, p in successors(s, a):
                 edges.append((s, a, s2, float(p)))
                 if s2 not in seen:
+                    if len(order) >= max_states:
+                        raise ValueError(
+                            f"expected at most max_states = {max_states} states, but the "
+                            f"successor function reaches more (state {repr(s2)[:60]} is number "
+                            f"{len(order) + 1}; an infinite chain?); pass a larger max_states "
+                            "if the state space is finite"
+                        )
                     seen.add(s2)
                     order.append(s2)
                     queue.append(s2)

@@ -122,6 +122,48 @@ _MAX_DOUBLINGS = 20
 _RIDGES = (1e-14, 1e-10, 1e-6)  # tried in turn on the Jacobi-scaled Hessian
 
 
+def available_devices() -> list[str]:
+    """Torch device types usable in this process (``"cpu"`` always)."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def check_device(device: object) -> torch.device:
+    """``device`` as a torch device, if it exists here; a one-line ``ValueError`` otherwise.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    avail = available_devices()
+    expected = f"expected a torch device available here ({', '.join(avail)})"
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"{expected}, got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{expected}, got {str(device)!r} (not a torch device name)") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():  # type: ignore[no-untyped-call]
+            raise ValueError(f"{expected}, got {str(device)!r} (torch was built without CUDA)")
+        if not torch.cuda.is_available():
+            raise ValueError(f"{expected}, got {str(device)!r} (no CUDA device is visible)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{expected}, got {str(device)!r} (no such CUDA device)")
+        return dev
+    if dev.type == "mps" and "mps" in avail:
+        return dev
+    raise ValueError(f"{expected}, got {str(device)!r} (not available in this torch build)")
+
+
 def _check_alpha(alpha: object) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
         raise TypeError(f"expected alpha as a float, got {type(alpha).__name__}")
@@ -231,7 +273,7 @@ class EntropicSolver:
         self.tol = float(tol)
         self.max_iter = int(max_iter)
         self.warm_rounds = int(warm_rounds)
-        self.device = torch.device("cpu" if device is None else device)
+        self.device = check_device("cpu" if device is None else device)
         S, A = mdp.shape
         self.S, self.A, self.gamma = S, A, float(mdp.gamma)
         dt = torch.float64

@@ -172,7 +172,8 @@ def run_search(
         result is identical to an uninterrupted run. The final state is saved too, so a
         finished search replays instantly.
     checkpoint_every : float, default 30.0
-        Seconds between saves (0: after every step).
+        Seconds between saves (0: after every step); the first completed step is always
+        saved, so a search killed early resumes after it.
 
     Returns
     -------
@@ -239,7 +240,10 @@ def run_search(
             nit += 1
             if validate is not None and nit % validate_every == 0:
                 validation()
-            if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every:
+            # The first completed step is saved at once, then every checkpoint_every seconds.
+            if checkpoint is not None and (
+                nit == resumed_at + 1 or time.perf_counter() - last_save >= checkpoint_every
+            ):
                 save()
             if bar is not None:
                 _, best = searcher.best(state)

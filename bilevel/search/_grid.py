@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from bilevel._mechanism import AMA
+from bilevel._memory import check_memory, outcome_bytes_per_profile
 from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.search._driver import DesignProblem
 from bilevel.search._serialize import serializable
@@ -84,6 +85,14 @@ def sobol_candidates(
     lo, hi = (float(box[0]), float(box[1]))
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"expected a boost box (lo, hi) with finite lo < hi, got {box!r}")
+    maxdim = int(getattr(qmc.Sobol, "MAXDIM", 21201))
+    if maxdim < S * A:
+        raise ValueError(
+            f"grid search needs Sobol points of dimension S·A = {S}·{A} = {S * A}, beyond "
+            f"scipy's maximum of {maxdim}; use method='cma' (tied boosts) or a gradient method"
+        )
+    check_memory(8.0 * n_points * S * A, f"{n_points} grid candidates of shape (S, A) = "
+                 f"({S}, {A})", "use fewer points")
     u = _sobol(S * A, n_points)
     boosts = lo + (hi - lo) * u
     boosts = boosts.reshape(n_points, A, S).transpose(0, 2, 1)  # column-major (S, A)
@@ -208,6 +217,9 @@ class GridSearch:
             self.n_points, env.n_agents, env.mdp.shape, problem.boost_box,
             problem.optimise_weights,
         )
+        check_memory(self.n_profiles * outcome_bytes_per_profile(
+            env.n_agents, env.n_states, env.n_actions, 0, problem.objective.needs_payments),
+            f"the rewards of {self.n_profiles} scoring profiles", "use fewer profiles")
         types = env.sample_types(rng, self.n_profiles)
         R = env.rewards(types)
         R_cf = counterfactual_rewards(env, types) if problem.objective.needs_payments else None
