@@ -13,8 +13,12 @@ Subcommands::
 Env options: ``--n-agents``, ``--n-items`` (sales), ``--tasks`` (scheduling), ``--grid``
 (gridworld), ``--rounds`` (matching), ``--dist``, ``--gamma``, ``--makespan clamped|reference``.
 
-User errors print one line on stderr and exit with code 2; ``bilevel bound`` for an objective
-without a known bound exits with code 1.
+Errors print one line on stderr, never a traceback (``--debug``, anywhere on the command line,
+shows it): exit code 2 for usage errors (bad options, unreadable input files or configs), 1 for
+failures (``bilevel bound`` for an objective without a known bound, a problem beyond the memory
+limit — ``--memory-limit SIZE`` or ``BILEVEL_MEMORY_LIMIT``, 4 GiB by default — a corrupt
+store, an unwritable ``--out``). ``bilevel design --checkpoint-every SECONDS`` sets how often the
+search is saved (the first completed step always is).
 """
 
 from __future__ import annotations
@@ -614,6 +618,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bilevel: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:
+        if debug:
+            raise
+        print(f"bilevel: error: out of memory: {_one_line(e)} (use a smaller problem or fewer "
+              "profiles)", file=sys.stderr)
+        return 1
     except Exception as e:
         if debug:
             raise

@@ -238,7 +238,7 @@ def evaluate(
     Bst = np.stack([m.boosts for m in mechs])
     # Memory guard: chunk the batches to the budget; refuse if one profile does not fit.
     batch_size = fit_batch(batch_size, outcome_bytes_per_profile(
-        env.n_agents, env.n_states, env.n_actions, len(mechs)), f"evaluating on {env!r}")
+        env.n_agents, env.n_states, env.n_actions, len(mechs)), f"evaluation on {env!r}")
     with_bound = bool(bound)
     if with_bound:
         try:

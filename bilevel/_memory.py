@@ -136,17 +136,17 @@ def outcome_bytes_per_profile(n_agents: int, n_states: int, n_actions: int,
     return 8 * sa * per_sa
 
 
-def check_memory(nbytes: float, what: str, hint: str = "") -> None:
+def check_memory(nbytes: float, what: str, hint: str = "", unit: str = "") -> None:
     """Raise :class:`MemoryLimitError` if ``nbytes`` exceeds the budget.
 
     The message gives the estimate, the limit and how to raise it; ``hint`` may add what else
-    would help (e.g. a smaller batch).
+    would help (e.g. a smaller batch); ``unit`` follows the estimate (``" per profile"``).
     """
     limit = memory_limit()
     if nbytes > limit:
         extra = f"; {hint}" if hint else ""
         raise MemoryLimitError(
-            f"{what} needs about {format_bytes(nbytes)}, more than the memory limit of "
+            f"{what} needs about {format_bytes(nbytes)}{unit}, more than the memory limit of "
             f"{format_bytes(limit)}{extra} (raise the limit with {ENV_VAR} or --memory-limit)"
         )
 
@@ -156,5 +156,5 @@ def fit_batch(batch_size: int, bytes_per_profile: int, what: str) -> int:
 
     Raises :class:`MemoryLimitError` if a single profile does not fit.
     """
-    check_memory(bytes_per_profile, f"{what} of a single type profile")
+    check_memory(bytes_per_profile, what, unit=" for a single type profile")
     return int(max(1, min(int(batch_size), memory_limit() // max(1, bytes_per_profile))))

@@ -223,8 +223,8 @@ API: list[Case] = [
     Case("evaluate-objective-typo", ValueError, r"revenu",
          api=lambda t: evaluate(SALES, vcg(SALES), n_samples=5, objective="revenu")),
     Case("evaluate-memory-limit", MemoryLimitError,
-         r"evaluating on Environment\('sales'.*of a single type profile needs about .* more "
-         r"than the memory limit of 100 B", env={ENV_VAR: "100"},
+         r"evaluation on Environment\('sales'.*\) needs about .* for a single type profile, "
+         r"more than the memory limit of 100 B", env={ENV_VAR: "100"},
          api=lambda t: evaluate(SALES, vcg(SALES), n_samples=5)),
     Case("memory-limit-env-var", ValueError, rf"{ENV_VAR}: expected a memory size",
          env={ENV_VAR: "plenty"}, api=lambda t: evaluate(SALES, vcg(SALES), n_samples=5)),

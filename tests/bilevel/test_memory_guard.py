@@ -62,8 +62,8 @@ def test_evaluate_refuses_a_problem_whose_single_profile_does_not_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(ENV_VAR, str(PER_PROFILE - 1))
-    with pytest.raises(MemoryLimitError, match=r"evaluating on Environment\('sales'.* of a "
-                       r"single type profile needs about .*, more than the memory limit of"):
+    with pytest.raises(MemoryLimitError, match=r"evaluation on Environment\('sales'.*\) needs "
+                       r"about .* for a single type profile, more than the memory limit of"):
         evaluate(SALES, vcg(SALES), n_samples=10, seed=0)
 
 
@@ -80,8 +80,8 @@ def test_sales_12_by_6_is_refused_before_allocating() -> None:
     S, A = 402_234, 13  # sales, n = 12, m = 6
     per = outcome_bytes_per_profile(12, S, A, 2)
     assert per > DEFAULT_MEMORY_LIMIT
-    with pytest.raises(MemoryLimitError, match=r"needs about \d+\.\d GiB, more than the "
-                       r"memory limit of 4\.0 GiB"):
+    with pytest.raises(MemoryLimitError, match=r"needs about \d+\.\d GiB for a single type "
+                       r"profile, more than the memory limit of 4\.0 GiB"):
         fit_batch(2000, per, "evaluating")
 
 
@@ -143,3 +143,18 @@ def test_cli_memory_limit_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--memory-limit", "100"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "more than the memory limit of 100 B" in err
+
+
+def test_cli_reports_numpy_out_of_memory_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bilevel._cli as cli
+
+    def oom(*a: object, **k: object) -> None:
+        raise MemoryError("Unable to allocate 935. GiB for an array with shape (2000, 12)")
+
+    monkeypatch.setattr(cli, "evaluate", oom)
+    code = cli.main(["evaluate", "sales", "--n-agents", "3", "--n-items", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("bilevel: error: out of memory: Unable to allocate 935. GiB")
