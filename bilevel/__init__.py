@@ -16,6 +16,7 @@ from bilevel._bounds import Bound, NoBoundError, bound_values, objective_bound
 from bilevel._designer import AMADesigner, DesignResult
 from bilevel._evaluate import Estimate, Evaluation, evaluate, mean_se
 from bilevel._mechanism import AMA, load_mechanism, vcg
+from bilevel._memory import MemoryLimitError, memory_limit, set_memory_limit
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._optimal import optimal_evaluation, optimal_mechanism
 from bilevel._outcomes import ExactInner, Outcomes, batch_outcomes, counterfactual_rewards
@@ -42,6 +43,7 @@ from bilevel._stackelberg import (
 from bilevel._stackelberg_report import compare_critics, dominant_outcome, stackelberg_report
 from bilevel._store import ResultStore
 from bilevel.search import (
+    CMAES,
     DesignProblem,
     FirstOrder,
     GridSearch,
@@ -87,6 +89,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AMA",
+    "CMAES",
     "FULL",
     "QUICK",
     "AMADesigner",
@@ -105,6 +108,7 @@ __all__ = [
     "InnerSolveError",
     "Intermediate",
     "LeaderEvaluation",
+    "MemoryLimitError",
     "MultiStart",
     "NoBoundError",
     "Objective",
@@ -150,6 +154,7 @@ __all__ = [
     "mean_se",
     "mechanism_of",
     "mechanism_outcomes",
+    "memory_limit",
     "mosek_licensed",
     "objective_bound",
     "optimal_evaluation",
@@ -163,6 +168,7 @@ __all__ = [
     "reproduce",
     "resolve_objective",
     "run_search",
+    "set_memory_limit",
     "sobol_candidates",
     "solve_dp",
     "solve_entropic",
