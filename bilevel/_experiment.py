@@ -91,6 +91,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
         cfg = tomllib.loads(p.read_text())
+    except UnicodeDecodeError:  # binary, e.g. a pickle: read as data only, never unpickled
+        raise ValueError(
+            f"expected a TOML configuration file (UTF-8 text), got {str(p)!r}, which is not text"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"expected a valid TOML file, got {p}: {e}") from e
     unknown = sorted(set(cfg) - _SECTIONS)

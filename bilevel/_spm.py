@@ -46,7 +46,7 @@ from models.spm import (
     make_spm_setting,
 )
 from solvers._ppo import PPOConfig, PPOUpdate, rollout_objective, train_ppo
-from solvers._ppo_policy import ActorCritic
+from solvers._ppo_policy import ActorCritic, load_weights
 from solvers._rl_protocol import Action, EnvStep
 from solvers._spm_dp import best_asp_value, best_psp_value, best_spm_value
 from solvers._spm_env import SPMBatchedEnv, resolve_price_grid
@@ -591,7 +591,7 @@ class SPMDesigner:
         ValueError
             If the file was not written by :meth:`save`.
         """
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_weights(path, "SPMDesigner.save")
         if not isinstance(blob, dict) or "designer" not in blob or "policy" not in blob:
             raise ValueError(f"expected a file written by SPMDesigner.save, got {str(path)!r}")
         meta = blob["designer"]

@@ -471,7 +471,13 @@ def load_stackelberg(directory: str | Path) -> StackelbergResult:
     f = d / "result.json"
     if not f.is_file():
         raise ValueError(f"expected a directory with result.json, got {str(d)!r}")
-    r = json.loads(f.read_text())
+    try:
+        r = json.loads(f.read_text())
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError (e.g. a pickle)
+        raise ValueError(
+            f"expected a saved StackelbergResult (result.json), got {str(f)!r}, which is not "
+            f"JSON ({' '.join(str(e).split())[:200]})"
+        ) from None
     if not isinstance(r, dict) or "leader_table" not in r or "game" not in r:
         raise ValueError(f"expected a saved StackelbergResult, got {str(f)!r}")
     policy = ActorCritic.load(d / "policy.pt") if (d / "policy.pt").is_file() else None

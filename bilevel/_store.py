@@ -25,6 +25,10 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())[:200]
+
+
 class StoreError(ValueError):
     """The store file cannot be used (corrupt, not an SQLite store, unreadable); names it."""
 
@@ -102,7 +106,7 @@ class ResultStore:
             row = con.execute("SELECT value FROM records WHERE key = ?", (key,)).fetchone()
         finally:
             con.close()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else self._decode(key, row[0])
 
     @_wrapped
     def put(self, key: str, value: Any) -> None:
@@ -129,7 +133,22 @@ class ResultStore:
             ).fetchall()
         finally:
             con.close()
-        return [(k, json.loads(v)) for k, v in rows]
+        return [(k, self._decode(k, v)) for k, v in rows]
+
+    def _decode(self, key: str, raw: object) -> Any:
+        """A record's JSON text as data; anything else (a pickle, binary garbage) is refused
+        with a :class:`StoreError` naming the file and the key, never unpickled."""
+        try:
+            if not isinstance(raw, str):
+                raise ValueError(f"a {type(raw).__name__} value, not JSON text")
+            return json.loads(raw)
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            reason = _one_line(e)
+            raise StoreError(
+                f"cannot use the result store {str(self.path)!r}: record {key!r} is not JSON "
+                f"({reason}); records are JSON only, never unpickled (expected an SQLite store "
+                "written by bilevel; move or delete it to start over)"
+            ) from None
 
     @_wrapped
     def get_blob(self, key: str) -> bytes | None:

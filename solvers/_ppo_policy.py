@@ -25,12 +25,36 @@ from torch import nn
 
 from solvers._rl_protocol import Action, ActionSpec
 
-__all__ = ["ActorCritic", "PolicyDistribution"]
+__all__ = ["ActorCritic", "PolicyDistribution", "load_weights"]
 
 Tensor = torch.Tensor
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _NEG = -1e9  # logit of an illegal choice: exp underflows to exactly 0 in float32 and float64
+
+
+def load_weights(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain data only, never a pickled
+    object; anything else is refused with a one-line :class:`ValueError` (torch's own message
+    spans many lines and suggests ``weights_only=False``, which would run the file's code).
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a torch file of tensors and plain data (``what`` names the writer).
+    OSError
+        If it cannot be read (e.g. it does not exist).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as e:  # UnpicklingError (a refused object), RuntimeError (not a zip), ...
+        reason = ("it holds objects other than tensors and plain data, which are never "
+                  "unpickled" if "weights only" in str(e).lower() else "it is not a torch file")
+        raise ValueError(
+            f"expected a file written by {what}, got {str(path)!r}: {reason}"
+        ) from None
 
 
 def _mlp(
@@ -341,7 +365,7 @@ class ActorCritic(nn.Module):
         ValueError
             If the file does not hold a saved ActorCritic.
         """
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_weights(path, "ActorCritic.save")
         try:
             return cls.from_dict(blob)
         except ValueError:
