@@ -17,8 +17,9 @@ Errors print one line on stderr, never a traceback (``--debug``, anywhere on the
 shows it): exit code 2 for usage errors (bad options, unreadable input files or configs), 1 for
 failures (``bilevel bound`` for an objective without a known bound, a problem beyond the memory
 limit — ``--memory-limit SIZE`` or ``BILEVEL_MEMORY_LIMIT``, 4 GiB by default — a corrupt
-store, an unwritable ``--out``). ``bilevel design --checkpoint-every SECONDS`` sets how often the
-search is saved (the first completed step always is).
+store, an unwritable ``--out``). ``--checkpoint-every SECONDS`` (``design``, ``run``,
+``reproduce``) sets how often a search in progress is saved (the first completed step always
+is); results do not depend on it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def _seconds(spec: str) -> float:
     if not v >= 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {spec!r}")
     return v
+
+
+def _add_checkpoint_every(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
+                   help=f"{what} (default 30; the first completed step is always saved; "
+                   "results do not depend on it)")
 
 
 def _add_env_args(p: argparse.ArgumentParser) -> None:
@@ -337,10 +344,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         if args.workers > 1:
             with process_pool(args.workers) as pool:
                 records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
-                                    rows=rows, on_cell=summary, executor=pool)
+                                    rows=rows, on_cell=summary, executor=pool,
+                                    checkpoint_every=args.checkpoint_every)
         else:
             records = reproduce(tables, protocol=protocol, methods=methods, out=args.out,
-                                rows=rows, on_cell=summary)
+                                rows=rows, on_cell=summary,
+                                checkpoint_every=args.checkpoint_every)
     except ValueError as e:
         raise CLIError(str(e)) from e
     if args.json:
@@ -361,7 +370,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CLIError(f"expected a TOML configuration file, got {args.config!r} (not found)")
     _check_out(args.out)
     try:
-        res = run_experiment_report(args.config, out=args.out)
+        res = run_experiment_report(args.config, out=args.out,
+                                    checkpoint_every=args.checkpoint_every)
     except UnicodeDecodeError:
         raise CLIError(
             f"expected a TOML configuration file (UTF-8 text), got {args.config!r}, which is not "
@@ -546,9 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="directory for mechanism.json, report.md, result.json and "
                    "the checkpoint store (a killed run resumes when re-run)")
-    p.add_argument("--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
-                   help="with --out: seconds between checkpoints of the search (default 30; "
-                   "the first completed step is always saved)")
+    _add_checkpoint_every(p, "with --out: seconds between checkpoints of the search")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_design)
 
@@ -562,12 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", help="row filter, e.g. 3x2,4x3 (n x size)")
     p.add_argument("--out", default="reproduce-out", help="output directory (store + reports)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes for cells")
+    _add_checkpoint_every(p, "seconds between checkpoints of a cell's search in the store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("run", help="run a user experiment from a TOML configuration")
     p.add_argument("config", help="experiment configuration (.toml)")
     p.add_argument("--out", help="output directory (default: [output] dir of the config)")
+    _add_checkpoint_every(p, "seconds between checkpoints of a cell's search in the store "
+                          "(a budget's checkpoint_every overrides it)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_run)
 

@@ -47,6 +47,11 @@ __all__ = ["AMADesigner", "DesignResult"]
 
 _METHODS = ("grid", "first_order", "zeroth_order", "multistart", "cma")
 _GRADIENT_METHODS = ("first_order", "zeroth_order")
+# Parameters that never change a fit's result (execution and reporting only): left out of the
+# checkpoint key and of the mechanism's recorded hyperparameters.
+_EXECUTION_ONLY = frozenset({"callback", "progress", "checkpoint", "checkpoint_every",
+                             "executor", "torch_threads"})
+
 # Methods whose result is chosen among checkpoints (and trials) on held-out profiles.
 _VALIDATED_METHODS = (*_GRADIENT_METHODS, "cma")
 
@@ -520,9 +525,7 @@ class AMADesigner:
         """
         from bilevel import __version__
 
-        skip = {"callback", "progress", "checkpoint", "checkpoint_every", "executor",
-                "torch_threads"}
-        params = {k: v for k, v in self.get_params().items() if k not in skip}
+        params = {k: v for k, v in self.get_params().items() if k not in _EXECUTION_ONLY}
         # the environment's content identity (MDP, callables or registry recipe), not just its
         # name and parameters: two custom environments never share a checkpoint
         blob = to_json(
@@ -603,6 +606,7 @@ class AMADesigner:
                 "hyperparameters": {
                     k: v for k, v in self.get_params().items()
                     if isinstance(v, (int, float, str, bool, type(None)))
+                    and k not in _EXECUTION_ONLY  # the same mechanism whatever their values
                 },
                 "search_score": result.score,
                 **result.mechanism.meta,

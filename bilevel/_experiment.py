@@ -35,7 +35,9 @@ run resumes without redoing finished cells), keyed by a digest of everything it 
 (:func:`cell_key`: environment recipe and content, objective, method, budgets and
 hyper-parameters, evaluation settings, library version), so an edited configuration re-runs
 into the same directory without mixing in the old cells; ``DIR/<method>-seed<k>.json`` hold the
-mechanisms.
+mechanisms. A cell in progress checkpoints its search in the store after its first completed
+step and then every ``checkpoint_every`` seconds (``bilevel run --checkpoint-every SECONDS``,
+not part of the key), so a killed cell resumes mid-search with the same result.
 ``DIR/experiment.md|csv|json`` compare, seed by seed on the same evaluation profiles (the cells
 of one seed share them: same evaluation seed, sample count and batch size), VCG, the optimal
 mechanism where :func:`bilevel.optimal_mechanism` knows it (Myerson's optimum as an AMA) and
@@ -161,7 +163,8 @@ class ExperimentResult:
     out_dir: Path = Path(".")
 
 
-def run_experiment(path: str | Path, *, out: str | Path | None = None) -> list[dict[str, Any]]:
+def run_experiment(path: str | Path, *, out: str | Path | None = None,
+                   checkpoint_every: float = 30.0) -> list[dict[str, Any]]:
     """Run (or resume) the experiment of a configuration file and write its report.
 
     Parameters
@@ -170,6 +173,10 @@ def run_experiment(path: str | Path, *, out: str | Path | None = None) -> list[d
         The TOML configuration.
     out : str or pathlib.Path, optional
         Output directory (default: ``[output] dir``, else ``out/<config stem>``).
+    checkpoint_every : float, default 30.0
+        Seconds between checkpoints of a cell's search in ``DIR/store.sqlite`` (the first
+        completed step is always saved); a budget table's ``checkpoint_every`` overrides it.
+        Results do not depend on it, nor do the cells' keys.
 
     Returns
     -------
@@ -177,10 +184,11 @@ def run_experiment(path: str | Path, *, out: str | Path | None = None) -> list[d
         One record per (method, seed); :func:`run_experiment_report` also returns the VCG and
         optimal rows.
     """
-    return run_experiment_report(path, out=out).cells
+    return run_experiment_report(path, out=out, checkpoint_every=checkpoint_every).cells
 
 
-def run_experiment_report(path: str | Path, *, out: str | Path | None = None) -> ExperimentResult:
+def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
+                          checkpoint_every: float = 30.0) -> ExperimentResult:
     """As :func:`run_experiment`, returning the cells, the reference rows and the report rows."""
     cfg = load_config(path)
     env_kwargs = dict(cfg["env"])
@@ -201,6 +209,9 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None) ->
                 "seed": seed,
                 "eval_samples": design.get("eval_samples", 10_000),
                 "objective": design.get("objective"),
+                # execution only (not in the cell's key): a killed cell resumes mid-search
+                "checkpoint": store.path,
+                "checkpoint_every": checkpoint_every,
                 **budgets.get(method, {}),
             }
             try:
@@ -224,6 +235,9 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None) ->
                     "mechanism": d.mechanism_.to_dict(),
                 }
                 store.put(key, rec)
+                if isinstance(designer.checkpoint, (str, Path)):
+                    # the finished cell supersedes its search checkpoint
+                    store.delete_blob(designer.checkpoint_key(env))
             # from the record, also for a stored cell: the file is always this config's
             AMA.from_dict(rec["mechanism"]).save(out_dir / f"{method}-seed{seed}.json")
             records.append(rec)

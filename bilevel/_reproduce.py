@@ -207,7 +207,8 @@ def cell_key(row: Row, method: str, protocol: Protocol) -> str:
 
 
 def run_cell(
-    row: Row, method: str, protocol: Protocol, store: str | Path | None = None
+    row: Row, method: str, protocol: Protocol, store: str | Path | None = None,
+    checkpoint_every: float = 30.0,
 ) -> dict[str, Any]:
     """Run one cell and return its JSON record.
 
@@ -219,6 +220,9 @@ def run_cell(
     store : str or pathlib.Path, optional
         SQLite store for the design's periodic checkpoints, so a killed cell resumes mid-way
         (the record names the checkpoint under ``"checkpoint_key"``).
+    checkpoint_every : float, default 30.0
+        Seconds between those checkpoints (the first completed step is always saved); the
+        cell's key and result do not depend on it.
     """
     key = cell_key(row, method, protocol)
     seed = _seed(_seed_key(row, method, protocol))
@@ -238,6 +242,7 @@ def run_cell(
             method="cma", n_evals=protocol.cma_evals, n_profiles=protocol.cma_profiles,
             n_scan=protocol.cma_scan, eval_samples=protocol.eval_samples,
             n_validation=protocol.n_validation, seed=seed, checkpoint=store,
+            checkpoint_every=checkpoint_every,
         )
         checkpoint_key = None if store is None else d.checkpoint_key(env)
         d.fit(env)
@@ -255,6 +260,7 @@ def run_cell(
             n_validation=protocol.n_validation, seed=seed,
             n_trials=protocol.trials if method != "grid" else 1,
             estimator=protocol.estimator, optimizer=protocol.optimizer, checkpoint=store,
+            checkpoint_every=checkpoint_every,
             # multistart's default starts replay the row's stand-alone gradient cells (same
             # seeds and budgets), so its selection contains their runs
             replay_seeds=None if method != "multistart" else {
@@ -332,6 +338,7 @@ def reproduce(
     rows: Iterable[str] | None = None,
     on_cell: Callable[[dict[str, Any], bool], None] | None = None,
     executor: Executor | None = None,
+    checkpoint_every: float = 30.0,
 ) -> list[dict[str, Any]]:
     """Run (or resume) the cells of the given tables and write the reports.
 
@@ -352,6 +359,9 @@ def reproduce(
         Runs the missing cells in parallel (e.g. a ``ProcessPoolExecutor`` or a Dask
         ``Client(...).get_executor()``). Each cell has its own seed, so results do not depend
         on the executor or the number of workers; finished cells are stored as they complete.
+    checkpoint_every : float, default 30.0
+        Seconds between checkpoints of a design cell's search in the store (the first
+        completed step is always saved). Results and cell keys do not depend on it.
 
     Returns
     -------
@@ -397,10 +407,10 @@ def reproduce(
 
     if executor is None:
         for row, method in missing:
-            finish(run_cell(row, method, protocol, store.path))
+            finish(run_cell(row, method, protocol, store.path, checkpoint_every))
     else:
-        futures = [executor.submit(run_cell, row, method, protocol, store.path)
-                   for row, method in missing]
+        futures = [executor.submit(run_cell, row, method, protocol, store.path,
+                                   checkpoint_every) for row, method in missing]
         for fut in as_completed(futures):
             finish(fut.result())
     records = [done[cell_key(row, method, protocol)] for row, method in todo]
