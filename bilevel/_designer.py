@@ -149,7 +149,7 @@ class AMADesigner:
         CMA-ES: initial step size, in units of the reward scale (boosts) and of ``log w``.
     n_scan : int, default 256
         CMA-ES: Sobol points of the global scan that chooses the first phase's start
-        (0 disables it; VCG is a local optimum of some revenue landscapes).
+        (0 disables it; the revenue has local optima, and CMA-ES is a local method).
     n_validation : int, default 2000
         Gradient methods and CMA-ES: held-out profiles for checkpoint selection (exact,
         unregularised); the best checkpoint is returned instead of the last, noisy iterate.

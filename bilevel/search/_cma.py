@@ -229,10 +229,12 @@ class CMAES:
     n_scan : int, default 256
         Before the first phase, a global scan: the first ``n_scan`` points of an unscrambled
         Sobol sequence over the first tying's parameters in the box ``start ± scan_box``
-        (the first point, the box's corner, is replaced by the start itself) are scored, and
-        the first phase starts at the best of them. CMA-ES is a local method at small step
-        sizes, and the revenue has local optima: VCG itself is one (sales, uniform, n = 3,
-        m = 2). 0 disables the scan.
+        (the first point, the box's corner, is replaced by the start itself) are scored; the
+        best of them start the first phase's runs (``n_starts``). CMA-ES is a local method at
+        small step sizes and the revenue has local optima: asymmetric sales have a basin
+        without reserve prices, separated from Myerson's optimum by a valley, and from VCG
+        with 2,000 profiles no candidate at step size 0.2 improved on VCG for 8 generations
+        (uniform, n = 3, m = 2). 0 disables the scan (then the only start is ``start``).
     n_starts : int, default 4
         Runs of the first phase: from the start, then from the best scan points that differ
         from every earlier start by more than ``sigma0`` in some coordinate. Each run has the
