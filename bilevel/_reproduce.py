@@ -237,36 +237,8 @@ def run_cell(
     elif method == "bound":
         evd = _bound_cell(env, row, protocol.eval_samples, seed)
         mechanism = evd.pop("mechanism")
-    elif method == "cma":
-        d = AMADesigner(
-            method="cma", n_evals=protocol.cma_evals, n_profiles=protocol.cma_profiles,
-            n_scan=protocol.cma_scan, eval_samples=protocol.eval_samples,
-            n_validation=protocol.n_validation, seed=seed, checkpoint=store,
-            checkpoint_every=checkpoint_every,
-        )
-        checkpoint_key = None if store is None else d.checkpoint_key(env)
-        d.fit(env)
-        if d.evaluation_ is None:  # pragma: no cover - eval_samples >= 1
-            raise RuntimeError("the design was not evaluated")
-        evd = d.evaluation_.to_dict()
-        history = d.history_
-        mechanism = d.mechanism_.to_dict()
     else:
-        points = protocol.grid_points if method == "grid" else protocol.multistart_points
-        d = AMADesigner(
-            method=method, n_points=points,
-            n_profiles=protocol.grid_profiles if method == "grid" else None,
-            iters=protocol.iters, eval_samples=protocol.eval_samples,
-            n_validation=protocol.n_validation, seed=seed,
-            n_trials=protocol.trials if method != "grid" else 1,
-            estimator=protocol.estimator, optimizer=protocol.optimizer, checkpoint=store,
-            checkpoint_every=checkpoint_every,
-            # multistart's default starts replay the row's stand-alone gradient cells (same
-            # seeds and budgets), so its selection contains their runs
-            replay_seeds=None if method != "multistart" else {
-                m: _seed(_seed_key(row, m, protocol)) for m in ("first_order", "zeroth_order")
-            },
-        )
+        d = _designer(row, method, protocol, seed, store, checkpoint_every)
         checkpoint_key = None if store is None else d.checkpoint_key(env)
         d.fit(env)
         if d.evaluation_ is None:  # pragma: no cover - eval_samples >= 1
@@ -313,6 +285,35 @@ def _versus_optimal(
         return None
     return {"diff_mean": ev.diff_mean, "diff_se": float(ev.diff_se or 0.0),
             "optimal_mean": ev.baseline_mean, "optimal_se": float(ev.baseline_se or 0.0)}
+
+
+def _designer(
+    row: Row, method: str, protocol: Protocol, seed: int, store: str | Path | None,
+    checkpoint_every: float,
+) -> AMADesigner:
+    """The designer of a design cell, with the protocol's budgets."""
+    if method == "cma":
+        return AMADesigner(
+            method="cma", n_evals=protocol.cma_evals, n_profiles=protocol.cma_profiles,
+            n_scan=protocol.cma_scan, eval_samples=protocol.eval_samples,
+            n_validation=protocol.n_validation, seed=seed, checkpoint=store,
+            checkpoint_every=checkpoint_every,
+        )
+    points = protocol.grid_points if method == "grid" else protocol.multistart_points
+    return AMADesigner(
+        method=method, n_points=points,
+        n_profiles=protocol.grid_profiles if method == "grid" else None,
+        iters=protocol.iters, eval_samples=protocol.eval_samples,
+        n_validation=protocol.n_validation, seed=seed,
+        n_trials=protocol.trials if method != "grid" else 1,
+        estimator=protocol.estimator, optimizer=protocol.optimizer, checkpoint=store,
+        checkpoint_every=checkpoint_every,
+        # multistart's default starts replay the row's stand-alone gradient cells (same
+        # seeds and budgets), so its selection contains their runs
+        replay_seeds=None if method != "multistart" else {
+            m: _seed(_seed_key(row, m, protocol)) for m in ("first_order", "zeroth_order")
+        },
+    )
 
 
 def _bound_cell(env: Environment, row: Row, n_samples: int, seed: int) -> dict[str, Any]:
