@@ -316,25 +316,22 @@ class SingleParameter:
 
     def values(self, types: FloatArray) -> FloatArray:
         """Each agent's scalar value, shape (k, n)."""
-        types = np.asarray(types, dtype=np.float64)
-        v = np.asarray(self.values_fn(types), dtype=np.float64)
-        if v.shape != (types.shape[0], self.n_agents):
-            raise ValueError(
-                f"expected values of shape (k, n) = ({types.shape[0]}, {self.n_agents}), "
-                f"got {v.shape}"
-            )
-        return v
+        return self._call(self.values_fn, types, 2, "values of shape (k, n)")
 
     def allocation(self, types: FloatArray) -> FloatArray:
         """The allocation quantities ``q_i(s, a)``, shape (k, n, S, A)."""
+        return self._call(self.allocation_fn, types, 4, "an allocation of shape (k, n, S, A)")
+
+    def _call(self, fn: Any, types: FloatArray, ndim: int, what: str) -> FloatArray:
+        """``fn(types)`` as float64, checked to have ``ndim`` axes led by (k, n)."""
         types = np.asarray(types, dtype=np.float64)
-        q = np.asarray(self.allocation_fn(types), dtype=np.float64)
-        if q.ndim != 4 or q.shape[:2] != (types.shape[0], self.n_agents):
+        out = np.asarray(fn(types), dtype=np.float64)
+        if out.ndim != ndim or out.shape[:2] != (types.shape[0], self.n_agents):
             raise ValueError(
-                f"expected an allocation of shape (k, n, S, A) with (k, n) = "
-                f"({types.shape[0]}, {self.n_agents}), got {q.shape}"
+                f"expected {what} with (k, n) = ({types.shape[0]}, {self.n_agents}), "
+                f"got {out.shape}"
             )
-        return q
+        return out
 
     def virtual_values(self, values: FloatArray) -> FloatArray:
         """``φ_i(v_i)`` for values of shape (k, n); returns (k, n)."""
