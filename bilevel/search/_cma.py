@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from bilevel._mechanism import AMA
+from bilevel._memory import check_memory, outcome_bytes_per_profile
 from bilevel._outcomes import counterfactual_rewards
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import check_count, check_positive
@@ -338,7 +339,14 @@ class CMAES:
     def init(self, problem: DesignProblem, rng: np.random.Generator) -> CMAESState:
         """Draw the common profiles and start the first phase at VCG (or ``start``)."""
         env = problem.env
-        types = env.sample_types(rng, max(self.profile_counts))
+        k = max(self.profile_counts)
+        # the cached rewards of every profile, and one chunk's scoring arrays for a candidate
+        per = outcome_bytes_per_profile(env.n_agents, env.n_states, env.n_actions, 0,
+                                        problem.objective.needs_payments)
+        check_memory(k * per + min(k, _PROFILE_CHUNK) * outcome_bytes_per_profile(
+            env.n_agents, env.n_states, env.n_actions, 1, problem.objective.needs_payments),
+            f"CMA-ES on {k} common profiles", "use fewer profiles (n_profiles)")
+        types = env.sample_types(rng, k)
         first = types[: self.profile_counts[0]]
         scale = float(np.abs(env.rewards(first)).reshape(first.shape[0], -1).max(axis=1).mean())
         if not np.isfinite(scale) or scale <= 0:

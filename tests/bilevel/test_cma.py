@@ -201,3 +201,15 @@ def test_later_phases_score_on_more_nested_profiles() -> None:
     assert score == pytest.approx(exact, abs=1e-12)
     with pytest.raises(ValueError, match="one n_profiles per tying"):
         CMAES(n_profiles=(100, 200, 300))
+
+
+def test_cma_refuses_profiles_beyond_the_memory_limit() -> None:
+    from bilevel import MemoryLimitError, set_memory_limit
+
+    env = make_env("sales", n_agents=3, n_items=2)
+    set_memory_limit("1MiB")
+    try:
+        with pytest.raises(MemoryLimitError, match=r"CMA-ES on 4000 common profiles needs about"):
+            AMADesigner(method="cma", n_profiles=4000, eval_samples=0).fit(env)
+    finally:
+        set_memory_limit(None)
