@@ -43,6 +43,7 @@ import numpy as np
 
 from bilevel._objectives import Objective, resolve_objective
 from models import Environment, check_single_parameter
+from models._env import _check_count
 from models._profiles import draw_profiles
 from models._typing import FloatArray
 from solvers import solve_dp
@@ -235,8 +236,8 @@ def objective_bound(
     >>> b.kind, b.sense, abs(b.mean - 0.718) < 4 * b.se
     ('optimal', 'upper', True)
     """
-    n_samples = _check_positive(n_samples, "n_samples")
-    batch_size = _check_positive(batch_size, "batch_size")
+    n_samples = _check_count(n_samples, "n_samples")
+    batch_size = _check_count(batch_size, "batch_size")
     obj = resolve_objective(env, objective)
     kind = _kind(env, obj)
     parts = [bound_values(env, obj, types)[1]
@@ -252,11 +253,3 @@ def objective_bound(
         sense="upper" if obj.maximize else "lower",
         description=describe(env, obj, kind),
     )
-
-
-def _check_positive(k: Any, name: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"expected {name} as an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"expected {name} >= 1, got {k}")
-    return int(k)
