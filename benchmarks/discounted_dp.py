@@ -4,13 +4,13 @@ Setting (the paper's gridworld grid search): ``gridworld`` with ``dist="onecell"
 ``gamma = 0.9``; C candidate boosts (VCG, i.e. zero boosts, plus C - 1 drawn at random from the
 first ``--pool`` Sobol points of the grid search) × K type profiles;
 for every candidate and profile the factual problem (values, greedy policy and occupancy) and
-the n counterfactual problems (values and policy), exactly as ``bilevel._outcomes.batch_outcomes``
+the n counterfactual problems (values and policy), exactly as ``bilevel.batch_outcomes``
 solves them: ``C * K * (n + 1)`` discounted solves per run.
 
-The *previous* algorithm is a verbatim copy of the old ``solvers._dp._policy_iteration`` and
+The *previous* algorithm is a verbatim copy of the old ``bilevel.solvers._dp._policy_iteration`` and
 ``_discounted_state_occupancy`` (dense ``np.linalg.solve`` per round, ``einsum`` Q-values,
-plain ``argmax``). The *current* one is :func:`solvers.solve_values` +
-:func:`solvers.occupancy_of_policy`. The script checks that values and occupancies agree to
+plain ``argmax``). The *current* one is :func:`bilevel.solvers.solve_values` +
+:func:`bilevel.solvers.occupancy_of_policy`. The script checks that values and occupancies agree to
 1e-9 (relative) and that the policies are identical except where the previous code chose between
 exactly tied actions by rounding noise: there it reports how many such problems there were and
 checks (a) that both policies are optimal with equal values and (b) that the previous
@@ -38,10 +38,10 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bilevel.models import make_env  # noqa: E402
+from bilevel.models.typing import FloatArray, IntArray  # noqa: E402
 from bilevel.search._grid import sobol_candidates  # noqa: E402
-from models import make_env  # noqa: E402
-from models._typing import FloatArray, IntArray  # noqa: E402
-from solvers import occupancy_of_policy, solve_values  # noqa: E402
+from bilevel.solvers import occupancy_of_policy, solve_values  # noqa: E402
 
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 

@@ -5,7 +5,7 @@ Setting: sequential sales, n = 5 agents, m = 3 items (43 states × 6 actions), u
 by the dual Newton method with the soft-policy-iteration warm start), entropy weight
 alpha = 0.01, a batch of 20 type profiles with rewards
 ``sum_i r_i + b`` (b ~ U[0, 1]) and a random upstream gradient. Both solvers
-(``solvers._entropic.EntropicSolver`` and ``solvers._layers.CvxpyEntropicLayer`` in its
+(``bilevel.solvers.EntropicSolver`` and ``bilevel.solvers.CvxpyEntropicLayer`` in its
 default exact-gradient mode) solve and differentiate the same batch, side by side; the script
 reports their times, the ratio (cvxpy / fast) and the largest deviations of x and of dL/dc.
 
@@ -24,9 +24,9 @@ import time
 import numpy as np
 import torch
 
-from models import make_env
-from solvers._entropic import EntropicSolver
-from solvers._layers import CvxpyEntropicLayer
+from bilevel.models import make_env
+from bilevel.solvers._entropic import EntropicSolver
+from bilevel.solvers._layers import CvxpyEntropicLayer
 
 
 def _forward_backward(solver: object, C: torch.Tensor, G: torch.Tensor,

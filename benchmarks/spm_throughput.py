@@ -4,17 +4,17 @@ Setting: the SPM paper's correlated-value setting (n = 20 agents, k = 5 identica
 δ = 0 by default; welfare objective, welfare-loss reward, price-allocation statistic). Both
 learners get the same budget of environment steps, side by side in one run:
 
-* **ours** — :func:`solvers._ppo.train_ppo` on :class:`solvers._spm_env.SPMBatchedEnv`
+* **ours** — :func:`bilevel.solvers.rl.train_ppo` on :class:`bilevel.solvers.spm.SPMBatchedEnv`
   (512 lockstep episodes, a masked categorical agent head and a Gaussian price head; the
-  hyperparameters of :class:`bilevel._spm.SPMDesigner`);
+  hyperparameters of :class:`bilevel.spm.SPMDesigner`);
 * **SB3** — ``stable_baselines3.PPO("MlpPolicy")`` on the gymnasium
-  :class:`models.spm.SPMGymEnv` (one episode at a time, the paper's Box action: agent scores
+  :class:`bilevel.models.spm.SPMGymEnv` (one episode at a time, the paper's Box action: agent scores
   then prices), with SB3's defaults except γ = 1 and ``ent_coef = 0.01`` (the Stackelberg
   authors' standard-SPM baseline; reference §2.7).
 
 Steps per second are the training budget over the training wall time (evaluations excluded).
 Each final policy is evaluated greedily on the same fresh Monte Carlo profiles
-(``solvers._spm_exact.evaluate_mechanism``). ``ratio`` = our steps/s over SB3's.
+(``bilevel.solvers.spm.evaluate_mechanism``). ``ratio`` = our steps/s over SB3's.
 
 Stable-Baselines3 is an optional dev dependency used only here (``stable-baselines3>=2.9,<3``);
 without it the script says so on stderr and exits with status 3, unless ``--ours-only``.
@@ -38,11 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bilevel._spm import default_ppo_config, mechanism_of
-from models.spm import SPMGymEnv, make_spm_setting
-from solvers._ppo import train_ppo
-from solvers._spm_env import SPMBatchedEnv
-from solvers._spm_exact import evaluate_mechanism
+from bilevel.models.spm import make_spm_setting
+from bilevel.solvers.rl._ppo import train_ppo
+from bilevel.solvers.spm import SPMGymEnv
+from bilevel.solvers.spm._env import SPMBatchedEnv
+from bilevel.solvers.spm._exact import evaluate_mechanism
+from bilevel.spm._designer import default_ppo_config, mechanism_of
 
 SB3_REQUIREMENT = "stable-baselines3>=2.9,<3"
 

@@ -4,19 +4,19 @@ Both learners train a leader on the same POMDP (same game, response phase, rewar
 commitment; the settings :class:`bilevel.StackelbergDesigner` resolves for the game) with the
 same budget of leader-environment steps, side by side in one run:
 
-* **ours** — :class:`bilevel._stackelberg.StackelbergDesigner` (our batched PPO,
-  :func:`solvers._ppo.train_ppo`, on :class:`solvers._stackelberg_env.StackelbergPOMDP`:
+* **ours** — :class:`bilevel.stackelberg.StackelbergDesigner` (our batched PPO,
+  :func:`bilevel.solvers.rl.train_ppo`, on :class:`bilevel.solvers.stackelberg.StackelbergPOMDP`:
   ``--envs`` leader episodes in lockstep, 32 by default — twice the designer's default of 16
   for the small games, and still reaching the optimum of ``simple_allocation:3`` within 200 k
   steps (measured, seeds 0 and 1) —, centralized critic, no evaluation during training);
 * **SB3** — ``stable_baselines3.PPO("MlpPolicy")`` on the gymnasium interface
-  :class:`solvers._stackelberg_gym.StackelbergGymEnv` (one episode at a time, the papers' stack,
+  :class:`bilevel.solvers.stackelberg.StackelbergGymEnv` (one episode at a time, the papers' stack,
   reference §2.7) with SP-B's settings: SB3 defaults except γ = 1, the game's entropy
   coefficient and ``n_steps = ⌈2048 / H⌉ · H`` (whole episodes per rollout; H = episode
   length).
 
 Steps per second are the training budget over the training wall time. Each final leader is
-then evaluated exactly in the same way (:func:`bilevel._stackelberg.evaluate_leader`: its
+then evaluated exactly in the same way (:func:`bilevel.stackelberg.evaluate_leader`: its
 deterministic committed table, multiplicative weights answered against it, the leader's exact
 value against the selected response and that response's B-CCE gap). ``ratio`` = our steps/s
 over SB3's.
@@ -45,10 +45,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from bilevel._stackelberg import StackelbergDesigner, evaluate_leader
-from models.games import make_game
-from solvers._rl_protocol import Action
-from solvers._stackelberg_gym import StackelbergGymEnv, decode_actions
+from bilevel.models.stackelberg import make_game
+from bilevel.solvers.rl._protocol import Action
+from bilevel.solvers.stackelberg._gym import StackelbergGymEnv, decode_actions
+from bilevel.stackelberg._designer import StackelbergDesigner, evaluate_leader
 
 SB3_REQUIREMENT = "stable-baselines3>=2.9,<3"
 
@@ -95,7 +95,9 @@ def _sb3(game: str, steps: int, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--game", default="simple_allocation:3", help="models.games name")
+    parser.add_argument(
+        "--game", default="simple_allocation:3", help="a game name of bilevel.models.stackelberg"
+    )
     parser.add_argument("--steps", type=int, default=200_000, help="leader steps each")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--envs", type=int, default=32,

@@ -42,11 +42,9 @@ from typing import Any
 import numpy as np
 
 from bilevel._objectives import Objective, resolve_objective
-from models import Environment, check_single_parameter
-from models._env import _check_count
-from models._profiles import draw_profiles
-from models._typing import FloatArray
-from solvers import solve_dp
+from bilevel.models import Environment, check_count, check_single_parameter, draw_profiles
+from bilevel.models.typing import FloatArray
+from bilevel.solvers import solve_dp
 
 __all__ = ["Bound", "NoBoundError", "bound_values", "objective_bound"]
 
@@ -164,7 +162,7 @@ def bound_values(
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=2, n_items=1)
     >>> kind, v = bound_values(env, "revenue", np.array([[0.9, 0.7]]))
     >>> kind, round(float(v[0]), 6)   # the highest virtual value 2 * 0.9 - 1
@@ -203,7 +201,7 @@ def objective_bound(
     """Estimate the optimum (or an upper / lower bound) of an objective on fresh profiles.
 
     The profiles are drawn exactly as :func:`bilevel.evaluate` draws them for the same ``seed``
-    (:func:`models._profiles.draw_profiles`: fixed blocks from one generator, whatever the
+    (:func:`bilevel.models.draw_profiles`: fixed blocks from one generator, whatever the
     ``batch_size``), so a bound and an evaluation with the same seed and ``n_samples`` share
     their profiles.
 
@@ -231,13 +229,13 @@ def objective_bound(
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> b = objective_bound(make_env("sales", n_agents=3, n_items=2), n_samples=2000)
     >>> b.kind, b.sense, abs(b.mean - 0.718) < 4 * b.se
     ('optimal', 'upper', True)
     """
-    n_samples = _check_count(n_samples, "n_samples")
-    batch_size = _check_count(batch_size, "batch_size")
+    n_samples = check_count(n_samples, "n_samples")
+    batch_size = check_count(batch_size, "batch_size")
     obj = resolve_objective(env, objective)
     kind = _kind(env, obj)
     parts = [bound_values(env, obj, types)[1]

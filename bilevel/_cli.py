@@ -41,11 +41,11 @@ from bilevel._memory import MemoryLimitError, limited_memory, parse_bytes
 from bilevel._optimal import optimal_evaluation, optimal_mechanism
 from bilevel._outdir import OutDirInUseError, locked_outdir
 from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
-from bilevel._spm_cli import register as register_spm
-from bilevel._stackelberg_cli import register as register_stackelberg
 from bilevel._store import StoreError
 from bilevel._workers import process_pool
-from models import Environment, list_envs, make_env
+from bilevel.models import Environment, list_envs, make_env
+from bilevel.spm._cli import register as register_spm
+from bilevel.stackelberg._cli import register as register_stackelberg
 
 __all__ = ["main"]
 
@@ -318,7 +318,7 @@ def _parse_tables(spec: str) -> list[int]:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from bilevel._reproduce import FULL, QUICK, reproduce
+    from bilevel.reproduce._run import FULL, QUICK, reproduce
 
     tables = _parse_tables(args.tables)
     _check_out(args.out)
@@ -400,8 +400,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bilevel._reproduce import FULL, METHODS, QUICK, cell_key, paper_rows, write_reports
     from bilevel._store import ResultStore
+    from bilevel.reproduce._run import FULL, METHODS, QUICK, cell_key, paper_rows, write_reports
 
     store_path = Path(args.dir) / "store.sqlite"
     expected = "expected a reproduce output directory with stored cells, got"
@@ -586,8 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_report)
-    register_spm(sub)  # learned sequential price mechanisms (bilevel._spm_cli)
-    register_stackelberg(sub)  # Stackelberg POMDP leaders (bilevel._stackelberg_cli)
+    register_spm(sub)  # learned sequential price mechanisms (bilevel.spm._cli)
+    register_stackelberg(sub)  # Stackelberg POMDP leaders (bilevel.stackelberg._cli)
     for name in _WRITES_OUT:
         cmd = sub.choices[name]
         cmd.set_defaults(func=_holding_out_dir(cmd.get_default("func")))

@@ -23,6 +23,8 @@ from bilevel._jsonsafe import to_json
 from bilevel._mechanism import AMA, env_meta
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 from bilevel.search import (
     CMAES,
     Checkpoint,
@@ -39,9 +41,7 @@ from bilevel.search import (
 )
 from bilevel.search._serialize import dumps, loads
 from bilevel.search._streams import design_streams, trial_streams
-from models import Environment
-from models._typing import FloatArray
-from solvers._entropic import check_device
+from bilevel.solvers import check_device
 
 __all__ = ["AMADesigner", "DesignResult"]
 
@@ -226,7 +226,7 @@ class AMADesigner:
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=3, n_items=2)
     >>> d = AMADesigner(n_points=8, n_profiles=100, eval_samples=200).fit(env)
     >>> d.mechanism_.boosts.shape
@@ -516,7 +516,7 @@ class AMADesigner:
         -------
         str
             ``"design/<env name>/<method>/<sha256 prefix>"``; the hash covers the
-            environment's content (:meth:`models.Environment.identity`).
+            environment's content (:meth:`bilevel.models.Environment.identity`).
 
         Raises
         ------

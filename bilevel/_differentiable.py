@@ -27,8 +27,8 @@ import torch
 
 from bilevel._objectives import Objective
 from bilevel._outcomes import counterfactual_rewards
-from models import Environment
-from models._typing import FloatArray
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 
 __all__ = ["ProfileBatch", "profile_objective", "sample_batch"]
 

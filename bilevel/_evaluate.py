@@ -19,9 +19,8 @@ from bilevel._mechanism import AMA, vcg
 from bilevel._memory import fit_batch, outcome_bytes_per_profile
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, batch_outcomes, counterfactual_rewards
-from models import Environment
-from models._profiles import draw_profiles
-from models._typing import FloatArray
+from bilevel.models import Environment, draw_profiles
+from bilevel.models.typing import FloatArray
 
 __all__ = ["Estimate", "Evaluation", "evaluate", "mean_se"]
 
@@ -208,7 +207,7 @@ def evaluate(
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=3, n_items=2)
     >>> ev = evaluate(env, vcg(env), n_samples=2000, seed=1, baseline=None)
     >>> abs(ev.mean - 0.5) < 4 * ev.se  # analytic VCG revenue m(n-m)/(n+1) = 0.5

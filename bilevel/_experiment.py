@@ -65,7 +65,7 @@ from bilevel._optimal import optimal_mechanism
 from bilevel._outdir import atomic_open, atomic_write_text
 from bilevel._report import format_table
 from bilevel._store import ResultStore
-from models import Environment, make_env
+from bilevel.models import Environment, make_env
 
 __all__ = ["ExperimentResult", "cell_key", "load_config", "run_experiment", "run_experiment_report"]
 
@@ -257,7 +257,7 @@ def cell_key(env: Environment, designer: AMADesigner) -> str:
     """Store key of one (method, seed) cell: ``"<method>/seed<k>/<digest>"``.
 
     The digest covers everything the cell's result depends on: the environment (name,
-    parameters and content identity, :meth:`models.Environment.identity`), every designer
+    parameters and content identity, :meth:`bilevel.models.Environment.identity`), every designer
     parameter (objective, method, seed, budgets and hyper-parameters with their defaults, the
     evaluation's ``eval_samples``), and the library version; an edited configuration re-runs
     exactly the cells it changes.

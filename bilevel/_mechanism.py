@@ -25,8 +25,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from bilevel._jsonsafe import to_json
-from models import Environment
-from models._typing import FloatArray
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 
 __all__ = ["AMA", "env_meta", "load_mechanism", "vcg"]
 
@@ -47,7 +47,7 @@ class AMA:
         Label used in reports.
     meta : dict, optional
         Free-form provenance (environment, method, seed...), saved with the mechanism. Its
-        ``"env_identity"`` (:meth:`models.Environment.identity`, set by :func:`env_meta` for
+        ``"env_identity"`` (:meth:`bilevel.models.Environment.identity`, set by :func:`env_meta` for
         designed mechanisms and VCG) makes :func:`bilevel.evaluate` refuse other environments.
 
     Raises
@@ -57,7 +57,7 @@ class AMA:
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=2, n_items=2)
     >>> AMA([1.0, 2.0], np.zeros(env.mdp.shape)).weights
     array([1., 2.])

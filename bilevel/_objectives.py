@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from bilevel._outcomes import Outcomes
-from models import Environment
-from models._typing import FloatArray
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 
 __all__ = ["Objective", "resolve_objective"]
 

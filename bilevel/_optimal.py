@@ -24,7 +24,7 @@ from bilevel._bounds import ObjectiveSpec
 from bilevel._evaluate import Evaluation, evaluate
 from bilevel._mechanism import AMA, vcg
 from bilevel._objectives import resolve_objective
-from models import Environment, check_single_parameter
+from bilevel.models import Environment, check_single_parameter
 
 __all__ = ["optimal_evaluation", "optimal_mechanism"]
 
@@ -60,7 +60,7 @@ def optimal_mechanism(env: Environment, objective: ObjectiveSpec = "revenue") ->
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=3, n_items=2, dist="asymmetric")
     >>> mech = optimal_mechanism(env)
     >>> mech.weights, mech.boosts[0].round(4)   # boost -1/(2i) for selling to agent i

@@ -21,7 +21,7 @@ import numpy as np
 
 from bilevel._mechanism import AMA, vcg
 from bilevel._outcomes import batch_outcomes
-from models import Environment
+from bilevel.models import Environment
 
 __all__ = ["plot_gridworld_boosts", "plot_learning_curves", "plot_makespan_distribution"]
 

@@ -9,7 +9,7 @@ from bilevel._designer import DesignResult
 from bilevel._evaluate import Evaluation
 from bilevel._jsonsafe import to_json
 from bilevel._outdir import atomic_write_text
-from models import Environment
+from bilevel.models import Environment
 
 __all__ = ["bound_line", "comparison_rows", "design_report", "format_table", "write_design"]
 

@@ -1,6 +1,6 @@
 """Mechanism-design environments: an MDP structure plus agents with private types.
 
-An :class:`Environment` couples a :class:`~models.TabularMDP` with
+An :class:`Environment` couples a :class:`~bilevel.models.TabularMDP` with
 
 * a type distribution (``sample_types(rng, k)`` → array of shape ``(k, *type_shape)``),
 * per-agent rewards as a function of types (``rewards(types)`` → ``(k, n, S, A)``),
@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from models._mdp import TabularMDP
-from models._single_parameter import SingleParameter
-from models._typing import FloatArray
+from bilevel.models._mdp import TabularMDP
+from bilevel.models._single_parameter import SingleParameter
+from bilevel.models.typing import FloatArray
 
-__all__ = ["Environment", "custom_env"]
+__all__ = ["Environment", "check_count", "custom_env"]
 
 Sampler = Callable[[np.random.Generator, int], FloatArray]
 RewardFn = Callable[[FloatArray], FloatArray]
@@ -111,12 +111,12 @@ class Environment:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle registry-built environments as their recipe (samplers are closures).
 
-        An environment made by :func:`models.make_env` is rebuilt from its name and keyword
+        An environment made by :func:`bilevel.models.make_env` is rebuilt from its name and keyword
         arguments, so it can be sent to worker processes (process pools, Dask). Other
         environments pickle only if all their callables do.
         """
         if self.origin is not None:
-            from models._registry import make_env
+            from bilevel.models._registry import make_env
 
             name, kwargs = self.origin
             return (_rebuild, (make_env, name, dict(kwargs)))
@@ -170,7 +170,7 @@ class Environment:
         ``type_shape``, ``objective``, the names of ``costs``, ``params``, ``boost_box``,
         ``optimise_weights`` and ``nonnegative_rewards``, and
 
-        * for an environment built by :func:`models.make_env`: its registry recipe (name and
+        * for an environment built by :func:`bilevel.models.make_env`: its registry recipe (name and
           constructor keywords, defaults filled in) — the constructor determines the rest;
         * otherwise: the MDP (states, actions, transition matrix, ``mu0``, ``gamma``) and, for
           the callables, the user-given ``recipe`` of :func:`custom_env` when there is one,
@@ -201,7 +201,7 @@ class Environment:
             "nonnegative_rewards": bool(self.nonnegative_rewards),
         }
         if self.origin is not None:
-            from models._registry import _REGISTRY
+            from bilevel.models._registry import _REGISTRY
 
             name, kwargs = self.origin
             spec = _REGISTRY.get(name)
@@ -253,7 +253,7 @@ class Environment:
         -------
         ndarray of shape (k, *type_shape)
         """
-        k = _check_count(k, "k")
+        k = check_count(k, "k")
         gen = np.random.default_rng(rng)
         types = np.asarray(self.sampler(gen, k), dtype=np.float64)
         return self._check_types(types)
@@ -379,7 +379,8 @@ def _mdp_digest(mdp: TabularMDP) -> str:
     return h.hexdigest()
 
 
-def _check_count(k: Any, name: str) -> int:
+def check_count(k: Any, name: str) -> int:
+    """Return ``k`` as an int after checking it is a positive count (one-line error otherwise)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"expected {name} as an int, got {type(k).__name__}")
     if k < 1:
@@ -409,7 +410,8 @@ def custom_env(
     Parameters
     ----------
     mdp : TabularMDP
-        Structure, e.g. from :func:`models.mdp_from_arrays` or :func:`models.mdp_from_successors`.
+        Structure, e.g. from :func:`bilevel.models.mdp_from_arrays` or
+        :func:`bilevel.models.mdp_from_successors`.
     n_agents : int
         Number of agents n.
     sampler : callable ``(rng, k) -> ndarray of shape (k, *type_shape)``
@@ -425,7 +427,7 @@ def custom_env(
         See :class:`Environment`.
     single_parameter : SingleParameter, optional
         Scalar values times type-independent quantities (see :class:`Environment`); check it
-        with :func:`models.check_single_parameter`.
+        with :func:`bilevel.models.check_single_parameter`.
     recipe : JSON-serialisable value, optional
         What identifies the callables (a name and version, the parameters that build them):
         checkpoints and saved mechanisms are keyed by it (see :meth:`Environment.identity`).
@@ -439,7 +441,7 @@ def custom_env(
     Examples
     --------
     >>> import numpy as np
-    >>> from models import mdp_from_arrays
+    >>> from bilevel.models import mdp_from_arrays
     >>> P = np.zeros((1, 2, 1))  # one state, two actions, the flow leaves: a static auction
     >>> def rewards(v):  # action a gives the item to agent a
     ...     R = np.zeros((v.shape[0], 2, 1, 2)); R[:, 0, 0, 0] = v[:, 0]; R[:, 1, 0, 1] = v[:, 1]

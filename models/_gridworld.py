@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from models._env import Environment
-from models._mdp import mdp_from_arrays
-from models._sales import _check_choice, _check_gamma, _check_int
-from models._single_parameter import SingleParameter, uniform_values
-from models._typing import FloatArray
+from bilevel.models._env import Environment
+from bilevel.models._mdp import mdp_from_arrays
+from bilevel.models._sales import _check_choice, _check_gamma, _check_int
+from bilevel.models._single_parameter import SingleParameter, uniform_values
+from bilevel.models.typing import FloatArray
 
 __all__ = ["gridworld"]
 

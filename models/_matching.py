@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from models._env import Environment
-from models._mdp import mdp_from_successors
-from models._sales import _check_choice, _check_gamma, _check_int
-from models._single_parameter import SingleParameter, uniform_values
-from models._typing import FloatArray
+from bilevel.models._env import Environment
+from bilevel.models._mdp import mdp_from_successors
+from bilevel.models._sales import _check_choice, _check_gamma, _check_int
+from bilevel.models._single_parameter import SingleParameter, uniform_values
+from bilevel.models.typing import FloatArray
 
 __all__ = ["matching"]
 

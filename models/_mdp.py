@@ -4,7 +4,7 @@ A :class:`TabularMDP` holds only the *structure* of a decision process: enumerat
 human-readable labels, action names, a sparse transition matrix, an initial distribution and a
 discount factor. Rewards are not part of it: in mechanism design they depend on the agents'
 private types and are produced per type profile by an environment (see
-:class:`models.Environment`).
+:class:`bilevel.models.Environment`).
 
 Transitions are stored as a sparse matrix ``P`` of shape ``(S * A, S)`` whose row ``s * A + a``
 holds ``P(. | s, a)``. A row may sum to 1, or to 0 where the flow leaves the system (the last
@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
-from models._typing import FloatArray, IntArray
+from bilevel.models.typing import FloatArray, IntArray
 
 __all__ = ["TabularMDP", "check_mdp", "mdp_from_arrays", "mdp_from_successors"]
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models._typing import FloatArray
+from bilevel.models.typing import FloatArray
 
 if TYPE_CHECKING:
-    from models._env import Environment
+    from bilevel.models._env import Environment
 
 __all__ = ["PROFILE_BLOCK", "ProfileStream", "draw_profiles", "profile_block"]
 
@@ -53,7 +53,7 @@ class ProfileStream:
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("matching", n_agents=3, rounds=2)
     >>> a = ProfileStream(env, 4).take(10)
     >>> s = ProfileStream(env, 4)

@@ -3,17 +3,49 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from models._env import Environment
-from models._spec import Spec
+from bilevel.models._env import Environment
 
-__all__ = ["EnvSpec", "list_envs", "make_env", "register_env"]
+__all__ = ["EnvSpec", "Spec", "list_envs", "make_env", "register_env"]
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Spec(Generic[T]):
+    """A registered constructor.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    builder : callable returning T
+        Keyword-only constructor.
+    description : str
+        One line for listings.
+    """
+
+    name: str
+    builder: Callable[..., T]
+    description: str
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Constructor parameters with their defaults (None where there is no default)."""
+        sig = inspect.signature(self.builder)
+        return {
+            k: (None if p.default is inspect.Parameter.empty else p.default)
+            for k, p in sig.parameters.items()
+        }
 
 
 class EnvSpec(Spec[Environment]):
-    """A registered environment constructor (see :class:`models._spec.Spec`)."""
+    """A registered environment constructor (see :class:`bilevel.models._registry.Spec`)."""
 
 
 _REGISTRY: dict[str, EnvSpec] = {}

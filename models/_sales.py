@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from models._env import Environment
-from models._mdp import mdp_from_successors
-from models._single_parameter import SingleParameter, uniform_values
-from models._typing import FloatArray
+from bilevel.models._env import Environment
+from bilevel.models._mdp import mdp_from_successors
+from bilevel.models._single_parameter import SingleParameter, uniform_values
+from bilevel.models.typing import FloatArray
 
 __all__ = ["sales"]
 

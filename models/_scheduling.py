@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models._env import Environment
-from models._mdp import mdp_from_successors
-from models._sales import _check_choice, _check_gamma, _check_int
-from models._typing import FloatArray, IntArray
+from bilevel.models._env import Environment
+from bilevel.models._mdp import mdp_from_successors
+from bilevel.models._sales import _check_choice, _check_gamma, _check_int
+from bilevel.models.typing import FloatArray, IntArray
 
 __all__ = ["SCHEDULER_SENTINEL", "makespan_of_assignment", "scheduling"]
 

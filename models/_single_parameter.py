@@ -19,7 +19,7 @@ one agent's ``F_i`` through its virtual value. When ``q`` depends on a non-value
 ``public_information=True``: the virtual-welfare optimum is then only an upper bound obtained
 by treating that part as public.
 
-This module imports nothing from ``bilevel`` or ``solvers``.
+This module imports nothing from ``bilevel`` or ``bilevel.solvers``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models._typing import FloatArray
+from bilevel.models.typing import FloatArray
 
 if TYPE_CHECKING:
-    from models._env import Environment
+    from bilevel.models._env import Environment
 
 __all__ = [
     "SingleParameter",
@@ -375,7 +375,7 @@ def check_single_parameter(
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> check_single_parameter(make_env("sales", n_agents=2, n_items=1)).n_agents
     2
     """

@@ -10,8 +10,8 @@ AMA paper (Curry et al., AAAI 2024, eq. 2). Two algorithms:
 * **layered (acyclic) MDPs** — backward induction over the topological layers of the
   transition graph, one vectorised step per layer (exact, any ``gamma`` in (0, 1]);
 * **discounted MDPs with cycles** (``gamma < 1``) — policy iteration with exact policy
-  evaluation (:mod:`solvers._dp_discounted`): by pointer doubling over the successor table for
-  deterministic MDPs (the gridworld), by batched linear solves otherwise; it terminates in
+  evaluation (:mod:`bilevel.solvers._dp_discounted`): by pointer doubling over the successor table
+  for deterministic MDPs (the gridworld), by batched linear solves otherwise; it terminates in
   finitely many rounds with the exact optimal values (to rounding). For deterministic MDPs a
   certified fast path (modified policy iteration plus a uniqueness certificate) returns the same
   policy as plain policy iteration with fewer evaluations, and hands ties to the plain loop.
@@ -41,10 +41,10 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
-from models._mdp import TabularMDP
-from models._typing import FloatArray, IntArray
-from solvers._dp_discounted import deterministic_occupancy, policy_iteration
-from solvers._result import InnerSolution, InnerSolveError, Status, worst_status
+from bilevel.models._mdp import TabularMDP
+from bilevel.models.typing import FloatArray, IntArray
+from bilevel.solvers._dp_discounted import deterministic_occupancy, policy_iteration
+from bilevel.solvers._result import InnerSolution, InnerSolveError, Status, worst_status
 
 __all__ = [
     "occupancy_of_policy",
@@ -110,7 +110,7 @@ def solve_dp(
     Examples
     --------
     >>> import numpy as np
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=3, n_items=2)
     >>> R = env.rewards(np.array([[0.9, 0.5, 0.2]]))       # (1, n, S, A)
     >>> sol = solve_dp(env.mdp, R.sum(axis=1))              # VCG: maximise welfare
@@ -120,7 +120,7 @@ def solve_dp(
     start = time.perf_counter()
     c = check_reward(mdp, reward)
     if backend == "torch":
-        from solvers._dp_torch import solve_torch
+        from bilevel.solvers._dp_torch import solve_torch
 
         V, pol, x, nit, ok = solve_torch(mdp, c, occupancy, tol, max_iter, device)
     elif backend == "numpy":

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from models._typing import FloatArray, IntArray
+from bilevel.models.typing import FloatArray, IntArray
 
 __all__ = [
     "deterministic_occupancy",

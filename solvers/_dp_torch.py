@@ -1,9 +1,9 @@
-"""Torch backend of :func:`solvers.solve_dp` (float64, any device).
+"""Torch backend of :func:`bilevel.solvers.solve_dp` (float64, any device).
 
-Same results and tie-breaking as the numpy backend: backward induction over topological layers
-for acyclic MDPs; otherwise plain policy iteration with exact linear-solve evaluation and the
-tie rule of :mod:`solvers._dp_discounted` (the numpy backend reaches the same policies faster,
-by pointer doubling and a certified fast path, for deterministic MDPs).
+Same results and tie-breaking as the numpy backend: backward induction over topological layers for
+acyclic MDPs; otherwise plain policy iteration with exact linear-solve evaluation and the tie rule
+of :mod:`bilevel.solvers._dp_discounted` (the numpy backend reaches the same policies faster, by
+pointer doubling and a certified fast path, for deterministic MDPs).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models._mdp import TabularMDP
-from models._typing import FloatArray, IntArray
+from bilevel.models._mdp import TabularMDP
+from bilevel.models.typing import FloatArray, IntArray
 
 __all__ = ["solve_torch"]
 

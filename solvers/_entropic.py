@@ -4,7 +4,7 @@ The program
 -----------
 For a tabular MDP with flow matrix :math:`M \in \mathbb{R}^{S \times SA}`
 (``M[s', (s, a)] = [s = s'] - \gamma P(s' \mid s, a)``, see
-:meth:`models.TabularMDP.flow_matrix`), initial distribution :math:`\mu_0`, reward
+:meth:`bilevel.models.TabularMDP.flow_matrix`), initial distribution :math:`\mu_0`, reward
 :math:`c \in \mathbb{R}^{S \times A}` and temperature :math:`\alpha > 0`, solve
 
 .. math::
@@ -107,11 +107,11 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from models._mdp import TabularMDP
-from solvers._dp import check_reward
-from solvers._result import InnerSolution, InnerSolveError, Status, worst_status
+from bilevel.models._mdp import TabularMDP
+from bilevel.solvers._dp import check_reward
+from bilevel.solvers._result import InnerSolution, InnerSolveError, Status, worst_status
 
-__all__ = ["EntropicSolver", "solve_entropic"]
+__all__ = ["EntropicSolver", "available_devices", "check_device", "solve_entropic"]
 
 _ZMAX = 700.0  # largest logit ever exponentiated (exp(709.8) overflows float64)
 _ARMIJO = 1e-4
@@ -245,7 +245,7 @@ class EntropicSolver:
     Examples
     --------
     >>> import torch
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=2, n_items=2)
     >>> solver = EntropicSolver(env.mdp, alpha=0.1)
     >>> c = torch.zeros((1, *env.mdp.shape), dtype=torch.float64)
@@ -1120,7 +1120,7 @@ def solve_entropic(
     Examples
     --------
     >>> import numpy as np
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=3, n_items=2)
     >>> c = env.rewards(np.array([[0.9, 0.5, 0.2]])).sum(axis=1)
     >>> sol = solve_entropic(env.mdp, c, alpha=1e-3)

@@ -12,7 +12,7 @@ implementation (``lp_and_ama.jl``; see reference §1.3)
 with ``M = mdp.flow_matrix()``, as an exponential-cone program compiled once by cvxpy
 (``cp.sum(cp.entr(x))``, ``c`` a DPP parameter, :math:`\alpha` fixed per layer) and wrapped
 in :class:`cvxpylayers.torch.CvxpyLayer`. It is the slow, independent *reference* for the
-fast solver :class:`solvers._entropic.EntropicSolver`.
+fast solver :class:`bilevel.solvers.EntropicSolver`.
 
 Gradients
 ---------
@@ -77,7 +77,7 @@ on the smooth dual :math:`\alpha \sum \exp((c - M^\top v)/\alpha - 1) + \mu_0 \c
 :math:`M X M^\top`, robust to states of negligible occupancy). The flow residual is a complete
 optimality certificate: for :math:`x = x(v)` the duality gap equals
 :math:`v \cdot (\mu_0 - M x)`. A solve that does not reach ``FLOW_TOL`` raises
-:class:`~solvers._result.InnerSolveError`.
+:class:`~bilevel.solvers.InnerSolveError`.
 
 ``gradient_mode="diffcp"`` keeps cvxpylayers' own differentiation (diffcp lsqr, tight
 Clarabel tolerances) for comparison; it emits :class:`GradientAccuracyWarning` when the layer is
@@ -104,9 +104,9 @@ import scipy.sparse as sp
 import torch
 from cvxpylayers.torch.cvxpylayer import CvxpyLayer
 
-from models._mdp import TabularMDP
-from models._typing import FloatArray
-from solvers._result import InnerSolution, InnerSolveError, Status, worst_status
+from bilevel.models._mdp import TabularMDP
+from bilevel.models.typing import FloatArray
+from bilevel.solvers._result import InnerSolution, InnerSolveError, Status, worst_status
 
 __all__ = [
     "DIFFCP_MIN_ALPHA",
@@ -236,7 +236,7 @@ class CvxpyEntropicLayer:
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from models._mdp import mdp_from_arrays
+    >>> from bilevel.models._mdp import mdp_from_arrays
     >>> mdp = mdp_from_arrays(np.zeros((1, 2, 1)), [1.0], gamma=1.0)  # one decision
     >>> layer = CvxpyEntropicLayer(mdp, alpha=1.0)
     >>> x = layer(torch.tensor([[[0.0, np.log(3.0)]]], dtype=torch.float64))

@@ -1,8 +1,8 @@
 """Which LP back ends can run here, with a quiet, cached MOSEK licence check.
 
 MOSEK is optional (``pip install bilevel[mosek]``) and commercial: having the ``mosek`` package
-installed is not enough, a licence must also be found. cvxpy tries MOSEK first whenever the
-package is importable, licensed or not, so every cvxpy call in :mod:`solvers` names its solver
+installed is not enough, a licence must also be found. cvxpy tries MOSEK first whenever the package
+is importable, licensed or not, so every cvxpy call in :mod:`bilevel.solvers` names its solver
 explicitly, and MOSEK is used only when asked for *and* :func:`mosek_licensed` is true.
 """
 

@@ -53,11 +53,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
-from models._mdp import TabularMDP
-from models._typing import FloatArray, IntArray
-from solvers._dp import check_reward
-from solvers._licence import mosek_licensed
-from solvers._result import InnerSolution, InnerSolveError, Status, worst_status
+from bilevel.models._mdp import TabularMDP
+from bilevel.models.typing import FloatArray, IntArray
+from bilevel.solvers._dp import check_reward
+from bilevel.solvers._licence import mosek_licensed
+from bilevel.solvers._result import InnerSolution, InnerSolveError, Status, worst_status
 
 __all__ = ["LP_SOLVERS", "OccupancyLP", "solve_lp"]
 
@@ -126,7 +126,7 @@ def solve_lp(
         ``"cvxpy"``: a cvxpy problem compiled once per MDP, solved by HiGHS (Clarabel if
         HiGHS is not installed). ``"mosek"``: the same with MOSEK; needs a licence.
     throw : bool, default True
-        Raise :class:`~solvers._result.InnerSolveError` if any problem of the batch is not
+        Raise :class:`~bilevel.solvers.InnerSolveError` if any problem of the batch is not
         solved to optimality. With ``False`` the result is returned with ``success=False``.
     occupancy : bool, default True
         Whether to return the occupancy measures (``None`` otherwise, saving memory).
@@ -169,7 +169,7 @@ def solve_lp(
     Two decisions: in state 0 either action leads to state 1, after which the flow leaves.
 
     >>> import numpy as np
-    >>> from models._mdp import mdp_from_arrays
+    >>> from bilevel.models._mdp import mdp_from_arrays
     >>> P = np.zeros((2, 2, 2)); P[0, :, 1] = 1.0
     >>> mdp = mdp_from_arrays(P, [1.0, 0.0], gamma=1.0)
     >>> sol = solve_lp(mdp, [[0.0, 1.0], [2.0, 0.5]])
@@ -218,7 +218,7 @@ class OccupancyLP:
     Examples
     --------
     >>> import numpy as np
-    >>> from models._mdp import mdp_from_arrays
+    >>> from bilevel.models._mdp import mdp_from_arrays
     >>> mdp = mdp_from_arrays(np.ones((1, 2, 1)), [1.0], gamma=0.5)
     >>> lp = OccupancyLP(mdp)
     >>> round(float(lp.solve_one(np.array([1.0, 3.0])).fun), 9)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models._typing import FloatArray, IntArray
+from bilevel.models.typing import FloatArray, IntArray
 
 __all__ = ["InnerSolution", "InnerSolveError", "Status"]
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models._mdp import TabularMDP
-from solvers._result import InnerSolution, InnerSolveError, Status
+from bilevel.models._mdp import TabularMDP
+from bilevel.solvers._result import InnerSolution, InnerSolveError, Status
 
 __all__ = ["SoftBellmanSolver"]
 
@@ -47,7 +47,7 @@ class SoftBellmanSolver:
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> env = make_env("sales", n_agents=2, n_items=2)
     >>> c = torch.zeros(1, *env.mdp.shape, dtype=torch.float64)
     >>> x = SoftBellmanSolver(env.mdp, 0.1)(c)   # uniform policy when rewards are equal

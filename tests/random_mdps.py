@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models import TabularMDP, mdp_from_arrays
+from bilevel.models import TabularMDP, mdp_from_arrays
 
 
 def random_layered_mdp(

@@ -39,7 +39,7 @@ from bilevel import (
 from bilevel._cli import main
 from bilevel._memory import ENV_VAR, MemoryLimitError, parse_bytes, set_memory_limit
 from bilevel._store import StoreError
-from solvers import EntropicSolver
+from bilevel.solvers import EntropicSolver
 
 SALES = make_env("sales", n_agents=3, n_items=2)  # (S, A) = (5, 4)
 ENV3x2 = ["sales", "--n-agents", "3", "--n-items", "2"]

@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel import AMADesigner, load_mechanism, load_stackelberg, make_env
+from bilevel import AMADesigner, load_mechanism, make_env
 from bilevel._cli import main
 from bilevel._experiment import run_experiment_report
-from bilevel._spm import SPMDesigner
 from bilevel._store import ResultStore, StoreError
-from solvers._ppo_policy import ActorCritic
+from bilevel.solvers.rl._policy import ActorCritic
+from bilevel.spm._designer import SPMDesigner
+from bilevel.stackelberg import load_stackelberg
 
 ENV = make_env("sales", n_agents=2, n_items=1)
 

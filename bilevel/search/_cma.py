@@ -31,12 +31,12 @@ import numpy as np
 from bilevel._mechanism import AMA
 from bilevel._memory import check_memory, outcome_bytes_per_profile
 from bilevel._outcomes import counterfactual_rewards
+from bilevel.models.typing import FloatArray
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import check_count, check_positive
 from bilevel.search._grid import score_chunk
 from bilevel.search._serialize import serializable
 from bilevel.search._tying import TYINGS, lift, tying_matrix
-from models._typing import FloatArray
 
 __all__ = ["CMAES", "CMAESState", "EvolutionState", "evolution_ask", "evolution_start",
            "evolution_tell"]

@@ -18,9 +18,9 @@ import numpy as np
 from bilevel._mechanism import AMA
 from bilevel._objectives import Objective
 from bilevel._outcomes import ExactInner
+from bilevel.models import Environment
 from bilevel.search._checkpoint import Checkpoint
 from bilevel.search._serialize import dumps, loads
-from models import Environment
 
 __all__ = ["DesignProblem", "Intermediate", "SearchResult", "Searcher", "run_search"]
 

@@ -27,9 +27,9 @@ import torch
 
 from bilevel._differentiable import affine_welfare, profile_objective, sample_batch
 from bilevel._mechanism import AMA
+from bilevel.models import TabularMDP
 from bilevel.search._driver import DesignProblem
 from bilevel.search._serialize import register, serializable
-from models import TabularMDP
 
 __all__ = ["FirstOrder", "FirstOrderState", "Params", "regularised_inner"]
 
@@ -58,7 +58,7 @@ def regularised_inner(
     -------
     callable ``(c (B, S, A) tensor) -> x (B, S, A) tensor``
     """
-    from solvers import CvxpyEntropicLayer, EntropicSolver, SoftBellmanSolver
+    from bilevel.solvers import CvxpyEntropicLayer, EntropicSolver, SoftBellmanSolver
 
     solver: InnerFn
     if kind == "fast":

@@ -28,9 +28,9 @@ from scipy.stats import qmc
 from bilevel._mechanism import AMA
 from bilevel._memory import check_memory, outcome_bytes_per_profile
 from bilevel._outcomes import batch_outcomes, counterfactual_rewards
+from bilevel.models.typing import FloatArray
 from bilevel.search._driver import DesignProblem
 from bilevel.search._serialize import serializable
-from models._typing import FloatArray
 
 __all__ = ["GridSearch", "GridState", "score_chunk", "sobol_candidates"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from models import TabularMDP
-from models._typing import FloatArray
+from bilevel.models import TabularMDP
+from bilevel.models.typing import FloatArray
 
 __all__ = ["TYINGS", "lift", "state_depths", "tying_matrix"]
 
@@ -88,7 +88,7 @@ def tying_matrix(mdp: TabularMDP, kind: str) -> FloatArray:
 
     Examples
     --------
-    >>> from models import make_env
+    >>> from bilevel.models import make_env
     >>> mdp = make_env("sales", n_agents=2, n_items=2).mdp  # S = 4, A = 3
     >>> [tying_matrix(mdp, k).shape for k in TYINGS]
     [(12, 3), (12, 6), (12, 12)]

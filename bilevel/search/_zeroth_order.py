@@ -27,11 +27,11 @@ import torch
 
 from bilevel._differentiable import profile_objective, sample_batch
 from bilevel._mechanism import AMA
+from bilevel.models.typing import FloatArray
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import check_count, check_positive
 from bilevel.search._serialize import serializable
-from models._typing import FloatArray
-from solvers import occupancy_of_policy, solve_values
+from bilevel.solvers import occupancy_of_policy, solve_values
 
 __all__ = ["ZerothOrder", "ZerothOrderState", "perturbation_gradient"]
 

@@ -3,10 +3,10 @@
 Settings (reference §1.7, all values normalised to [0, 1]) are :class:`SPMSetting` records built
 by name; :class:`SPMProcess` runs ``E`` episodes of the mechanism at once on given value profiles
 (sampled, or enumerated for exact evaluation) and returns plain tensors. The RL adapter
-implementing ``solvers._rl_protocol.BatchedEnv`` is ``solvers._spm_env.SPMBatchedEnv``; a
+implementing ``bilevel.solvers.rl.BatchedEnv`` is ``bilevel.solvers.spm.SPMBatchedEnv``; a
 gymnasium single-episode environment is :class:`SPMGymEnv` (Box action: agent scores, then
 prices). Exact values (E[OPT], RSD, a given mechanism's value, best SPM/PSP/ASP) are in
-``solvers._spm_exact``, ``solvers._spm_dp`` and ``solvers._spm_summary``.
+``bilevel.solvers.spm._exact``, ``bilevel.solvers.spm._dp`` and ``bilevel.solvers.spm._exact``.
 
 Settings (``make_spm_setting(name, **params)``; values normalised to [0, 1]):
 ``correlated`` (n, k, δ), ``revenue`` (correlated, revenue objective), ``additive_across_types``,
@@ -17,7 +17,7 @@ in the paper's conference text and is not provided.
 Examples
 --------
 >>> import torch
->>> from models.spm import SPMProcess, make_spm_setting
+>>> from bilevel.models.spm import SPMProcess, make_spm_setting
 >>> setting = make_spm_setting("correlated", n_agents=20, n_items=5, delta=0.0)
 >>> g = torch.Generator().manual_seed(0)
 >>> proc = SPMProcess(setting, objective="welfare", dtype=torch.float64)
@@ -33,19 +33,18 @@ Examples
 True
 """
 
-from models.spm._check import check_spm_setting
-from models.spm._grid import default_price_grid
-from models.spm._gym import SPMGymEnv
-from models.spm._optimum import optimal_welfare
-from models.spm._process import HORIZONS, STATISTICS, TIE_RULES, SPMProcess, observation_dim
-from models.spm._registry import (
+from bilevel.models.spm._check import check_spm_setting
+from bilevel.models.spm._grid import default_price_grid
+from bilevel.models.spm._optimum import optimal_welfare
+from bilevel.models.spm._process import HORIZONS, STATISTICS, TIE_RULES, SPMProcess, observation_dim
+from bilevel.models.spm._registry import (
     SPMSettingSpec,
     list_spm_settings,
     make_spm_setting,
     register_spm_setting,
 )
-from models.spm._setting import OBJECTIVES, VALUATIONS, SPMSetting
-from models.spm._settings import (
+from bilevel.models.spm._setting import OBJECTIVES, VALUATIONS, SPMSetting
+from bilevel.models.spm._settings import (
     additive_across_types,
     colors,
     correlated,
@@ -79,7 +78,6 @@ __all__ = [
     "STATISTICS",
     "TIE_RULES",
     "VALUATIONS",
-    "SPMGymEnv",
     "SPMProcess",
     "SPMSetting",
     "SPMSettingSpec",

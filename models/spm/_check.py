@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.spm._setting import SPMSetting
+from bilevel.models.spm._setting import SPMSetting
 
 __all__ = ["check_spm_setting"]
 
@@ -31,7 +31,7 @@ def check_spm_setting(setting: SPMSetting, *, samples: int = 1000, seed: int = 0
 
     Examples
     --------
-    >>> from models.spm import make_spm_setting
+    >>> from bilevel.models.spm import make_spm_setting
     >>> check_spm_setting(make_spm_setting("kitchen_sink"))
     """
     n, d = setting.n_agents, setting.n_types

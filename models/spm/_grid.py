@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from models.spm._setting import SPMSetting
+from bilevel.models.spm._setting import SPMSetting
 
 __all__ = ["default_price_grid"]
 
@@ -31,7 +31,7 @@ def default_price_grid(setting: SPMSetting, size: int = 21) -> tuple[tuple[float
 
     Examples
     --------
-    >>> from models.spm import make_spm_setting
+    >>> from bilevel.models.spm import make_spm_setting
     >>> default_price_grid(make_spm_setting("two_worlds"))
     ((0.0, 0.25, 0.5, 0.8, 1.0),)
     """

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from models.spm._optimum import optimal_welfare
-from models.spm._setting import OBJECTIVES, SPMSetting
+from bilevel.models.spm._optimum import optimal_welfare
+from bilevel.models.spm._setting import OBJECTIVES, SPMSetting
 
 __all__ = ["HORIZONS", "STATISTICS", "TIE_RULES", "SPMProcess", "observation_dim"]
 
@@ -116,7 +116,7 @@ class SPMProcess:
     --------
     Proposition 1 (normalised by 3): agent 0 at price 2/3, then agent 1 at price 0.
 
-    >>> from models.spm import make_spm_setting
+    >>> from bilevel.models.spm import make_spm_setting
     >>> proc = SPMProcess(make_spm_setting("proposition1"), dtype=torch.float64)
     >>> proc.reset(torch.tensor([[[1 / 3], [1.0]], [[1 / 3], [1 / 3]]], dtype=torch.float64))
     >>> proc.step(torch.tensor([0, 0]), torch.tensor([[2 / 3], [2 / 3]]))

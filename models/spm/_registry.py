@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from models._spec import Spec
-from models.spm._setting import SPMSetting
+from bilevel.models._registry import Spec
+from bilevel.models.spm._setting import SPMSetting
 
 __all__ = ["SPMSettingSpec", "list_spm_settings", "make_spm_setting", "register_spm_setting"]
 
 
 class SPMSettingSpec(Spec[SPMSetting]):
-    """A registered SPM setting constructor (see :class:`models._spec.Spec`)."""
+    """A registered SPM setting constructor (see :class:`bilevel.models._registry.Spec`)."""
 
 
 _REGISTRY: dict[str, SPMSettingSpec] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from models.spm._setting import SPMSetting
+from bilevel.models.spm._setting import SPMSetting
 
 __all__ = [
     "additive_across_types",

@@ -23,7 +23,7 @@ from bilevel import (
     solve_lp,
     vcg,
 )
-from models import Environment
+from bilevel.models import Environment
 
 
 @pytest.fixture(scope="module")

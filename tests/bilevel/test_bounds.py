@@ -25,7 +25,7 @@ from bilevel import (
     vcg,
 )
 from bilevel._cli import main
-from models._profiles import ProfileStream
+from bilevel.models._profiles import ProfileStream
 
 ENVS: list[tuple[str, dict[str, Any], str]] = [
     ("sales", {"n_agents": 3, "n_items": 2}, "optimal"),

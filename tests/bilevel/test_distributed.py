@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bilevel._reproduce import Protocol, reproduce
+from bilevel.reproduce._run import Budget, reproduce
 
 distributed = pytest.importorskip("distributed")
 
-SMALL = Protocol("small", grid_points=32, grid_profiles=100, iters=150, multistart_points=16,
+SMALL = Budget("small", grid_points=32, grid_profiles=100, iters=150, multistart_points=16,
                  eval_samples=500, n_validation=200)
 KW: dict[str, Any] = {"protocol": SMALL, "methods": ["vcg", "grid", "zeroth_order"],
                       "rows": ["2x2", "3x2", "4x2"]}

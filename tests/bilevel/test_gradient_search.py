@@ -11,7 +11,7 @@ from bilevel import AMADesigner, Environment, make_env, resolve_objective
 from bilevel._differentiable import affine_welfare, profile_objective, sample_batch
 from bilevel.search import FirstOrder, MultiStart, ZerothOrder
 from bilevel.search._zeroth_order import perturbation_gradient
-from solvers import EntropicSolver
+from bilevel.solvers import EntropicSolver
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from bilevel import AMA, evaluate, load_mechanism, make_env, mechanism_outcomes, vcg
-from models import Environment
-from solvers import solve_lp
+from bilevel.models import Environment
+from bilevel.solvers import solve_lp
 
 
 def random_ama(env: Environment, seed: int, scale: float) -> AMA:

@@ -126,7 +126,7 @@ def test_gridworld_transitions_are_sparse(monkeypatch: pytest.MonkeyPatch) -> No
         calls.append(tuple(np.atleast_1d(shape)))  # type: ignore[arg-type]
         return real(shape, *a, **k)  # type: ignore[call-overload]
 
-    import models._gridworld as gw
+    import bilevel.models._gridworld as gw
 
     monkeypatch.setattr(gw.np, "zeros", spy)
     env = make_env("gridworld", n_agents=2, grid=30)  # S = 900: a dense P would be 26 MB

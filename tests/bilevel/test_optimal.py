@@ -24,8 +24,8 @@ from bilevel import (
     uniform_values,
     value_distribution,
 )
-from models import Environment
-from models._typing import FloatArray
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 
 SIZES = [(2, 1), (3, 1), (3, 2), (4, 2), (4, 3), (5, 3)]
 N_EVAL = 6_000
@@ -217,7 +217,7 @@ def _static_auction(dists: list[Any], counterfactual: Any = None) -> Environment
     q = np.zeros((2, 1, 3))
     q[0, 0, 1] = q[1, 0, 2] = 1.0
     sp = SingleParameter(lambda t: t, lambda t: np.broadcast_to(q, (t.shape[0], *q.shape)), dists)
-    from models import mdp_from_arrays
+    from bilevel.models import mdp_from_arrays
 
     return custom_env(mdp_from_arrays(P, [1.0], 1.0), n_agents=2, type_shape=(2,),
                       sampler=lambda rng, k: rng.uniform(0.1, 1.0, size=(k, 2)),

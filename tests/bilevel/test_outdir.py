@@ -27,8 +27,8 @@ from bilevel._outdir import (
     atomic_write_text,
     locked_outdir,
 )
-from bilevel._reproduce import reproduce
 from bilevel._store import ResultStore
+from bilevel.reproduce._run import reproduce
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = "import sys; from bilevel._cli import main; sys.exit(main(sys.argv[1:]))"
@@ -267,7 +267,7 @@ def test_interrupted_design_and_reproduce_reports_keep_the_old_files(
 ) -> None:
     from bilevel import AMADesigner, make_env
     from bilevel._report import write_design
-    from bilevel._reproduce import QUICK, write_reports
+    from bilevel.reproduce._run import QUICK, write_reports
 
     env = make_env("sales", n_agents=2, n_items=1)
     d = AMADesigner(n_points=4, n_profiles=10, eval_samples=20).fit(env)
@@ -289,7 +289,7 @@ def test_interrupted_design_and_reproduce_reports_keep_the_old_files(
         for name in ("md", "csv", "json"):  # every file of the table, one after the other
             before = _snapshot(tmp_path)
             _fail_at(m, ("md", "json", "csv").index(name) + 1)  # the order of the writes
-            m.setattr("bilevel._reproduce.table_report",
+            m.setattr("bilevel.reproduce.table_report",
                       lambda *a, **k: ([{"row": "n=2 m=2", "x": 1}], "# new\n"))
             with pytest.raises(BoomError):
                 write_reports(tmp_path, 1, [], QUICK)

@@ -13,10 +13,10 @@ from bilevel._plots import (
     plot_learning_curves,
     plot_makespan_distribution,
 )
-from bilevel._reproduce import Protocol, reproduce
+from bilevel.reproduce._run import Budget, reproduce
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = Protocol("tiny", grid_points=16, grid_profiles=50, iters=20, multistart_points=16,
+TINY = Budget("tiny", grid_points=16, grid_profiles=50, iters=20, multistart_points=16,
                 eval_samples=300, n_validation=100)
 
 

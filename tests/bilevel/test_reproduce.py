@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from bilevel._cli import main
-from bilevel._reproduce import QUICK, Protocol, paper_rows, reproduce
 from bilevel._store import ResultStore
+from bilevel.reproduce._run import QUICK, Budget, paper_rows, reproduce
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = Protocol("tiny", grid_points=16, grid_profiles=50, iters=10, multistart_points=16,
+TINY = Budget("tiny", grid_points=16, grid_profiles=50, iters=10, multistart_points=16,
                 eval_samples=300, n_validation=100)
 
 
@@ -169,7 +169,7 @@ def test_report_skips_cells_of_an_earlier_protocol_version(tmp_path: Path) -> No
 def test_cell_keys_change_only_with_the_fields_a_method_depends_on() -> None:
     from dataclasses import replace
 
-    from bilevel._reproduce import FULL, cell_key
+    from bilevel.reproduce._run import FULL, cell_key
 
     row = paper_rows(1)[1]
     sgd, adam = replace(TINY, optimizer="sgd"), replace(TINY, optimizer="adam")
@@ -190,7 +190,7 @@ def test_a_run_restricted_to_some_methods_keeps_the_other_stored_cells_in_the_re
 
 
 def test_bound_and_cma_cells_report_the_gap_to_the_optimum(tmp_path: Path) -> None:
-    proto = Protocol("tiny-cma", grid_points=16, grid_profiles=50, iters=10,
+    proto = Budget("tiny-cma", grid_points=16, grid_profiles=50, iters=10,
                      multistart_points=16, eval_samples=2000, n_validation=300,
                      cma_evals=40, cma_profiles=(500, 1000), cma_scan=32)
     recs = reproduce([1, 3], protocol=proto, methods=["vcg", "bound", "cma"], out=tmp_path,

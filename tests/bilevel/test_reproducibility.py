@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bilevel import AMA, AMADesigner, evaluate, make_env, objective_bound, vcg
-from models import Environment
-from models._profiles import ProfileStream, draw_profiles
+from bilevel.models import Environment
+from bilevel.models._profiles import ProfileStream, draw_profiles
 
 ENVS: dict[str, dict[str, Any]] = {
     "sales-uniform": dict(name="sales", n_agents=3, n_items=2),

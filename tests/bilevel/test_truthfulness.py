@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bilevel import AMA, make_env, mechanism_outcomes, vcg
-from models import Environment
-from models._typing import FloatArray, IntArray
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray, IntArray
 
 N_PROFILES = 30
 TOL = 1e-9

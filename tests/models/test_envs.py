@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import Environment, gridworld, make_env, matching, sales, scheduling
-from models._scheduling import SCHEDULER_SENTINEL, makespan_of_assignment
+from bilevel.models import Environment, gridworld, make_env, matching, sales, scheduling
+from bilevel.models._scheduling import SCHEDULER_SENTINEL, makespan_of_assignment
 
 ATOL = 1e-12
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import (
+from bilevel.models import (
     SingleParameter,
     ValueDistribution,
     check_single_parameter,
@@ -19,7 +19,7 @@ from models import (
     uniform_values,
     value_distribution,
 )
-from models._typing import FloatArray
+from bilevel.models.typing import FloatArray
 
 SINGLE = [
     ("sales", {"n_agents": 3, "n_items": 2}, False),

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import Environment, make_env
-from models._mdp import TabularMDP, mdp_from_arrays
-from models._typing import FloatArray
-from solvers import occupancy_of_policy, policy_values, solve_dp, solve_lp, solve_values
+from bilevel.models import Environment, make_env
+from bilevel.models._mdp import TabularMDP, mdp_from_arrays
+from bilevel.models.typing import FloatArray
+from bilevel.solvers import occupancy_of_policy, policy_values, solve_dp, solve_lp, solve_values
 from tests.random_mdps import random_discounted_mdp, random_layered_mdp
 
 SEEDS = [0, 1, 2]

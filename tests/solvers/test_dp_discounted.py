@@ -1,4 +1,4 @@
-"""Tests of the discounted dynamic program (solvers/_dp_discounted.py behind solvers.solve_dp).
+"""Tests of the discounted dynamic program (solvers/_dp_discounted.py, behind solve_dp).
 
 The fast paths (pointer-doubling evaluation, certified modified policy iteration, the occupancy
 walk) are compared with independent references: the HiGHS occupancy LP, value iteration to
@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import make_env
-from models._mdp import TabularMDP, mdp_from_arrays
-from models._typing import FloatArray, IntArray
-from solvers import occupancy_of_policy, solve_dp, solve_lp, solve_values
-from solvers._dp_discounted import deterministic_occupancy, doubling_steps, policy_iteration
-from solvers._result import InnerSolveError, Status
+from bilevel.models import make_env
+from bilevel.models._mdp import TabularMDP, mdp_from_arrays
+from bilevel.models.typing import FloatArray, IntArray
+from bilevel.solvers import occupancy_of_policy, solve_dp, solve_lp, solve_values
+from bilevel.solvers._dp_discounted import deterministic_occupancy, doubling_steps, policy_iteration
+from bilevel.solvers._result import InnerSolveError, Status
 from tests.random_mdps import random_discounted_mdp
 
 TOL = 1e-12

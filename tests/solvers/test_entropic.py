@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from models import Environment, TabularMDP, make_env, mdp_from_arrays
-from models._typing import FloatArray
-from solvers._dp import solve_dp
-from solvers._entropic import EntropicSolver, solve_entropic
-from solvers._result import InnerSolveError, Status
+from bilevel.models import Environment, TabularMDP, make_env, mdp_from_arrays
+from bilevel.models.typing import FloatArray
+from bilevel.solvers._dp import solve_dp
+from bilevel.solvers._entropic import EntropicSolver, solve_entropic
+from bilevel.solvers._result import InnerSolveError, Status
 from tests.random_mdps import random_discounted_mdp, random_layered_mdp
 
 DEVICE = "cpu"

@@ -1,4 +1,4 @@
-"""The cvxpylayers reference solver of the entropy-regularised program (solvers._layers).
+"""The cvxpylayers reference solver of the entropy-regularised program (bilevel.solvers._layers).
 
 Ground truth for gradients is the closed form of reference §3.1,
 ``dL/dc = (X g - X M^T (M X M^T)^{-1} M X g) / alpha``, evaluated in 50-digit arithmetic
@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from models import make_env
-from solvers._layers import (
+from bilevel.models import make_env
+from bilevel.solvers._layers import (
     DIFFCP_MIN_ALPHA,
     FLOW_TOL,
     CvxpyEntropicLayer,
     GradientAccuracyWarning,
 )
-from solvers._result import InnerSolveError, Status
+from bilevel.solvers._result import InnerSolveError, Status
 
 mp = pytest.importorskip("mpmath")
 
@@ -94,7 +94,7 @@ def test_forward_feasible_and_nonnegative(name: str, alpha: float) -> None:
 
 
 def test_forward_matches_softmax_on_one_decision() -> None:
-    from models._mdp import mdp_from_arrays
+    from bilevel.models._mdp import mdp_from_arrays
 
     mdp = mdp_from_arrays(np.zeros((1, 3, 1)), [1.0], gamma=1.0)
     c = np.array([0.3, -0.2, 1.0])
@@ -192,7 +192,7 @@ def test_exact_mode_does_not_warn() -> None:
 
 
 def test_failed_solve_raises_inner_solve_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import solvers._layers as layers_mod
+    import bilevel.solvers._layers as layers_mod
 
     env = _env("sales")
     layer = CvxpyEntropicLayer(env.mdp, 0.1)
@@ -269,14 +269,14 @@ def test_compiled_once_and_reused() -> None:
 
 # ---------------------------------------------------------------------- fast vs reference
 
-HAS_FAST = importlib.util.find_spec("solvers._entropic") is not None
+HAS_FAST = importlib.util.find_spec("bilevel.solvers._entropic") is not None
 
 
-@pytest.mark.skipif(not HAS_FAST, reason="solvers._entropic not available")
+@pytest.mark.skipif(not HAS_FAST, reason="bilevel.solvers._entropic not available")
 @pytest.mark.parametrize("name", list(ENVS))
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_fast_solver_agrees_with_reference(name: str, alpha: float) -> None:
-    from solvers._entropic import EntropicSolver
+    from bilevel.solvers._entropic import EntropicSolver
 
     env = _env(name)
     S, A = env.mdp.shape

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-import solvers._lp as lp_module
-from models._mdp import TabularMDP, mdp_from_arrays
-from models._typing import FloatArray
-from solvers._licence import available_lp_solvers, mosek_licensed
-from solvers._lp import LP_SOLVERS, OccupancyLP, solve_lp
-from solvers._result import InnerSolution, InnerSolveError, Status
+import bilevel.solvers._lp as lp_module
+from bilevel.models._mdp import TabularMDP, mdp_from_arrays
+from bilevel.models.typing import FloatArray
+from bilevel.solvers._licence import available_lp_solvers, mosek_licensed
+from bilevel.solvers._lp import LP_SOLVERS, OccupancyLP, solve_lp
+from bilevel.solvers._result import InnerSolution, InnerSolveError, Status
 from tests.random_mdps import random_discounted_mdp, random_layered_mdp
 
 SEEDS = [0, 1, 2, 3, 4]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import make_env
-from solvers import EntropicSolver, solve_dp
-from solvers._soft import SoftBellmanSolver
+from bilevel.models import make_env
+from bilevel.solvers import EntropicSolver, solve_dp
+from bilevel.solvers._soft import SoftBellmanSolver
 from tests.random_mdps import random_discounted_mdp, random_layered_mdp
 
 ENVS = [
@@ -44,7 +44,7 @@ def test_flow_constraints_and_softmax_policy(
 
 def test_static_problem_is_a_softmax() -> None:
     # one state, flow leaves: x(a) = softmax(c / alpha)
-    from models import mdp_from_arrays
+    from bilevel.models import mdp_from_arrays
 
     mdp = mdp_from_arrays(np.zeros((1, 3, 1)), [1.0], 1.0)
     c = np.array([[0.3, 1.0, -0.5]])

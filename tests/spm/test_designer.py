@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from bilevel._spm import SPMDesigner, mechanism_of
-from bilevel._spm_cli import register
-from bilevel._spm_report import spm_report_markdown, write_spm_report
-from models.spm import make_spm_setting
-from solvers._ppo import PPOConfig
-from solvers._spm_env import SPMBatchedEnv
+from bilevel.models.spm import make_spm_setting
+from bilevel.solvers.rl._ppo import PPOConfig
+from bilevel.solvers.spm._env import SPMBatchedEnv
+from bilevel.spm._cli import register
+from bilevel.spm._designer import SPMDesigner, mechanism_of
+from bilevel.spm._report import spm_report_markdown, write_spm_report
 
 torch.set_num_threads(1)
 
@@ -48,7 +48,7 @@ def test_learns_proposition1_personalised_prices(prop1: SPMDesigner) -> None:
     step = env.reset(torch.Generator())
     agent, p1 = mech(step.obs, step.masks[0])
     assert bool(((p1 >= 1 / 3) & (p1 < 1.0)).all()), p1
-    from solvers._rl_protocol import Action
+    from bilevel.solvers.rl._protocol import Action
 
     step = env.step(Action(agent.unsqueeze(1), p1.float()), torch.Generator())
     refused = ~step.done

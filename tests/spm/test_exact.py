@@ -13,15 +13,21 @@ from math import comb
 import pytest
 import torch
 
-from models.spm import SPMProcess, make_spm_setting
-from solvers._spm_dp import _Mixture, _search_spm, best_asp_value, best_psp_value, best_spm_value
-from solvers._spm_exact import (
+from bilevel.models.spm import SPMProcess, make_spm_setting
+from bilevel.solvers.spm._dp import (
+    _Mixture,
+    _search_spm,
+    best_asp_value,
+    best_psp_value,
+    best_spm_value,
+)
+from bilevel.solvers.spm._exact import (
     evaluate_mechanism,
     expected_optimum,
     rsd_value,
+    spm_reference_values,
     static_mechanism,
 )
-from solvers._spm_summary import spm_reference_values
 
 F64 = torch.float64
 
@@ -132,7 +138,7 @@ def test_search_agrees_with_the_mixture_dp(name: str, params: dict[str, int]) ->
     s = make_spm_setting(name, **params)
     dp = best_spm_value(s)
     assert dp.method == "dp"
-    from models.spm import default_price_grid
+    from bilevel.models.spm import default_price_grid
 
     searched, _ = _search_spm(s, default_price_grid(s), "welfare", "strict", 1 << 12)
     assert searched == pytest.approx(dp.value, abs=1e-12)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from models.spm import SPMGymEnv, SPMProcess, make_spm_setting
+from bilevel.models.spm import SPMProcess, make_spm_setting
+from bilevel.solvers.spm import SPMGymEnv
 
 F64 = torch.float64
 

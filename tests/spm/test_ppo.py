@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from solvers._ppo import PPOConfig, PPOUpdate, rollout_objective, train_ppo
-from solvers._ppo_kernels import discounted_returns, gae
-from solvers._ppo_policy import ActorCritic
-from solvers._ppo_toys import MaskedBandit, OverridingBandit, TwoStepPricing
-from solvers._rl_protocol import Action, ActionSpec
+from bilevel.solvers.rl._kernels import discounted_returns, gae
+from bilevel.solvers.rl._policy import ActorCritic
+from bilevel.solvers.rl._ppo import PPOConfig, PPOUpdate, rollout_objective, train_ppo
+from bilevel.solvers.rl._protocol import Action, ActionSpec
+from bilevel.solvers.rl._toys import MaskedBandit, OverridingBandit, TwoStepPricing
 
 torch.set_num_threads(1)
 

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from models.spm import (
+from bilevel.models.spm import (
     SPMProcess,
     SPMSetting,
     make_spm_setting,
     observation_dim,
     optimal_welfare,
 )
-from solvers._rl_protocol import Action, BatchedEnv
-from solvers._spm_env import SPMBatchedEnv
+from bilevel.solvers.rl._protocol import Action, BatchedEnv
+from bilevel.solvers.spm._env import SPMBatchedEnv
 
 F64 = torch.float64
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from models.spm import SPMSetting, check_spm_setting, list_spm_settings, make_spm_setting
+from bilevel.models.spm import SPMSetting, check_spm_setting, list_spm_settings, make_spm_setting
 
 N = 100_000
 

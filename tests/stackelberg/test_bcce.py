@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.games import make_game, matrix_design_game, mspm_game
-from solvers._bcce import CertificationError, bcce_gap, certified_response
-from solvers._no_regret import Response
-from solvers._stackelberg_exact import PayoffTable, leader_value, payoff_table
+from bilevel.models.stackelberg import make_game, matrix_design_game, mspm_game
+from bilevel.solvers.stackelberg._bcce import CertificationError, bcce_gap, certified_response
+from bilevel.solvers.stackelberg._exact import PayoffTable, leader_value, payoff_table
+from bilevel.solvers.stackelberg._no_regret import Response
 
 torch.set_num_threads(1)
 

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel._stackelberg import (
+from bilevel.models.stackelberg import make_game
+from bilevel.solvers.rl._policy import ActorCritic
+from bilevel.solvers.rl._protocol import ActionSpec
+from bilevel.solvers.stackelberg._exact import payoff_table
+from bilevel.stackelberg._cli import register
+from bilevel.stackelberg._designer import (
     StackelbergDesigner,
     StackelbergResult,
     evaluate_leader,
     load_stackelberg,
     worst_certified_value,
 )
-from bilevel._stackelberg_cli import register
-from bilevel._stackelberg_report import compare_critics, stackelberg_report
-from models.games import make_game
-from solvers._ppo_policy import ActorCritic
-from solvers._rl_protocol import ActionSpec
-from solvers._stackelberg_exact import payoff_table
+from bilevel.stackelberg._report import compare_critics, stackelberg_report
 
 
 @pytest.fixture(autouse=True)
@@ -234,8 +234,8 @@ def test_convergence(game: str, steps: int, target: float) -> None:
 
 
 def test_matrix_design_dominance_diagnostic(tmp_path: Path) -> None:
-    from bilevel._stackelberg_report import dominant_outcome
-    from models.games import MatrixDesignGame, make_game
+    from bilevel.models.stackelberg import MatrixDesignGame, make_game
+    from bilevel.stackelberg._report import dominant_outcome
 
     g = make_game("matrix_design")
     assert isinstance(g, MatrixDesignGame)
@@ -258,7 +258,7 @@ def test_matrix_design_dominance_diagnostic(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_matrix_design_learns_dominance() -> None:
     # issue 6 acceptance: value >= 1.60 with a welfare-optimal outcome in dominant strategies
-    from bilevel._stackelberg_report import dominant_outcome
+    from bilevel.stackelberg._report import dominant_outcome
 
     r = StackelbergDesigner("matrix_design", steps=300_000, seed=0).fit()
     assert r.value >= 1.60

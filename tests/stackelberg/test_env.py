@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from models.games import make_game
-from solvers._rl_protocol import Action, EnvStep
-from solvers._stackelberg_env import StackelbergPOMDP
-from solvers._stackelberg_games import LeaderGameCore, SimpleAllocationCore, core_from_game
+from bilevel.models.stackelberg import make_game
+from bilevel.solvers.rl._protocol import Action, EnvStep
+from bilevel.solvers.stackelberg._cores import LeaderGameCore, SimpleAllocationCore, core_from_game
+from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
 
 Tensor = torch.Tensor
 Policy = Callable[[EnvStep], Action]
@@ -289,7 +289,8 @@ def test_bad_input() -> None:
         SimpleAllocationCore(0)
 
 
-# --- agreement with the exact payoff tables of models.games / solvers._stackelberg_exact ------
+# --- agreement with the exact payoff tables of bilevel.models.stackelberg /
+# bilevel.solvers.stackelberg._exact ------
 
 @pytest.mark.parametrize(
     "name", ["normal_form:game_2:randomized", "normal_form:game_1", "matrix_design",
@@ -297,7 +298,7 @@ def test_bad_input() -> None:
 )
 def test_committed_episode_replays_the_exact_payoff_table(name: str) -> None:
     # a random committed leader: replaying its cache game by game gives the game's payoff table
-    from solvers._stackelberg_exact import payoff_table
+    from bilevel.solvers.stackelberg._exact import payoff_table
 
     game = make_game(name)
     core = core_from_game(game)
@@ -326,8 +327,8 @@ def test_committed_episode_replays_the_exact_payoff_table(name: str) -> None:
 
 
 def test_hidden_response_wrapper_shows_only_the_reward_phase() -> None:
-    from solvers._ppo_policy import ActorCritic
-    from solvers._stackelberg_basic import HiddenResponseEnv
+    from bilevel.solvers.rl._policy import ActorCritic
+    from bilevel.solvers.stackelberg._pomdp import HiddenResponseEnv
 
     core = SimpleAllocationCore(3)
     full = StackelbergPOMDP(core, 2, iterations=4, reward_games=5)

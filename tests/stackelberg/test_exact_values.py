@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.games import (
+from bilevel.models.stackelberg import (
     MSPMGame,
     make_game,
     matrix_design_game,
@@ -17,9 +17,8 @@ from models.games import (
     normal_form_game,
     simple_allocation_game,
 )
-from solvers._bcce import bcce_gap
-from solvers._no_regret import Response
-from solvers._stackelberg_exact import (
+from bilevel.solvers.stackelberg._bcce import bcce_gap
+from bilevel.solvers.stackelberg._exact import (
     PayoffTable,
     best_response,
     dominant_actions,
@@ -28,6 +27,7 @@ from solvers._stackelberg_exact import (
     payoff_table,
     respond,
 )
+from bilevel.solvers.stackelberg._no_regret import Response
 
 torch.set_num_threads(1)
 
@@ -273,7 +273,7 @@ def test_msgspace3_optimum_against_learned_certified_followers(flavour: str, pre
     # The k = 3 optimal MSPM against MW followers (SP-B prefix: 75 exact updates): the mixed
     # strategies are not yet certified (A0 with value 0 is indifferent between its messages),
     # their argmax is, and it is the efficient equilibrium: loss 0.
-    from solvers._bcce import certified_response
+    from bilevel.solvers.stackelberg._bcce import certified_response
 
     g = mspm_game(setting="MSGSpace", types=3, messages=2)
     f = np.array([[0, 1], [0, 0]])
@@ -290,7 +290,7 @@ def test_msgspace3_optimum_against_learned_certified_followers(flavour: str, pre
 @pytest.mark.parametrize("randomized", [False, True])
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
 def test_optimal_commitment_matches_the_known_optima(k: int, randomized: bool) -> None:
-    from solvers._stackelberg_exact import optimal_commitment
+    from bilevel.solvers.stackelberg._exact import optimal_commitment
 
     g = normal_form_game(game=k, randomized=randomized)
     value, mixture, column = optimal_commitment(g)
@@ -313,7 +313,7 @@ def test_optimal_commitment_matches_the_known_optima(k: int, randomized: bool) -
      ("mspm:MSGSpace:5:2", -1 / 20), ("mspm:MSGSpace:6:2", -2 / 45)],
 )
 def test_best_standard_spm_helper(name: str, want: float) -> None:
-    from solvers._stackelberg_exact import best_standard_spm
+    from bilevel.solvers.stackelberg._exact import best_standard_spm
 
     g = make_game(name)
     assert isinstance(g, MSPMGame)

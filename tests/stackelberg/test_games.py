@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.games import (
+from bilevel.models.stackelberg import (
     MSPMGame,
     NormalFormGame,
     StackelbergGame,

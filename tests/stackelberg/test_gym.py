@@ -18,10 +18,10 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.utils.env_checker import check_env
 
-from solvers._rl_protocol import Action, ActionSpec
-from solvers._stackelberg_env import StackelbergPOMDP
-from solvers._stackelberg_games import core_from_game
-from solvers._stackelberg_gym import StackelbergGymEnv, decode_actions, gym_action_space
+from bilevel.solvers.rl._protocol import Action, ActionSpec
+from bilevel.solvers.stackelberg._cores import core_from_game
+from bilevel.solvers.stackelberg._gym import StackelbergGymEnv, decode_actions, gym_action_space
+from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
 
 ROOT = Path(__file__).resolve().parents[2]
 

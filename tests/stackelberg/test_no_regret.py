@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from models.games import make_game, matrix_design_game, mspm_game
-from solvers._no_regret import (
+from bilevel.models.stackelberg import make_game, matrix_design_game, mspm_game
+from bilevel.solvers.stackelberg._exact import leader_value, payoff_table, run_dynamics
+from bilevel.solvers.stackelberg._no_regret import (
     MultiplicativeWeights,
     Response,
     expected_deviation_utilities,
     joint_index,
 )
-from solvers._qlearning import QLearningFollowers
-from solvers._stackelberg_exact import leader_value, payoff_table, run_dynamics
+from bilevel.solvers.stackelberg._qlearning import QLearningFollowers
 
 torch.set_num_threads(1)
 
@@ -370,7 +370,7 @@ def test_qlearning_followers_learn_truth_telling() -> None:
 def test_mixed_strategies_converge_on_the_pi_second_price_rule(flavour: str) -> None:
     # Long run: the last mixed strategy itself (not only its argmax) becomes truthful to within
     # 0.01 per type, and is certified.
-    from solvers._bcce import bcce_gap
+    from bilevel.solvers.stackelberg._bcce import bcce_gap
 
     game = mspm_game(setting="PI", messages=2)
     claims = (np.array([0.2, 1.0]), np.array([0.0, 0.4]))

@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 
-from bilevel._stackelberg import StackelbergDesigner
-from bilevel._stackelberg_cli import register
-from solvers._rl_protocol import Action
-from solvers._stackelberg_env import StackelbergPOMDP
-from solvers._stackelberg_games import core_from_game
+from bilevel.solvers.rl._protocol import Action
+from bilevel.solvers.stackelberg._cores import core_from_game
+from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
+from bilevel.stackelberg._cli import register
+from bilevel.stackelberg._designer import StackelbergDesigner
 
 
 @pytest.fixture(autouse=True)
