@@ -1,14 +1,14 @@
 """Differentiable (torch) design objectives for gradient-based outer searchers.
 
-The AMA is parametrised by ``theta = (log w, b)`` — the log keeps weights positive (the reference
-implementation let them drift to ≤ 0, where payments divide by w) — or by ``b`` alone when
-weights are fixed at 1. For a batch of K type profiles the factual problem (reports) and, for
-revenue, the n counterfactual problems (agent i's report replaced by its "absent" report) are
-solved together; the per-profile objective is
+The AMA is parametrised by ``theta = (log w, b)`` — the log keeps weights positive (the authors'
+code updates ``w`` itself, which may drift to ≤ 0, where payments divide by w) — or by ``b``
+alone when weights are fixed at 1. For a batch of K type profiles the factual problem (reports)
+and, for revenue, the n counterfactual problems (agent i's report replaced by its "absent"
+report) are solved together; the per-profile objective is
 
 * revenue: ``SW(x*) + sum_i (A_{-i} - A) / w_i`` with ``A = c . x*`` and
-  ``A_{-i} = c_{-i} . x_{-i}`` (= the sum of AMA payments; Curry et al., AAAI 2024, §3 and the
-  reference §1.4);
+  ``A_{-i} = c_{-i} . x_{-i}`` (= the sum of the AMA payments of Curry et al. (2024), §3,
+  Definition 3.1, written as their revenue identity of §4);
 * welfare: ``sum_i r_i . x*``; linear costs (makespan): ``coef . x*``;
 * custom: a user ``torch_fn(x*, types)``.
 

@@ -2,7 +2,8 @@
 
 A mechanism and its baseline (VCG by default) are run on the *same* fresh type profiles, so the
 standard error of their difference is that of the paired per-profile differences — much smaller
-than the two separate standard errors (the reference implementation used independent samples).
+than the two separate standard errors (the authors' code of Curry et al. (2024) evaluates VCG and
+the AMA on independent samples).
 """
 
 from __future__ import annotations

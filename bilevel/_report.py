@@ -136,9 +136,9 @@ def design_report(
     if "makespan" in env.params:
         lines.append(
             f"- makespan definition: `{env.params['makespan']}` ("
-            + ("the reference code's un-clamped remaining work, which produced the paper's "
+            + ("the authors' code's un-clamped remaining work, which produced the paper's "
                "Tables 3/4" if env.params["makespan"] == "reference"
-               else "remaining work clamped at 0; the paper's tables used the reference variant")
+               else "remaining work clamped at 0; the paper's tables used the `reference` variant")
             + ")"
         )
     if ev is not None:

@@ -72,7 +72,8 @@ class Environment:
     costs : mapping of str to callable ``(types) -> ndarray of shape (k, S, A)``, optional
         Linear per-profile costs (e.g. ``"makespan"``); lower is better.
     boost_box : tuple of float, optional
-        ``(lo, hi)`` box for each boost in grid search (reference §5); ``None`` if the
+        ``(lo, hi)`` box for each boost in grid search (the authors' code's box; Curry et al.
+        (2024) do not state one); ``None`` if the
         environment has no default box.
     optimise_weights : bool, default False
         Whether designers optimise agent weights by default (asymmetric distributions).

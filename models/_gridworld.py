@@ -1,4 +1,8 @@
-"""A shared walker on a torus grid whose cells the agents value (reference §2.3, ``GridMDP``)."""
+"""A shared walker on a torus grid whose cells the agents value.
+
+The gridworld of Curry et al. (2024), §5 ("Navigating a grid with multiple tasks", Table 5), as
+``GridMDP`` in the authors' code (torus moves, cell order, value distributions).
+"""
 
 from __future__ import annotations
 
@@ -58,7 +62,8 @@ def gridworld(
     -------
     Environment
         ``objective="revenue"``, ``boost_box = ±n / (1 - gamma)`` for onecell and
-        ``±n G^2 / (1 - gamma)`` for uniform (reference §5), ``optimise_weights=False``,
+        ``±n G^2 / (1 - gamma)`` for uniform (the authors' grid-search boxes),
+        ``optimise_weights=False``,
         ``nonnegative_rewards=True``.
 
     Raises
@@ -94,7 +99,7 @@ def gridworld(
         dx, dy = _MOVES[actions[a]]
         return ((cell[0] - 1 + dx) % G + 1, (cell[1] - 1 + dy) % G + 1)
 
-    # States in the reference order (x fastest), not breadth-first discovery order.
+    # States in the authors' code's order (x fastest), not breadth-first discovery order.
     order: list[Cell] = [(x, y) for y in range(1, G + 1) for x in range(1, G + 1)]
     index = {c: i for i, c in enumerate(order)}
     # Sparse (S * A, S) transitions: a dense (S, A, S) array would need 32 G^4 bytes.

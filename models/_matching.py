@@ -1,4 +1,4 @@
-"""Dynamic matching with stochastic arrivals and patience (reference §2.4, ``MatchingMDP``)."""
+"""Dynamic matching with stochastic arrivals and patience (``MatchingMDP`` of the authors' code)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ def matching(
 ) -> Environment:
     """Agents arrive at random over ``T`` rounds and may be matched while still patient.
 
-    This environment exists in the reference code (§2.4) but not in the paper.
+    This environment exists in the authors' code of Curry et al. (2024) (``matching.jl``) but not
+    in the paper.
 
     * **States**: tuples ``(r, sigma_1, ..., sigma_n)``: ``r`` is the round counter, from -1
       (start) to ``T - 1``; ``sigma_i`` is -2 (not arrived), -1 (already matched) or the round
       ``>= 0`` in which agent ``i`` arrived. Start ``(-1, -2, ..., -2)``. The states reachable
-      from the start are **sorted lexicographically** (as in the reference), so the start is
+      from the start are **sorted lexicographically** (as in the authors' code), so the start is
       state 0. States with ``r = T - 1`` have no successor (the flow leaves).
     * **Actions**: ``("none", "agent1", ..., "agentn")``: match nobody, or match agent ``i``,
       which sets ``sigma_i = -1`` if ``sigma_i >= 0`` and is a no-op otherwise.
@@ -60,7 +61,7 @@ def matching(
     Returns
     -------
     Environment
-        ``objective="revenue"``, ``boost_box=None`` (the reference defines none),
+        ``objective="revenue"``, ``boost_box=None`` (the authors' grid search has none),
         ``optimise_weights = (dist == "asymmetric")``, ``nonnegative_rewards=True``.
 
     Raises

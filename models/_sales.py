@@ -1,4 +1,7 @@
-"""Sequential sales of identical items to unit-demand agents (reference §2.1, ``AuctionMDP``).
+"""Sequential sales of identical items to unit-demand agents.
+
+The sequential-sales environment of Curry et al. (2024), §5 (Tables 1 and 2), as ``AuctionMDP``
+in the authors' code (state layout, enumeration order, value distributions).
 
 Also holds the small argument checks shared by the four built-in environments.
 """
@@ -57,7 +60,7 @@ def _check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
 def sales(
     *, n_agents: int = 3, n_items: int = 2, dist: str = "uniform", gamma: float = 1.0
 ) -> Environment:
-    """Sequential sales of ``m`` identical items to ``n`` unit-demand agents (reference §2.1).
+    """Sequential sales of ``m`` identical items to ``n`` unit-demand agents (Curry et al., 2024).
 
     One item is decided per round: the mechanism either keeps it (action ``"skip"``) or gives it
     to agent ``i`` (action ``"agent{i}"``). An agent values the first item it receives at its
@@ -91,7 +94,7 @@ def sales(
     Returns
     -------
     Environment
-        ``objective="revenue"``, ``boost_box=(-n, n)`` (reference §5),
+        ``objective="revenue"``, ``boost_box=(-n, n)`` (the authors' grid-search box),
         ``optimise_weights = (dist == "asymmetric")``, ``nonnegative_rewards=True``.
 
     Raises

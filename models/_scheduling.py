@@ -1,4 +1,8 @@
-"""Task scheduling on n machines with a makespan objective (reference §2.2, ``ScheduleMDP``)."""
+"""Task scheduling on n machines with a makespan objective.
+
+The dynamic truthful task scheduling of Curry et al. (2024), §5 (Tables 3 and 4), as
+``ScheduleMDP`` in the authors' code (state layout, cost distributions, makespan rule).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from bilevel.models.typing import FloatArray, IntArray
 __all__ = ["SCHEDULER_SENTINEL", "makespan_of_assignment", "scheduling"]
 
 SCHEDULER_SENTINEL = 5.0
-"""Counterfactual cost reported for every task by an "absent" agent (reference §2.2)."""
+"""Counterfactual cost reported for every task by an "absent" agent.
+
+5, as in the authors' code; the paper does not say how an absent machine is modelled.
+"""
 
 _DISTS = ("uniform", "asymmetric")
 _MAKESPANS = ("clamped", "reference")
@@ -70,9 +77,10 @@ def makespan_of_assignment(
         0-based agent of every task.
     variant : {"clamped", "reference"}, default "clamped"
         ``"clamped"``: ``rem = max(rem - 1, 0)`` (idle machines do not bank time).
-        ``"reference"``: the reference code's rule, which decreases only entries ``> 0`` by 1,
-        so a machine that finishes early goes negative and keeps that credit (reference §2.2,
-        §8 item 4). The reference variant produced the paper's Tables 3 and 4.
+        ``"reference"``: the rule of the authors' code, which decreases only entries ``> 0`` by
+        1, so a machine that finishes early goes negative and keeps that credit. This variant
+        produced the paper's Tables 3 and 4: their VCG columns match it (``docs/results.md``),
+        not the clamped rule.
 
     Returns
     -------
@@ -113,7 +121,7 @@ def scheduling(
     gamma: float = 1.0,
     makespan: str = "clamped",
 ) -> Environment:
-    """Assign ``T`` tasks, arriving one per step, to ``n`` machines (reference §2.2).
+    """Assign ``T`` tasks, arriving one per step, to ``n`` machines (Curry et al., 2024, §5).
 
     * **States**: tuples ``(t, o_1, ..., o_T)`` with ``t`` the 1-based task to assign now and
       ``o_j`` in ``{-1, 1..n}`` the agent that got task ``j``; start ``(1, -1, ..., -1)``;
@@ -124,7 +132,7 @@ def scheduling(
     * **Types**: cost matrices of shape ``(n, T)``; ``"uniform"``: ``U[0, 3]``;
       ``"asymmetric"``: row ``i`` (1-based) ``~ U[0, 3 i]``.
     * **Counterfactual** of agent ``i``: its whole row set to :data:`SCHEDULER_SENTINEL`
-      (5.0), as in the reference (there is no way to remove a machine).
+      (5.0), as in the authors' code (there is no way to remove a machine).
     * **Cost** ``"makespan"``: coefficients ``(k, S, A)``, nonzero only at last-task states,
       where ``(s, a)`` completes the assignment ``(o_1, ..., o_{T-1}, a)``; the value is
       :func:`makespan_of_assignment` of that assignment. Minimised.
@@ -141,7 +149,7 @@ def scheduling(
         Discount factor in (0, 1].
     makespan : {"clamped", "reference"}, default "clamped"
         Makespan rule (see :func:`makespan_of_assignment`). ``"clamped"`` is the correct
-        remaining-work simulation; ``"reference"`` reproduces the reference code's un-clamped
+        remaining-work simulation; ``"reference"`` reproduces the authors' code's un-clamped
         rule (remaining work may go negative), which is what produced the paper's Tables 3
         and 4 (e.g. VCG makespan ~1.03 instead of ~1.27 for n=2, T=4, uniform).
 
@@ -149,7 +157,7 @@ def scheduling(
     -------
     Environment
         ``objective="makespan"``, ``costs={"makespan": ...}``,
-        ``boost_box = (-n max(n, 3), n max(n, 3))`` (reference §5),
+        ``boost_box = (-n max(n, 3), n max(n, 3))`` (the authors' grid-search box),
         ``optimise_weights = (dist == "asymmetric")``, ``nonnegative_rewards=False``.
 
     Raises

@@ -12,11 +12,12 @@ For a tabular MDP with flow matrix :math:`M \in \mathbb{R}^{S \times SA}`
     \max_{x \ge 0} \; \sum_{s,a} c(s,a)\,x(s,a) - \alpha \sum_{s,a} x(s,a) \log x(s,a)
     \quad \text{s.t.} \quad M x = \mu_0 ,
 
-the entropy-regularised occupancy-measure program of Curry et al. (AAAI 2024), eq. 13, with the
-sign of the reference code: an entropy *bonus* :math:`+\alpha H(x)`, :math:`H = -\sum x\log x`
-(the reference notes, ``/work/shared/reference/dynamic-ama-reference.md`` §1.3, explain why the
-paper's "+ α Σ ν log ν" is a sign slip). The objective is strictly concave, so the maximiser
-is unique.
+the entropy-regularised occupancy-measure program of Curry et al. (2024), Appendix E, eq. (13),
+with an entropy *bonus* :math:`+\alpha H(x)`, :math:`H = -\sum x\log x`, as in the authors'
+code. Eq. (13) prints "+ α Σ ν log ν" inside the max, which would maximise a convex function;
+the paper calls the program convex with a smooth solution map (§4, "Regularized linear
+program"), which only the bonus sign gives, so we read the printed sign as a slip. The
+objective is strictly concave, so the maximiser is unique.
 
 The dual
 --------
@@ -51,7 +52,7 @@ Warm start
 At the optimum, :math:`\sum_a x(s,a) = d(s)` (the state occupancy), so
 :math:`v(s) = \alpha \log\sum_a \exp(q(s,a)/\alpha - 1) - \alpha \log d(s)` with
 :math:`q = c + \gamma P v`: a soft Bellman equation offset by the state entropy (this is why
-plain soft value iteration, which has :math:`d \equiv 1`, is not the solution; reference §1.3).
+plain soft value iteration, which has :math:`d \equiv 1`, is not the solution).
 The warm start alternates this equation (one backward pass over the topological layers for
 acyclic MDPs; soft policy iteration, a handful of batched linear solves, for discounted MDPs
 with cycles) with the forward computation of :math:`d` under the implied softmax policy
@@ -78,7 +79,7 @@ Gradients
 ---------
 :meth:`EntropicSolver.__call__` is differentiable. Implicit differentiation of
 :math:`x = \exp((c - M^\top v)/\alpha - 1)`, :math:`M x = \mu_0` gives the vector–Jacobian
-product (reference §3.1), for an upstream gradient :math:`g = \partial L/\partial x`,
+product, for an upstream gradient :math:`g = \partial L/\partial x`,
 
 .. math::
 
@@ -92,8 +93,9 @@ eliminated first and only the Schur complement on the other states is factorised
 
 References
 ----------
-D. Curry, V. Thoma, D. Chakrabarti, S. McAleer, C. Kroer, T. Sandholm, N. He, S. Seuken.
-"Automated design of affine maximizer mechanisms in dynamic settings", AAAI 2024.
+M. Curry, V. Thoma, D. Chakrabarti, S. McAleer, C. Kroer, T. Sandholm, N. He, S. Seuken.
+"Automated design of affine maximizer mechanisms in dynamic settings", AAAI 2024 (see also
+``docs/references.md``).
 """
 
 from __future__ import annotations
@@ -550,7 +552,8 @@ class EntropicSolver:
         Returns
         -------
         torch.Tensor of the same shape, float64
-            The optimal occupancy measures; ``backward`` applies the implicit VJP of §3.1.
+            The optimal occupancy measures; ``backward`` applies the implicit VJP (module
+            docstring, "Gradients").
 
         Raises
         ------
@@ -1008,7 +1011,7 @@ class EntropicSolver:
 
 
 class _EntropicFunction(torch.autograd.Function):
-    """``c (B, S, A) -> x (B, S, A)`` with the implicit-function VJP (reference §3.1)."""
+    """``c (B, S, A) -> x (B, S, A)`` with the implicit-function VJP of the module docstring."""
 
     @staticmethod
     def forward(ctx: Any, c: torch.Tensor, solver: EntropicSolver) -> torch.Tensor:

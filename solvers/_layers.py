@@ -1,8 +1,9 @@
 r"""Reference entropy-regularised inner solver: a cvxpylayers layer with an exact backward.
 
 For a reward array :math:`c \in \mathbb{R}^{S \times A}` and an entropy weight
-:math:`\alpha > 0` this module solves the regularised occupancy program of the reference
-implementation (``lp_and_ama.jl``; see reference §1.3)
+:math:`\alpha > 0` this module solves the regularised occupancy program of Curry et al. (2024),
+Appendix E, eq. (13), with the entropy-bonus sign of the authors' code (``lp_and_ama.jl``; see
+:class:`bilevel.solvers.EntropicSolver` for the sign)
 
 .. math::
 
@@ -18,8 +19,7 @@ Gradients
 ---------
 Implicit differentiation of the optimality conditions
 :math:`x = \exp((c - M^\top v)/\alpha - 1)`, :math:`M x = \mu_0` gives, for an upstream
-gradient :math:`g = \partial L / \partial x` and :math:`X = \operatorname{diag}(x^*)`
-(reference §3.1),
+gradient :math:`g = \partial L / \partial x` and :math:`X = \operatorname{diag}(x^*)`,
 
 .. math::
 
@@ -203,7 +203,7 @@ def _quiet_solver() -> Iterator[None]:
 
 
 class CvxpyEntropicLayer:
-    """Batched, differentiable solver of the entropy-regularised occupancy program (reference).
+    """Batched, differentiable solver of the entropy-regularised occupancy program (slow, exact).
 
     Parameters
     ----------

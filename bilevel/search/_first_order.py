@@ -1,4 +1,7 @@
-"""First-order search: gradients through the entropy-regularised inner problem (paper §4).
+"""First-order search: gradients through the entropy-regularised inner problem.
+
+The "regularized linear program" method of Curry et al. (2024), §4; its program is their
+Appendix E, eq. (13), with the entropy-bonus sign (see :class:`bilevel.solvers.EntropicSolver`).
 
 Each step draws fresh type profiles, solves the factual and (for revenue) counterfactual
 problems with the entropy-regularised occupancy program — smooth in the rewards, so the
@@ -7,13 +10,15 @@ step. Two gradient estimators:
 
 * ``"exact"`` (default): autograd of the regularised per-profile objective through every solve
   (the implicit-function VJP of the inner solver);
-* ``"envelope"``: the paper's "asw-envelope" revenue estimator (reference §3.2), which
+* ``"envelope"``: the paper's revenue estimator (Curry et al. (2024), §5, "Regularized LP",
+  with the partial derivatives of their Appendix C; "asw envelope" in the authors' code), which
   differentiates ``SW(x*)`` through the solver and takes the affine-welfare values' envelope
   derivative.
 
-Paper defaults (§5): α = 0.01, 20 profiles per step, learning rate 0.01, boosts initialised
-U[0, 1], weights fixed at 1 for symmetric distributions and optimised for asymmetric ones. The
-searcher returns its last iterate; the designer evaluates it *unregularised* (exactly truthful).
+Paper defaults (Curry et al. (2024), §5): α = 0.01, 20 profiles per step, learning rate 0.01,
+weights fixed at 1 for symmetric distributions and optimised for asymmetric ones; boosts start
+at U[0, 1] as in the authors' code (the paper leaves the start open). The searcher returns its
+last iterate; the designer evaluates it *unregularised* (exactly truthful).
 """
 
 from __future__ import annotations
@@ -190,7 +195,7 @@ class FirstOrder:
     lr : float, default 0.01
         Learning rate (paper: 0.01).
     optimizer : {"adam", "sgd"}, default "adam"
-        Adam at ``lr``, or plain (stochastic) gradient steps as in the reference code (the
+        Adam at ``lr``, or plain (stochastic) gradient steps as in the authors' code (the
         paper names no rule). Adam is the default: at the paper's lr and 2,000 steps it is
         better or level on every row of Tables 1 and 4 (``docs/results.md``), where plain
         steps stall on revenue plateaus (Table 1, n=3 m=2: 0.64 against 0.69).

@@ -1,4 +1,4 @@
-"""Sobol grid search over AMA parameters (the AMA paper's grid-search baseline, reference §5).
+"""Sobol grid search over AMA parameters (the grid-search baseline of Curry et al. (2024), §5).
 
 Candidates are the points of *unscrambled* Sobol sequences (Joe–Kuo direction numbers, as
 Sobol.jl), without the all-zero first row, so the first candidate is the box midpoint: ``b = 0``
@@ -10,7 +10,7 @@ and ``w = 1`` (or ``1/n`` each), i.e. **VCG is always the first candidate**:
   n-dimensional Sobol sequence divided by its sum (weights on the simplex); otherwise ``w = 1``.
 
 Each candidate is scored by the mean objective over ``n_profiles`` type profiles solved
-exactly (unregularised). Unlike the reference, which draws fresh profiles for every candidate,
+exactly (unregularised). Unlike the authors' code, which draws fresh profiles for every candidate,
 all candidates are scored on the *same* profiles (common random numbers), which makes the
 comparison between candidates sharper; the best candidate is chosen by strict improvement, so
 the first (VCG) wins ties. Scoring is batched over candidates × profiles × (n + 1) solves.
@@ -39,7 +39,7 @@ def _sobol(dim: int, count: int) -> FloatArray:
     """Rows 1..count of the unscrambled Sobol sequence of dimension ``dim`` (row 0 = 0 skipped)."""
     engine = qmc.Sobol(d=dim, scramble=False)
     with warnings.catch_warnings():
-        # Balance properties need powers of two; the reference uses the raw prefix anyway.
+        # Balance properties need powers of two; the authors' Sobol.jl prefix ignores that too.
         warnings.filterwarnings("ignore", message=".*balance properties.*", category=UserWarning)
         pts = engine.random(count + 1)
     return np.asarray(pts[1:], dtype=np.float64)
@@ -76,7 +76,7 @@ def sobol_candidates(
     --------
     >>> box = (-2 / (1 - 0.9), 2 / (1 - 0.9))  # gridworld, n = 2, gamma = 0.9
     >>> w, b = sobol_candidates(2, 2, (9, 4), box, False)
-    >>> float(abs(b[0]).max()), float(b[1][0, 0])  # VCG first; then the reference's 2nd point
+    >>> float(abs(b[0]).max()), float(b[1][0, 0])  # VCG, then the authors' runtests.jl boosts
     (0.0, 10.000000000000004)
     """
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:

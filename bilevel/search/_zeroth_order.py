@@ -2,20 +2,22 @@
 
 For every type profile the factual problem and (revenue) each counterfactual problem are solved
 exactly. The total derivative of the per-profile objective ``f(theta, x*, x_{-1}, ..., x_{-n})``
-is decomposed (reference §4) as
+is decomposed as in Curry et al. (2024), §4, "Zeroth-order methods" (after Sow, Ji and Liang,
+2022):
 
     d f / d theta = ∂f/∂theta  +  sum_p J_p^T (∂f/∂x_p),
 
 with the explicit partial and the vectors ``g_p = ∂f/∂x_p`` obtained by autograd with the
 solutions held fixed, and each Jacobian–vector product estimated by Gaussian perturbations of the
 parameters: ``J_p^T g_p ≈ (1/N) sum_k <(x_p(theta + mu u_k) - x_p(theta)) / mu, g_p> u_k`` with
-fresh ``u_k ~ N(0, I)`` for every profile and every problem (no dimension factor, as the
-reference). All N × (1 + n) × K perturbed problems are solved in one batched DP call.
+fresh ``u_k ~ N(0, I)`` for every profile and every problem (no dimension factor, as in the
+authors' code). All N × (1 + n) × K perturbed problems are solved in one batched DP call.
 
 Parameters are ``theta = (log w, b)`` (weights optimised) or ``b``; perturbing ``log w`` keeps
-weights positive, a deliberate difference from the reference, which perturbs ``w`` directly.
-Paper defaults (§5): 20 perturbations of standard deviation 0.05 on 20 profiles per step,
-learning rate 0.1, plain gradient steps, boosts initialised U[0, 1].
+weights positive, a deliberate difference from the authors' code, which perturbs ``w`` directly.
+Paper defaults (Curry et al. (2024), §5): 20 perturbations of standard deviation 0.05 on 20
+profiles per step, learning rate 0.1; plain gradient steps and boosts initialised U[0, 1] as in
+the authors' code (the paper leaves both open).
 """
 
 from __future__ import annotations
