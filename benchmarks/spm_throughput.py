@@ -9,8 +9,8 @@ learners get the same budget of environment steps, side by side in one run:
   hyperparameters of :class:`bilevel.spm.SPMDesigner`);
 * **SB3** — ``stable_baselines3.PPO("MlpPolicy")`` on the gymnasium
   :class:`bilevel.models.spm.SPMGymEnv` (one episode at a time, the paper's Box action: agent scores
-  then prices), with SB3's defaults except γ = 1 and ``ent_coef = 0.01`` (the Stackelberg
-  authors' standard-SPM baseline; reference §2.7).
+  then prices), with SB3's defaults except γ = 1 and ``ent_coef = 0.01`` (SP-B's settings for
+  the authors' standard-SPM baseline; ``docs/references.md``).
 
 Steps per second are the training budget over the training wall time (evaluations excluded).
 Each final policy is evaluated greedily on the same fresh Monte Carlo profiles

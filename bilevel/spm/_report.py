@@ -1,7 +1,7 @@
 """Reports of an SPM design: markdown table, JSON record and learning-curve PNG.
 
 The table puts the learned mechanism beside the learned ASP/PSP baselines, RSD, the best
-SPM/PSP/ASP values where a dynamic program or the reference gives them, and ``E[OPT]``; each row
+SPM/PSP/ASP values where a dynamic program or a known value gives them, and ``E[OPT]``; each row
 shows the value, its standard error (0 when exact), how it was obtained, and its percentage of
 the comparison target (the best SPM where known, else ``E[OPT]``).
 """
@@ -105,7 +105,7 @@ def spm_report_markdown(result: SPMDesignResult, curves_png: str | None = None) 
 
 
 def plot_spm_curves(result: SPMDesignResult, path: str | Path) -> Path:
-    """Learning curves of the trained policies with the reference values as horizontal lines.
+    """Learning curves of the trained policies with the comparison values as horizontal lines.
 
     Parameters
     ----------

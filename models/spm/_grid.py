@@ -1,4 +1,8 @@
-"""Discrete price grids for SPM price heads (reference §1.4, SP-B's discrete-price mode)."""
+"""Discrete price grids for SPM price heads (the discrete-price mode of SP-B, the authors' code).
+
+Brero et al. (2021) let the policy output continuous prices; SP-B (``docs/references.md``)
+optionally picks each price from a grid instead.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 One row is one run of the mechanism on one value profile. Each step the mechanism picks a
 remaining agent and posts one price per item type; the agent takes its utility-maximising
 bundle (its dominant strategy) and pays its prices; the episode ends when no agent or no unit
-remains (reference §1.1-1.5), or optionally only after every agent was visited (SP-B).
+remains (the SPM protocol and POMDP of Brero et al. (2021), "Preliminaries" and "Learning Optimal
+SPMs"), or optionally only after every agent was visited (SP-B, the authors' Stackelberg POMDP
+code; ``docs/references.md``).
 Everything is plain torch tensors, so learners and exact evaluators drive the same arithmetic.
 
 Buyer's response

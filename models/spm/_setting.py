@@ -4,7 +4,8 @@ A setting holds ``n`` agents, ``d`` item types with ``units[j]`` identical units
 the valuation class (unit demand or additive across types) and the value distribution as a
 seeded sampler, plus -- when the distribution has finite support -- the enumerated support with
 its probabilities (the exact evaluators in :mod:`bilevel.solvers` enumerate it). Values are stored
-already normalised so that the highest possible value is 1 (reference §1.7).
+already normalised so that the highest possible value is 1 (as every setting of Brero et al.
+(2021) is; the extended version's Appendix C).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The SPM paper's settings (reference §1.7) and its Proposition 1, 2 and 4 examples.
+"""The SPM paper's settings and its Proposition 1, 2 and 4 examples.
+
+The settings of Brero et al. (2021), "Experimental Results" (parts 1-3), with the exact
+distributions of the extended version's Appendix C, and the examples of Propositions 1, 2
+and 4 ("Characterization Results").
 
 Every value is divided by the setting's highest possible value, so all values lie in
 ``[0, 1]``. Each sampler is written from the setting's generative description; finite-support
@@ -89,7 +93,7 @@ def _sample_marginals(
 
 
 def correlated(*, n_agents: int = 20, n_items: int = 5, delta: float = 0.0) -> SPMSetting:
-    """Correlated values: ``n`` unit-demand agents, ``k`` identical items (reference §1.7).
+    """Correlated values: ``n`` unit-demand agents, ``k`` identical items (paper part 1).
 
     ``z ~ U[(1-δ)/2, (1+δ)/2]`` and then ``v_i ~ U[z - (1-δ)/2, z + (1-δ)/2]`` independently
     given ``z``; δ = 0 gives i.i.d. U[0, 1], δ = 1 gives ``v_i = z`` for all ``i``. Values lie
@@ -202,7 +206,7 @@ def additive_across_types(
 
 
 def colors(*, n_per_color: int = 10) -> SPMSetting:
-    """Colors: red, yellow and blue agents; red and yellow items (reference §1.7).
+    """Colors: red, yellow and blue agents; red and yellow items (paper part 2).
 
     Agents ``0..c-1`` are red, ``c..2c-1`` yellow, ``2c..3c-1`` blue (``c = n_per_color``);
     item type 0 is red, type 1 yellow, with ``c`` units each. Red agents value red items 1,
@@ -255,8 +259,8 @@ def colors(*, n_per_color: int = 10) -> SPMSetting:
 def two_worlds(*, n_agents: int = 10) -> SPMSetting:
     """Two worlds: one item; values i.i.d. on {0.6, 1} ("high") or on {0.1, 0.4} ("low").
 
-    The regime is high or low with probability 1/2 each, common to all agents (reference
-    §1.7). Values lie in [0, 1] already.
+    The regime is high or low with probability 1/2 each, common to all agents (paper part 2).
+    Values lie in [0, 1] already.
 
     Parameters
     ----------
@@ -337,7 +341,7 @@ def kitchen_sink() -> SPMSetting:
     World 1 (probability 1/2): agent 0 values A at 0.01, agent 1 values C at 1, agent 2 values
     C at 5 (probability 0.2) or 0.5. World 2: agent 0 values B at 0.01, agent 2 values C at
     0.499, agent 1 values C at 2 (probability 0.2) or 0. All other values 0; normalised by 5
-    (reference §1.7).
+    (paper part 2).
 
     Returns
     -------
@@ -382,7 +386,7 @@ def id_setting() -> SPMSetting:
 
     Agents 0-2 are i.i.d. uniform on {0, 60}. If exactly one agent ``i`` of them has 60, agent
     ``i + 3`` is uniform on {0, 40} and the other two of agents 3-5 uniform on {0, 21} (all
-    independent); otherwise agents 3-5 value 0. Normalised by 60 (reference §1.7).
+    independent); otherwise agents 3-5 value 0. Normalised by 60 (paper part 2).
 
     Returns
     -------
@@ -436,7 +440,7 @@ def maxmin_fairness() -> SPMSetting:
     Agent 0 is orange, 1-4 blue, 5-8 red; type 0 is black, type 1 white. With probability 1/2:
     orange values black U[0.5, 1] (white 0), blue black U[0.4, 0.5] and white U[0, 0.25], red
     black U[0.9, 1] and white U[0.4, 0.5]. Otherwise red and blue swap their distributions and
-    orange values white U[0.5, 1] (black 0). Objective: ``min_i v_i(x_i)`` (reference §1.7).
+    orange values white U[0.5, 1] (black 0). Objective: ``min_i v_i(x_i)`` (paper part 3).
 
     Returns
     -------
@@ -520,8 +524,9 @@ def proposition2() -> SPMSetting:
 def proposition4() -> SPMSetting:
     """Proposition 4: two identical items, four independent agents; normalised by 15.
 
-    Agent 0 uniform on {1, 15}, agent 1 on {3, 12}, agents 2 and 3 on {2, 8} (reference §3.2);
-    the optimal SPM needs adaptive order and adaptive prices.
+    Agent 0 uniform on {1, 15}, agent 1 on {3, 12}, agents 2 and 3 on {2, 8} (the example of
+    the proof, which the AAAI text defers to the extended version); the optimal SPM needs
+    adaptive order and adaptive prices.
 
     Returns
     -------

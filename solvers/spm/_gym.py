@@ -1,9 +1,10 @@
 """``SPMGymEnv``: one SPM episode at a time behind the gymnasium API, for other RL libraries.
 
 It runs the same :class:`bilevel.models.spm.SPMProcess` with one row. The action is the paper's
-encoding (reference §1.4): a Box ``[0, 1]^(n + d)`` whose first ``n`` coordinates are agent
-scores (the highest-scoring *remaining* agent is visited, so no action is invalid) and whose
-last ``d`` are the prices of the item types. Reward 0 until the episode ends, then the
+encoding (Brero et al. (2021), "Experimental Results": n agent scores, then the prices), as a
+Box ``[0, 1]^(n + d)`` whose first ``n`` coordinates are agent scores (the highest-scoring
+*remaining* agent is visited, so no action is invalid) and whose last ``d`` are the prices of
+the item types. Reward 0 until the episode ends, then the
 objective minus the episode's optimal welfare (``reward="welfare_loss"``) or the objective.
 """
 
