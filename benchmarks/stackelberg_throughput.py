@@ -48,7 +48,8 @@ import torch
 from bilevel.models.stackelberg import make_game
 from bilevel.solvers.rl._protocol import Action
 from bilevel.solvers.stackelberg._gym import StackelbergGymEnv, decode_actions
-from bilevel.stackelberg._designer import StackelbergDesigner, evaluate_leader
+from bilevel.stackelberg._designer import StackelbergDesigner
+from bilevel.stackelberg._evaluation import evaluate_leader
 
 SB3_REQUIREMENT = "stable-baselines3>=2.9,<3"
 

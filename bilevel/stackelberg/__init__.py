@@ -6,13 +6,11 @@ is scored exactly against the followers' certified response (:func:`evaluate_lea
 report (:func:`stackelberg_report`) and the ``bilevel stackelberg`` subcommand sit beside it.
 """
 
-from bilevel.stackelberg._designer import (
+from bilevel.stackelberg._designer import StackelbergDesigner
+from bilevel.stackelberg._evaluation import (
     LeaderActor,
     LeaderEvaluation,
-    StackelbergDesigner,
-    StackelbergResult,
     evaluate_leader,
-    load_stackelberg,
     worst_certified_value,
 )
 from bilevel.stackelberg._report import (
@@ -21,6 +19,7 @@ from bilevel.stackelberg._report import (
     stackelberg_report,
     summary_rows,
 )
+from bilevel.stackelberg._result import StackelbergResult, load_stackelberg
 
 __all__ = [
     "LeaderActor",

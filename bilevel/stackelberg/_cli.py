@@ -25,13 +25,13 @@ from pathlib import Path
 
 from bilevel._jsonsafe import to_json
 from bilevel.models.stackelberg import MatrixDesignGame, make_game
-from bilevel.stackelberg._designer import StackelbergResult
 from bilevel.stackelberg._report import (
     compare_critics,
     dominant_outcome,
     stackelberg_report,
     summary_rows,
 )
+from bilevel.stackelberg._result import StackelbergResult
 
 __all__ = ["register"]
 

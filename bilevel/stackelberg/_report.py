@@ -24,7 +24,8 @@ import numpy as np
 
 from bilevel._jsonsafe import to_json
 from bilevel.models.stackelberg import MatrixDesignGame, make_game
-from bilevel.stackelberg._designer import StackelbergDesigner, StackelbergResult
+from bilevel.stackelberg._designer import StackelbergDesigner
+from bilevel.stackelberg._result import StackelbergResult
 
 __all__ = ["compare_critics", "dominant_outcome", "stackelberg_report", "summary_rows"]
 
@@ -91,7 +92,7 @@ def dominant_outcome(game: MatrixDesignGame, transfers: Any) -> tuple[int, int] 
 
     Examples
     --------
-    >>> t = np.zeros((2, 2, 2)); t[0, 0, 0] = 0.5; t[1, 1, 1] = 1.0   # reference §3.1
+    >>> t = np.zeros((2, 2, 2)); t[0, 0, 0] = 0.5; t[1, 1, 1] = 1.0   # Brero et al. 2022, App. G.2
     >>> dominant_outcome(make_game("matrix_design"), t)
     (0, 1)
     """

@@ -18,7 +18,7 @@ from bilevel import AMA, AMADesigner, evaluate, load_mechanism, vcg
 from bilevel._cli import main
 from bilevel._jsonsafe import finite_or_none, to_json
 from bilevel.models import custom_env, make_env, mdp_from_arrays
-from bilevel.stackelberg._designer import StackelbergResult, load_stackelberg
+from bilevel.stackelberg._result import StackelbergResult, load_stackelberg
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,14 +16,10 @@ from bilevel.solvers.rl._policy import ActorCritic
 from bilevel.solvers.rl._protocol import ActionSpec
 from bilevel.solvers.stackelberg._exact import payoff_table
 from bilevel.stackelberg._cli import register
-from bilevel.stackelberg._designer import (
-    StackelbergDesigner,
-    StackelbergResult,
-    evaluate_leader,
-    load_stackelberg,
-    worst_certified_value,
-)
+from bilevel.stackelberg._designer import StackelbergDesigner
+from bilevel.stackelberg._evaluation import evaluate_leader, worst_certified_value
 from bilevel.stackelberg._report import compare_critics, stackelberg_report
+from bilevel.stackelberg._result import StackelbergResult, load_stackelberg
 
 
 @pytest.fixture(autouse=True)

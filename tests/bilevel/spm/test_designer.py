@@ -17,6 +17,7 @@ from bilevel.solvers.spm._env import SPMBatchedEnv
 from bilevel.spm._cli import register
 from bilevel.spm._designer import SPMDesigner, mechanism_of
 from bilevel.spm._report import spm_report_markdown, write_spm_report
+from tests import ROOT
 
 torch.set_num_threads(1)
 
@@ -224,7 +225,7 @@ def _benchmark_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "spm_throughput.py"
+    path = ROOT / "benchmarks" / "spm_throughput.py"
     spec = importlib.util.spec_from_file_location("spm_throughput", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
