@@ -10,10 +10,10 @@ same budget of leader-environment steps, side by side in one run:
   for the small games, and still reaching the optimum of ``simple_allocation:3`` within 200 k
   steps (measured, seeds 0 and 1) —, centralized critic, no evaluation during training);
 * **SB3** — ``stable_baselines3.PPO("MlpPolicy")`` on the gymnasium interface
-  :class:`bilevel.solvers.stackelberg.StackelbergGymEnv` (one episode at a time, the papers' stack,
-  reference §2.7) with SP-B's settings: SB3 defaults except γ = 1, the game's entropy
-  coefficient and ``n_steps = ⌈2048 / H⌉ · H`` (whole episodes per rollout; H = episode
-  length).
+  :class:`bilevel.solvers.stackelberg.StackelbergGymEnv` (one episode at a time, the papers' stack:
+  Brero et al., *Stackelberg POMDP*, §5) with SP-B's settings (``docs/references.md``): SB3
+  defaults except γ = 1, the game's entropy coefficient and ``n_steps = ⌈2048 / H⌉ · H``
+  (whole episodes per rollout; H = episode length).
 
 Steps per second are the training budget over the training wall time. Each final leader is
 then evaluated exactly in the same way (:func:`bilevel.stackelberg.evaluate_leader`: its

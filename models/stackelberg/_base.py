@@ -85,7 +85,8 @@ class StackelbergGame(ABC):
     n_actions : tuple of int
         Number of actions (messages) ``A_i`` of each follower.
     optimum : float or None
-        Best known leader value per game (reference §3.1) in the game's units, if known.
+        Best known leader value per game in the game's units, if known (each game's
+        docstring says where it comes from).
     """
 
     name: str

@@ -1,7 +1,9 @@
 """Matrix design game: the leader pays transfers so that two followers reach a good outcome.
 
-Reference §2.2.2 (Monderer & Tennenholtz 2003 style). Two followers without private types play
-the 2×2 game below (entries ``[u1, u2]``, normalisation 6)::
+The matrix design game of Brero et al., *Stackelberg POMDP*, Appendix G.2 (after Monderer &
+Tennenholtz 2003; also *Learning Stackelberg Equilibria*, §5.2). Two followers without private
+types play the 2×2 game below (entries ``[u1, u2]``; normalisation 6, transfer box and welfare
+reward as in the authors' code)::
 
     (0,0): [3,3]   (0,1): [6,4]
     (1,0): [4,6]   (1,1): [2,2]
@@ -12,8 +14,8 @@ units, default ``high = 10``) that cost it nothing; follower ``i`` receives
 transfer vector has one entry per follower (the public code's unused third entry is dropped).
 
 The best leader value is ``10/6`` at outcome (0,1) or (1,0). Making (0,1) dominant needs
-``t1(0,0) − t1(1,0) ≥ 1/6`` and ``t2(1,1) − t2(1,0) ≥ 4/6`` (the "threshold τ ≥ 4" in raw
-units); off-path transfers cost nothing.
+``t1(0,0) − t1(1,0) ≥ 1/6`` and ``t2(1,1) − t2(1,0) ≥ 4/6`` (the "τ ≥ 4" of *Learning
+Stackelberg Equilibria*, §5.2, in raw units); off-path transfers cost nothing.
 
 Examples
 --------
@@ -38,7 +40,7 @@ from bilevel.models.typing import FloatArray
 
 __all__ = ["MATRIX_DESIGN_PAYOFFS", "MatrixDesignGame", "matrix_design_game"]
 
-# Raw u[a1, a2, i]; reference §2.2.2.
+# Raw u[a1, a2, i]; Brero et al., Stackelberg POMDP, Appendix G.2 (Figure 5, no transfers).
 MATRIX_DESIGN_PAYOFFS = (((3.0, 3.0), (6.0, 4.0)), ((4.0, 6.0), (2.0, 2.0)))
 
 
@@ -51,7 +53,7 @@ class MatrixDesignGame(StackelbergGame):
     raw_payoffs : ndarray of shape (A1, A2, 2)
         Raw follower payoffs ``u[a1, a2, i]``.
     normalisation : float
-        Divisor of the raw payoffs (6 in the reference game).
+        Divisor of the raw payoffs (6 in the papers' game).
     high : float, default 10.0
         Upper bound of every transfer (normalised units).
     name : str
@@ -140,7 +142,7 @@ class MatrixDesignGame(StackelbergGame):
 
 
 def matrix_design_game(*, high: float = 10.0) -> MatrixDesignGame:
-    """The matrix design game of reference §2.2.2.
+    """The matrix design game of Brero et al., *Stackelberg POMDP*, Appendix G.2.
 
     Parameters
     ----------

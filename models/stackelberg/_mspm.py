@@ -1,6 +1,7 @@
 """Message sequential price mechanisms (MSPM): two bidders, one item, a messaging round.
 
-Reference §2.2.4. Followers A0 and A1 privately know their values and each sends a message in
+Brero et al., *Stackelberg POMDP*, §5.2 and Appendix F (*Learning Stackelberg Equilibria*,
+§5.4). Followers A0 and A1 privately know their values and each sends a message in
 ``{0, ..., M-1}``. The leader then runs a sequential price mechanism on the message profile: it
 visits one agent at a price; that agent buys iff its value exceeds the price (strictly, unless
 ``buy_on_tie``); if the item is unsold it visits the other agent at a second price. Every agent
@@ -11,11 +12,14 @@ earns ``welfare − max(v_A0, v_A1)`` (the welfare-loss trick, ≤ 0).
 Settings:
 
 * ``"PI"`` (prophet-inequality example of Agrawal, Sethuraman & Zhang 2020 with ε = 0.2, scaled
-  by 1/2.5): A0 has value 0.2 w.p. 0.8 and 1.0 w.p. 0.2; A1 has 0 w.p. 0.5 and 0.4 w.p. 0.5.
-  ``E[max] = 0.44``; best standard SPM loss ``−0.06``; best MSPM loss 0 (a second-price-like rule).
-* ``"MSGSpace"`` with ``k`` types: both agents iid uniform on ``linspace(0, 1, k)``. Best
-  standard SPM losses −1/18, −1/24, −1/20, −2/45 for k = 3, 4, 5, 6; best 2-message MSPM loss
-  0 for k ≤ 5.
+  by 1/2.5; *Learning Stackelberg Equilibria*, §5.4): A0 has value 0.2 w.p. 0.8 and 1.0 w.p.
+  0.2; A1 has 0 w.p. 0.5 and 0.4 w.p. 0.5. ``E[max] = 0.44``; best standard SPM loss ``−0.06``
+  (the SPM of that section's footnote 10); best MSPM loss 0 (a second-price-like rule; the
+  section's 2-message mechanism is also efficient).
+* ``"MSGSpace"`` with ``k`` types: both agents iid uniform on ``linspace(0, 1, k)``
+  (*Stackelberg POMDP*, §5.2). Best standard SPM losses −1/18, −1/24, −1/20, −2/45 for
+  k = 3, 4, 5, 6 (brute force over visiting order and threshold prices, checked in the tests);
+  best 2-message MSPM loss 0 for k ≤ 5 (the optimal mechanisms of Appendix H, Tables 3–5).
 
 Examples
 --------
@@ -52,7 +56,7 @@ __all__ = ["MSPMGame", "mspm_game"]
 _PI_VALUES = ((0.2, 1.0), (0.0, 0.4))
 _PI_PRIORS = ((0.8, 0.2), (0.5, 0.5))
 
-# Best standard SPM welfare loss (reference §3.1), by setting.
+# Best standard SPM welfare loss, by setting (brute force over order and threshold prices).
 _SPM_OPTIMA: dict[tuple[str, int], float] = {
     ("PI", 2): -0.06,
     ("MSGSpace", 2): 0.0,
@@ -61,7 +65,7 @@ _SPM_OPTIMA: dict[tuple[str, int], float] = {
     ("MSGSpace", 5): -1.0 / 20.0,
     ("MSGSpace", 6): -2.0 / 45.0,
 }
-# Best known MSPM loss with >= 2 messages (reference §3.1; k = 6 not proven, omitted).
+# Best known MSPM loss with >= 2 messages (0 = efficient; k = 6 not proven, omitted).
 _MSPM_OPTIMA: dict[tuple[str, int], float] = {
     ("PI", 2): 0.0,
     ("MSGSpace", 2): 0.0,
@@ -230,7 +234,7 @@ def mspm_game(
     values: Sequence[Any] | None = None,
     priors: Sequence[Any] | None = None,
 ) -> MSPMGame:
-    """A message SPM setting of reference §2.2.4.
+    """A message SPM setting (Brero et al., *Stackelberg POMDP*, §5.2).
 
     Parameters
     ----------

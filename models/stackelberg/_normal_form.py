@@ -1,13 +1,16 @@
 """Normal-form Stackelberg games: a leader commits to a row (or a mixture), one follower answers.
 
-Reference §2.2.1: four bimatrix games, entries ``[leader, follower]``, every payoff divided by
-the largest entry of the whole payoff tensor (30 for games 1 and 2, 3 for games 3 and 4). The
+Four bimatrix games, entries ``[leader, follower]``: Escape and Maintain (games 1 and 2; Brero
+et al., *Stackelberg POMDP*, Appendix G.1, after Zhang et al. 2019) and the two small games 3
+and 4 of the authors' code. Every payoff is divided by the largest entry of the whole payoff
+tensor (30 for games 1 and 2, 3 for games 3 and 4; the papers plot rewards in [0, 1]). The
 follower has no private type (one type) and observes nothing; the leader's observation is a
 constant. In randomised mode the leader's action is a weight vector ``w`` in ``[0, 1]^R``,
 turned into the mixture ``w / Σw`` (uniform when ``Σw = 0``), and every payoff is the exact
 expectation over that mixture.
 
-Known optima (reference §3.1, leader payoff / normalisation):
+Known optima (leader payoff / normalisation; games 1 and 2 as in Appendix G.1, 11/12 being the
+supremum of the paper's ``27.5 − 10ε``; all checked by brute force in the tests):
 
 ====== ============== ==============================================
 game   pure           mixed (strong Stackelberg)
@@ -40,7 +43,7 @@ from bilevel.models.typing import FloatArray
 
 __all__ = ["NORMAL_FORM_GAMES", "NormalFormGame", "normal_form_game"]
 
-# Raw [leader, follower] entries per (row, column); see reference §2.2.1.
+# Raw [leader, follower] entries per (row, column); games 1-2: Stackelberg POMDP, App. G.1.
 NORMAL_FORM_GAMES: dict[int, tuple[tuple[tuple[tuple[float, float], ...], ...], float]] = {
     1: (
         (((15, 15), (10, 10), (0, 0)), ((10, 10), (10, 10), (0, 0)), ((0, 0), (0, 0), (30, 30))),
@@ -54,7 +57,7 @@ NORMAL_FORM_GAMES: dict[int, tuple[tuple[tuple[tuple[float, float], ...], ...], 
     4: ((((3, 2), (1, 3)), ((2, 0), (0, 1))), 3.0),
 }
 
-_OPTIMA = {  # (pure, mixed) leader values, reference §3.1
+_OPTIMA = {  # (pure, mixed) leader values, see the module docstring
     1: (1.0, 1.0),
     2: (2.0 / 3.0, 27.5 / 30.0),
     3: (2.0 / 3.0, 2.5 / 3.0),
@@ -71,7 +74,7 @@ class NormalFormGame(StackelbergGame):
     raw_leader, raw_follower : ndarray of shape (R, C)
         Raw payoffs of the leader (rows) and the follower (columns).
     normalisation : float
-        Divisor of every payoff (the largest raw entry in the reference's games).
+        Divisor of every payoff (the largest raw entry in the built-in games).
     randomized : bool, default False
         Whether the leader commits to a mixture over rows (weights in ``[0, 1]^R``) instead
         of a single row.
@@ -199,7 +202,7 @@ class NormalFormGame(StackelbergGame):
 
 
 def normal_form_game(*, game: int = 1, randomized: bool = False) -> NormalFormGame:
-    """One of the four normal-form games of reference §2.2.1.
+    """One of the four normal-form games (see the module docstring).
 
     Parameters
     ----------

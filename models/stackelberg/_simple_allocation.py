@@ -1,7 +1,8 @@
 """Simple allocation with ``m`` messages: one follower, one item of interest, a cheap-talk round.
 
-Reference §2.2.3. One follower has a private type uniform over ``k`` items (``k = 3`` in the
-papers); it sends one of ``m`` messages; the leader observes the message and allocates one item.
+Brero et al., *Stackelberg POMDP*, §5.1 (*Learning Stackelberg Equilibria*, §5.3). One follower
+has a private type uniform over ``k`` items (``k = 3`` in the papers); it sends one of ``m``
+messages; the leader observes the message and allocates one item.
 Leader and follower both earn 1 if the item equals the type, else 0. The optimum is
 ``min(m, k) / k`` (1/3, 2/3, 1 for m = 1, 2, 3): the leader can distinguish at most ``m``
 types.
@@ -95,7 +96,7 @@ class SimpleAllocationGame(StackelbergGame):
 
 
 def simple_allocation_game(*, messages: int = 1, n_items: int = 3) -> SimpleAllocationGame:
-    """The simple allocation game of reference §2.2.3.
+    """The simple allocation game of Brero et al., *Stackelberg POMDP*, §5.1.
 
     Parameters
     ----------

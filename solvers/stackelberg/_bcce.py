@@ -2,7 +2,8 @@
 
 For a leader policy (its :class:`~bilevel.solvers.PayoffTable`) and a follower
 :class:`~bilevel.solvers.Response` (a mixture over snapshots ``s`` of product strategies ``σ^s``),
-the gap of follower ``i`` with type ``t_i`` is (paper 001, Definitions 2-3; reference §2.5)
+the gap of follower ``i`` with type ``t_i`` is (Brero et al., *Learning Stackelberg
+Equilibria*, Definitions 2-3; *Stackelberg POMDP*, Appendix D, Definition D.1)
 
 ``gap_i(t_i) = max_{a'} E[u_i(t, (a', a_{−i}))  | t_i] − E[u_i(t, a) | t_i]``
 

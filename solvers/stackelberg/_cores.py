@@ -90,7 +90,8 @@ class LeaderGameCore(ABC):
     action_spec : ActionSpec
         The leader's action space.
     optimum : float or None
-        Best leader value per game known from theory (reference §3.1), if any.
+        Best leader value per game known from the papers or by brute force (see the game's
+        docstring in :mod:`bilevel.models.stackelberg`), if any.
     """
 
     name: str

@@ -323,7 +323,8 @@ def dominant_actions(
     ``u_i(t, (a, a_{−i})) >= u_i(t, (a', a_{−i})) − tol`` for every other action ``a'``, every
     other followers' types ``t_{−i}`` and actions ``a_{−i}``; strictly dominant with
     ``> + tol`` for every ``a' != a``. E.g. the matrix-design transfers make outcome (0, 1)
-    dominant exactly when ``t2(1,1) − t2(1,0) >= 4/6`` (reference §2.2.2, "τ ≥ 4").
+    dominant exactly when ``t2(1,1) − t2(1,0) >= 4/6`` (the "τ ≥ 4" of Brero et al.,
+    *Learning Stackelberg Equilibria*, §5.2).
 
     Parameters
     ----------

@@ -12,10 +12,10 @@ Action encoding (:func:`gym_action_space`, :func:`decode_actions`), by the leade
 * one categorical head, no continuous part: ``Discrete(k)``;
 * several categorical heads only: ``MultiDiscrete((k_1, ..., k_H))``;
 * continuous only: ``Box(0, 1, (c,))``;
-* both (message SPM: which agent, at which price): the paper's encoding (reference §1.4), a
-  ``Box`` in ``[0, 1]`` of one score per choice of every head followed by the ``c``
-  continuous coordinates; each head takes its highest-scoring *legal* choice, so no action
-  is invalid.
+* both (message SPM: which agent, at which price): the SPM paper's encoding (Brero et al.
+  (2021), "Experimental Results"), a ``Box`` in ``[0, 1]`` of one score per choice of every
+  head followed by the ``c`` continuous coordinates; each head takes its highest-scoring
+  *legal* choice, so no action is invalid.
 
 Continuous coordinates are normalised: ``x ∈ [0, 1]`` stands for ``low + (high − low) x``
 (matrix-design transfers live in ``[0, 10]``; gymnasium and SB3 want ``[0, 1]`` boxes).

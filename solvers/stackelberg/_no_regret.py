@@ -1,9 +1,10 @@
 """Multiplicative-weights followers and the response objects they hand to the leader.
 
-Each follower ``i`` keeps one weight row per own type ``t_i`` over its ``A_i`` actions (reference
-§2.3). One MW *iteration* freezes a type profile ``t`` (drawn by the caller), queries some joint
-actions (games played against the leader's committed policy), and updates every follower's row
-for its own type:
+Each follower ``i`` keeps one weight row per own type ``t_i`` over its ``A_i`` actions (Brero et
+al., *Stackelberg POMDP*, Appendix E, Algorithm 2; the two flavours below are the authors' code
+revisions SP-A and SP-B, ``docs/references.md``). One MW *iteration* freezes a type profile
+``t`` (drawn by the caller), queries some joint actions (games played against the leader's
+committed policy), and updates every follower's row for its own type:
 
 ``w_i[t_i][a] ← w_i[t_i][a] · (1 + ε)^{U_i(a)}``
 
@@ -24,9 +25,9 @@ error on non-finite utilities (never a silent answer).
 A :class:`Response` is what the leader is evaluated against: a finite mixture of product
 strategies sharing a snapshot index (so followers stay correlated through it), batched over
 ``B`` independent leader episodes. ``MultiplicativeWeights.response(kind)`` builds the three
-kinds of reference §2.5: ``"last_mixed"`` (current strategies), ``"deterministic"`` (their
-argmax per type, first index on ties) and ``"empirical_average"`` (uniform mixture of the
-strategies after each update).
+candidates of SP-B's certification: ``"last_mixed"`` (current strategies), ``"deterministic"``
+(their argmax per type, first index on ties) and ``"empirical_average"`` (uniform mixture of
+the strategies after each update).
 
 Examples
 --------
@@ -496,7 +497,7 @@ class MultiplicativeWeights:
         return tuple(torch.softmax(lw, dim=-1) for lw in self.log_weights)
 
     def weights(self) -> tuple[Tensor, ...]:
-        """The weights as the reference stores them, each (B, T_i, A_i).
+        """The weights as the authors' code stores them, each (B, T_i, A_i).
 
         Unnormalised ``(1 + ε)^{cumulative U}`` in the sampled flavour, probability rows in the
         exact flavour.
@@ -543,14 +544,14 @@ class MultiplicativeWeights:
         types : Tensor of shape (B, n), int64
             The frozen type profile of each row.
         generator : torch.Generator, optional
-            Draws the reference action (sampled flavour; required there).
+            Draws the sampled flavour's reference joint action (required there).
 
         Returns
         -------
         Tensor of shape (B, Q, n), int64
-            Sampled: for follower ``i`` in order and own action ``a``, the reference joint
-            action with ``a_i = a`` (``Q = Σ A_i``). Exact: every joint action, first follower
-            most significant (``Q = Π A_i``).
+            Sampled: for follower ``i`` in order and own action ``a``, the sampled joint
+            action ``a^ref`` with ``a_i = a`` (``Q = Σ A_i``). Exact: every joint action, first
+            follower most significant (``Q = Π A_i``).
         """
         types = self._check_types(types)
         if self.flavour == "exact":

@@ -1,8 +1,8 @@
 """The Stackelberg POMDP as a batched environment (:class:`~bilevel.solvers.rl.BatchedEnv`).
 
-One leader episode (Brero et al., *Stackelberg POMDP*, §4; reference §2.4) is a fixed sequence of
-short games (:mod:`bilevel.solvers.stackelberg._cores`), stepped for ``E`` independent episodes in
-lockstep:
+One leader episode (Brero et al., *Stackelberg POMDP*, §4, Definition 4.1; the layout of the
+authors' code revision SP-B, ``docs/references.md``) is a fixed sequence of short games
+(:mod:`bilevel.solvers.stackelberg._cores`), stepped for ``E`` independent episodes in lockstep:
 
 1. **Response phase** — ``iterations`` whole multiplicative-weights (MW) iterations of the
    followers against the leader's committed policy. Each iteration freezes one type profile
@@ -18,9 +18,9 @@ lockstep:
    The update is ``w_i[t_i, a] ← w_i[t_i, a] (1+ε)^{U_i(a)}``
    (:class:`bilevel.solvers.stackelberg.MultiplicativeWeights`). Response-phase rewards are 0.
 
-   With ``followers="q-learning"`` (reference §2.3, the Q-learning alternative) the response
-   phase is ``iterations`` single games instead: each draws a fresh type profile from the
-   prior, the followers pick ε-greedy actions from their Q-tables, the leader plays, and every
+   With ``followers="q-learning"`` (Q-learning followers, which the paper's §3 allows for) the
+   response phase is ``iterations`` single games instead: each draws a fresh type profile from
+   the prior, the followers pick ε-greedy actions from their Q-tables, the leader plays, and every
    follower updates the entry it took (:class:`bilevel.solvers.stackelberg.QLearningFollowers`;
    α = 0.15, ε_t = exp(−β t) with β = 1e−5 by default, ``t`` = games so far in the episode).
    The reward phase then plays against the argmax of the Q-tables (``response`` must be

@@ -1,4 +1,7 @@
-"""Tabular Q-learning followers, the alternative follower model of reference §2.3.
+"""Tabular Q-learning followers, an alternative to multiplicative weights.
+
+Brero et al., *Stackelberg POMDP*, §3, name multi-agent Q-learning among the response algorithms
+the framework accommodates; the update, α, β and the one-shot target follow the authors' code.
 
 Each follower ``i`` keeps a table ``Q_i[t_i, a]`` per own type and action, batched over ``B``
 independent rows (leader episodes). In every game each follower picks an action for its type
@@ -8,7 +11,7 @@ utility ``u_i`` and updates the taken entry
 ``Q_i[t_i, a_i] ← Q_i[t_i, a_i] + α (u_i − Q_i[t_i, a_i])``
 
 (α = 0.15, β = 1e−5 by default). A game is one-shot for a follower, so the bootstrapped
-next-state term is 0 and the reference's discount 0.95 plays no role; it is not a parameter.
+next-state term is 0 and the authors' discount 0.95 plays no role; it is not a parameter.
 The response is the argmax of ``Q`` per type (first index on ties). The critic features are the
 Q-tables, each follower's block divided by its largest ``|Q|``, followed by ``ε_t``.
 
