@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +65,38 @@ def test_regularised_benchmark_gridworld_agrees_with_cvxpylayers() -> None:
     assert str(out["setting"]).startswith("gridworld n=2 G=3")
     assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
     assert float(out["max_abs_grad_difference"]) < 1e-4  # type: ignore[arg-type]
+
+
+def _spm_benchmark_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "spm_throughput.py"
+    spec = importlib.util.spec_from_file_location("spm_throughput", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, "argv", ["spm_throughput.py", *argv])
+    code: int = mod.main()
+    return code
+
+
+def test_spm_benchmark_ours_only_json(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = _spm_benchmark_main(["--ours-only", "--steps", "2000", "--n-agents", "4", "--n-items",
+                            "2", "--eval-samples", "2000", "--json"], monkeypatch)
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ratio"] is None and out["sb3"] is None
+    assert out["ours"]["env_steps"] >= 2000 and out["ours"]["steps_per_second"] > 0
+    # E[OPT] of 4 i.i.d. U[0,1] agents and 2 items is 4/5 + 3/5 = 1.4: no mechanism beats it
+    assert 0.0 < out["ours"]["objective"] <= 1.4 + 4 * out["ours"]["objective_se"]
+
+
+def test_spm_benchmark_says_sb3_missing(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("stable_baselines3") is not None:
+        pytest.skip("Stable-Baselines3 is installed")
+    assert _spm_benchmark_main(["--steps", "10", "--json"], monkeypatch) == 3
+    assert "Stable-Baselines3 is not installed" in capsys.readouterr().err

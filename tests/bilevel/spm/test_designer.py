@@ -1,11 +1,8 @@
-"""SPMDesigner, its report and its CLI: a short training that learns Proposition 1's
-personalised prices (exact value 2.5 / 3), save/load, the CLI through our own parser, bad input;
-slow convergence runs on the reference's settings."""
+"""SPMDesigner: a short training that learns Proposition 1's personalised prices (exact value
+2.5 / 3), save/load, bad input; slow convergence runs on the settings of Brero et al. (2021)."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import pytest
@@ -14,20 +11,11 @@ import torch
 from bilevel.models.spm import make_spm_setting
 from bilevel.solvers.rl._ppo import PPOConfig
 from bilevel.solvers.spm._env import SPMBatchedEnv
-from bilevel.spm._cli import register
 from bilevel.spm._designer import SPMDesigner, mechanism_of
-from bilevel.spm._report import spm_report_markdown, write_spm_report
-from tests import ROOT
 
 torch.set_num_threads(1)
 
 PROP1_OPT = 2.5 / 3.0  # Proposition 1: E[max(v1, v2)] = 2.5 raw, values normalised by 3
-
-
-@pytest.fixture(scope="module")
-def prop1() -> SPMDesigner:
-    return SPMDesigner("proposition1", steps=20_000, seed=0, baselines=("rsd", "asp"),
-                       price_grid=None).fit()
 
 
 def test_learns_proposition1_personalised_prices(prop1: SPMDesigner) -> None:
@@ -72,70 +60,6 @@ def test_save_load_roundtrip(prop1: SPMDesigner, tmp_path: Path) -> None:
         SPMDesigner.load(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="fitted"):
         SPMDesigner("proposition1").save(tmp_path / "x.pt")
-
-
-def test_report_files(prop1: SPMDesigner, tmp_path: Path) -> None:
-    files = write_spm_report(prop1.result_, tmp_path / "rep")
-    assert set(files) == {"markdown", "json", "curves"}
-    assert files["curves"].stat().st_size > 1000
-    data = json.loads(files["json"].read_text())
-    assert data["learned"]["value"] == pytest.approx(PROP1_OPT, abs=1e-12)
-    md = spm_report_markdown(prop1.result_)
-    assert "| learned (price_allocation) | 0.833333 |" in md
-    assert "RSD" in md and "E[OPT]" in md
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bilevel")
-    register(p.add_subparsers(dest="command", required=True))
-    return p
-
-
-def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-def test_cli_baselines_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["spm-baselines", "two_worlds", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    # reference §3.2: E[OPT] = 0.7 − 0.35/1024, best SPM 0.692187, best ASP 0.599805
-    assert out["optimum"]["value"] == pytest.approx(0.7 - 0.35 / 1024, abs=1e-9)
-    assert out["best"]["spm"]["value"] == pytest.approx(0.692187, abs=1e-6)
-    assert out["best"]["asp"]["value"] == pytest.approx(0.599805, abs=1e-6)
-    rsd = out["rsd"]
-    # one item, random order, price 0: the first agent buys, E[v] = (0.8 + 0.25) / 2 = 0.525
-    assert abs(rsd["value"] - 0.525) <= 4 * rsd["se"] + 1e-12
-
-
-def test_cli_spm_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = _run(["spm", "proposition1", "--steps", "4000", "--baselines", "",
-                 "--out", str(tmp_path), "--json", "--price-grid", "auto"])
-    assert code == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["setting"] == "proposition1" and out["env_steps"] >= 4000
-    for name in ("report.md", "result.json", "curves.png", "policy.pt"):
-        assert (tmp_path / name).is_file(), name
-    back = SPMDesigner.load(tmp_path / "policy.pt")
-    assert back.evaluate().value == pytest.approx(out["learned"]["value"], abs=1e-12)
-
-
-@pytest.mark.parametrize(
-    "argv,match",
-    [
-        (["spm", "nope", "--steps", "10"], "expected an SPM setting"),
-        (["spm", "proposition1", "--steps", "0"], "steps"),
-        (["spm", "proposition1", "--baselines", "foo"], "baselines"),
-        (["spm", "proposition1", "--price-grid", "fine"], "price-grid"),
-        (["spm-baselines", "correlated", "--param", "delta=2.0"], "delta"),
-        (["spm-baselines", "correlated", "--param", "delta"], "KEY=VALUE"),
-    ],
-)
-def test_cli_bad_input_exit_code_2(argv: list[str], match: str,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(argv) == 2
-    assert match in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -216,42 +140,3 @@ def test_maxmin_fairness_adaptive_beats_static() -> None:
     r = _fit("maxmin_fairness", 600_000, baselines=("psp", "asp"), price_grid=11).result_
     assert r.learned.value >= 0.38, r.learned
     assert r.baselines["psp"].value <= 0.25 and r.baselines["asp"].value <= 0.25, r.baselines
-
-
-# ---------------------------------------------------------------------------- benchmark
-
-
-def _benchmark_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    import importlib.util
-    import sys
-
-    path = ROOT / "benchmarks" / "spm_throughput.py"
-    spec = importlib.util.spec_from_file_location("spm_throughput", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr(sys, "argv", ["spm_throughput.py", *argv])
-    code: int = mod.main()
-    return code
-
-
-def test_benchmark_script_ours_only_json(monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    code = _benchmark_main(["--ours-only", "--steps", "2000", "--n-agents", "4", "--n-items",
-                            "2", "--eval-samples", "2000", "--json"], monkeypatch)
-    assert code == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["ratio"] is None and out["sb3"] is None
-    assert out["ours"]["env_steps"] >= 2000 and out["ours"]["steps_per_second"] > 0
-    # E[OPT] of 4 i.i.d. U[0,1] agents and 2 items is 4/5 + 3/5 = 1.4: no mechanism beats it
-    assert 0.0 < out["ours"]["objective"] <= 1.4 + 4 * out["ours"]["objective_se"]
-
-
-def test_benchmark_script_says_sb3_missing(monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("stable_baselines3") is not None:
-        pytest.skip("Stable-Baselines3 is installed")
-    assert _benchmark_main(["--steps", "10", "--json"], monkeypatch) == 3
-    assert "Stable-Baselines3 is not installed" in capsys.readouterr().err
