@@ -318,7 +318,7 @@ def _parse_tables(spec: str) -> list[int]:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from bilevel.reproduce._run import FULL, QUICK, reproduce
+    from bilevel.reproduce import FULL, QUICK, reproduce
 
     tables = _parse_tables(args.tables)
     _check_out(args.out)
@@ -401,7 +401,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from bilevel._store import ResultStore
-    from bilevel.reproduce._run import FULL, METHODS, QUICK, cell_key, paper_rows, write_reports
+    from bilevel.reproduce import FULL, METHODS, QUICK, cell_key, paper_rows
+    from bilevel.reproduce._report import write_reports
 
     store_path = Path(args.dir) / "store.sqlite"
     expected = "expected a reproduce output directory with stored cells, got"

@@ -5,17 +5,13 @@ a :class:`Budget` (:data:`QUICK` or :data:`FULL`), stores each finished cell in 
 result store and writes the table beside the paper's figures (:func:`paper_rows`).
 """
 
-from bilevel.reproduce._run import (
-    FULL,
-    METHODS,
-    QUICK,
-    Budget,
-    Row,
-    cell_key,
-    paper_rows,
-    reproduce,
-    table_report,
-)
+import warnings as _warnings
+from typing import Any as _Any
+
+from bilevel.reproduce._budget import FULL, METHODS, QUICK, Budget
+from bilevel.reproduce._paper import Row, paper_rows
+from bilevel.reproduce._report import table_report
+from bilevel.reproduce._run import cell_key, reproduce
 
 __all__ = [
     "FULL",
@@ -28,3 +24,16 @@ __all__ = [
     "reproduce",
     "table_report",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    # ``Protocol`` was the old name of ``Budget``: kept for one release, with a warning.
+    if name == "Protocol":
+        _warnings.warn(
+            "bilevel.reproduce.Protocol is now bilevel.reproduce.Budget; the old name goes in "
+            "the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Budget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

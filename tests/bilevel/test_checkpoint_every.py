@@ -14,7 +14,9 @@ from bilevel import AMADesigner
 from bilevel._cli import build_parser, main
 from bilevel._store import ResultStore
 from bilevel.models import Environment
-from bilevel.reproduce._run import QUICK, cell_key, paper_rows, run_cell
+from bilevel.reproduce._budget import QUICK
+from bilevel.reproduce._paper import paper_rows
+from bilevel.reproduce._run import cell_key, run_cell
 
 _CONFIG = (
     '[env]\nname = "sales"\nn_agents = 2\nn_items = 1\n\n'
@@ -115,7 +117,7 @@ def test_reproduce_passes_checkpoint_every(
     tmp_path: Path, fits: list[dict[str, Any]], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bilevel.reproduce._run as rep
+    import bilevel.reproduce as rep
 
     monkeypatch.setattr(rep, "QUICK", _TINY)
     out = tmp_path / "repro"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from bilevel.reproduce._run import Budget, reproduce
+from bilevel.reproduce._budget import Budget
+from bilevel.reproduce._run import reproduce
 
 distributed = pytest.importorskip("distributed")
 

@@ -267,7 +267,8 @@ def test_interrupted_design_and_reproduce_reports_keep_the_old_files(
 ) -> None:
     from bilevel import AMADesigner, make_env
     from bilevel._report import write_design
-    from bilevel.reproduce._run import QUICK, write_reports
+    from bilevel.reproduce._budget import QUICK
+    from bilevel.reproduce._report import write_reports
 
     env = make_env("sales", n_agents=2, n_items=1)
     d = AMADesigner(n_points=4, n_profiles=10, eval_samples=20).fit(env)

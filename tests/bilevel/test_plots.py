@@ -13,7 +13,8 @@ from bilevel._plots import (
     plot_learning_curves,
     plot_makespan_distribution,
 )
-from bilevel.reproduce._run import Budget, reproduce
+from bilevel.reproduce._budget import Budget
+from bilevel.reproduce._run import reproduce
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = Budget("tiny", grid_points=16, grid_profiles=50, iters=20, multistart_points=16,

@@ -14,7 +14,9 @@ import pytest
 
 from bilevel._cli import main
 from bilevel._store import ResultStore
-from bilevel.reproduce._run import QUICK, Budget, paper_rows, reproduce
+from bilevel.reproduce._budget import QUICK, Budget
+from bilevel.reproduce._paper import paper_rows
+from bilevel.reproduce._run import reproduce
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Budget("tiny", grid_points=16, grid_profiles=50, iters=10, multistart_points=16,
@@ -169,7 +171,8 @@ def test_report_skips_cells_of_an_earlier_protocol_version(tmp_path: Path) -> No
 def test_cell_keys_change_only_with_the_fields_a_method_depends_on() -> None:
     from dataclasses import replace
 
-    from bilevel.reproduce._run import FULL, cell_key
+    from bilevel.reproduce._budget import FULL
+    from bilevel.reproduce._run import cell_key
 
     row = paper_rows(1)[1]
     sgd, adam = replace(TINY, optimizer="sgd"), replace(TINY, optimizer="adam")
