@@ -9,7 +9,6 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,7 @@ from bilevel.solvers.rl._protocol import Action, ActionSpec
 from bilevel.solvers.stackelberg._cores import core_from_game
 from bilevel.solvers.stackelberg._gym import StackelbergGymEnv, decode_actions, gym_action_space
 from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
 
 
 @pytest.fixture(autouse=True)
