@@ -100,3 +100,17 @@ def test_spm_benchmark_says_sb3_missing(monkeypatch: pytest.MonkeyPatch,
         pytest.skip("Stable-Baselines3 is installed")
     assert _spm_benchmark_main(["--steps", "10", "--json"], monkeypatch) == 3
     assert "Stable-Baselines3 is not installed" in capsys.readouterr().err
+
+
+def test_throughput_benchmark_smoke() -> None:
+    pytest.importorskip("stable_baselines3")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stackelberg_throughput.py"), "--steps",
+         "600", "--json", "--game", "simple_allocation:1", "--iterations", "3"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    r = json.loads(out.stdout)
+    assert r["ratio"] > 0 and r["ours"]["env_steps"] >= 600 and r["sb3"]["env_steps"] >= 600
+    for side in ("ours", "sb3"):
+        assert r[side]["value"] == pytest.approx(1 / 3, abs=1e-9)  # m = 1: every leader 1/3

@@ -1,12 +1,8 @@
-"""The gymnasium interface of the Stackelberg POMDP: env checker, action encoding, agreement with
-the batched environment on the same episodes, and a smoke run of the throughput benchmark."""
+"""The gymnasium interface of the Stackelberg POMDP: env checker, action encoding, and agreement
+with the batched environment on the same episodes."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 
@@ -21,7 +17,6 @@ from bilevel.solvers.rl._protocol import Action, ActionSpec
 from bilevel.solvers.stackelberg._cores import core_from_game
 from bilevel.solvers.stackelberg._gym import StackelbergGymEnv, decode_actions, gym_action_space
 from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
-from tests import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -153,17 +148,3 @@ def test_reset_reproducible_and_bad_input() -> None:
     env.reset(seed=0)
     with pytest.raises(ValueError, match="Box actions of shape"):
         env.step(np.zeros(2, dtype=np.float32))
-
-
-def test_throughput_benchmark_smoke() -> None:
-    pytest.importorskip("stable_baselines3")
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "stackelberg_throughput.py"), "--steps",
-         "600", "--json", "--game", "simple_allocation:1", "--iterations", "3"],
-        capture_output=True, text=True, timeout=240, cwd=ROOT, check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    r = json.loads(out.stdout)
-    assert r["ratio"] > 0 and r["ours"]["env_steps"] >= 600 and r["sb3"]["env_steps"] >= 600
-    for side in ("ours", "sb3"):
-        assert r[side]["value"] == pytest.approx(1 / 3, abs=1e-9)  # m = 1: every leader 1/3

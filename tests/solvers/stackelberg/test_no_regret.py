@@ -1,4 +1,4 @@
-"""Multiplicative-weights and Q-learning followers: kernels against naive loops, hand-worked
+"""Multiplicative-weights followers: kernels against naive loops, hand-worked
 updates, response objects, and convergence to the known equilibria of small games."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from bilevel.solvers.stackelberg._no_regret import (
     expected_deviation_utilities,
     joint_index,
 )
-from bilevel.solvers.stackelberg._qlearning import QLearningFollowers
 
 torch.set_num_threads(1)
 
@@ -273,43 +272,6 @@ def test_batched_rows_are_independent() -> None:
 # ---------------------------------------------------------------------- Q-learning
 
 
-def test_qlearning_update_by_hand() -> None:
-    ql = QLearningFollowers((2, 1), (2, 3), alpha=0.5)
-    types, acts = torch.tensor([[1, 0]]), torch.tensor([[0, 2]])
-    ql.update(types, acts, torch.tensor([[1.0, -2.0]]))
-    ql.update(types, acts, torch.tensor([[1.0, -2.0]]))
-    np.testing.assert_allclose(ql.q[0][0].numpy(), [[0, 0], [0.75, 0]], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(ql.q[1][0].numpy(), [[0, 0, -1.5]], rtol=0, atol=1e-15)
-    assert ql.n_games == 2
-    f = ql.critic_features()
-    np.testing.assert_allclose(f[0].numpy(), [0, 0, 1, 0, 0, 0, -1, math.exp(-2e-5)], atol=1e-15)
-    assert ql.response().strategies[1][0, 0, 0].tolist() == [1.0, 0.0, 0.0]
-
-
-def test_qlearning_exploration_schedule() -> None:
-    ql = QLearningFollowers((1,), (4,), batch=4000, beta=0.0)
-    types = torch.zeros(4000, 1, dtype=torch.int64)
-    a = ql.act(types, gen(0))  # eps = 1: uniform
-    freq = torch.bincount(a[:, 0], minlength=4).double() / 4000
-    np.testing.assert_allclose(freq.numpy(), [0.25] * 4, rtol=0, atol=0.03)  # 4 se
-    ql2 = QLearningFollowers((1,), (4,), batch=10, beta=1.0)
-    ql2.update(types[:10], torch.full((10, 1), 2), torch.ones(10, 1))
-    ql2.n_games = 100  # eps = exp(-100): greedy
-    assert ql2.act(types[:10], gen(0))[:, 0].tolist() == [2] * 10
-
-
-def test_qlearning_bad_input() -> None:
-    with pytest.raises(ValueError, match=r"alpha in \(0, 1\]"):
-        QLearningFollowers((1,), (2,), alpha=0.0)
-    with pytest.raises(ValueError, match="beta >= 0"):
-        QLearningFollowers((1,), (2,), beta=-1.0)
-    ql = QLearningFollowers((1,), (2,))
-    with pytest.raises(ValueError, match=r"actions in \[0"):
-        ql.update(torch.tensor([[0]]), torch.tensor([[2]]), torch.tensor([[0.0]]))
-    with pytest.raises(ValueError, match="finite utilities"):
-        ql.update(torch.tensor([[0]]), torch.tensor([[1]]), torch.tensor([[math.inf]]))
-
-
 def test_rows_reset_and_update_separately() -> None:
     # Row 0 is reset after two updates and then skips none; row 1 skips update 3. Each row must
     # equal a single-row learner that saw only its own updates since its own reset.
@@ -347,22 +309,6 @@ def test_rows_reset_and_update_separately() -> None:
         mw.response("empirical_average")
     with pytest.raises(ValueError, match="row mask of shape"):
         mw.reset(torch.tensor([1, 0]))
-
-
-@pytest.mark.slow
-def test_qlearning_followers_learn_truth_telling() -> None:
-    # 16 independent rows, 3000 games each with exploration exp(-0.002 t): every row ends
-    # truthful under the rule message 0 -> item 2, 1 -> 0, 2 -> 1 (value 1).
-    game = make_game("simple_allocation:3")
-    table = payoff_table(game, [2, 0, 1])
-    ql = QLearningFollowers((3,), (3,), batch=16, beta=2e-3)
-    g = gen(0)
-    for _ in range(3000):
-        types = game.sample_types(g, 16)
-        a = ql.act(types, g)
-        ql.update(types, a, table.follower[0, types[:, 0], a[:, 0], :])
-    r = ql.response()
-    assert r.strategies[0][:, 0].argmax(-1).tolist() == [[1, 2, 0]] * 16
 
 
 @pytest.mark.slow

@@ -1,20 +1,21 @@
-"""Q-learning followers inside the Stackelberg POMDP (reference §2.3, the Q-learning
-alternative): episode arithmetic against a hand-run Q-table, the designer and the CLI."""
+"""Q-learning followers (reference §2.3, the Q-learning alternative): hand-worked updates, the
+exploration schedule, bad input, and episode arithmetic inside the Stackelberg POMDP against a
+hand-run Q-table."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from bilevel.models.stackelberg import make_game
 from bilevel.solvers.rl._protocol import Action
 from bilevel.solvers.stackelberg._cores import core_from_game
+from bilevel.solvers.stackelberg._exact import payoff_table
 from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
-from bilevel.stackelberg._cli import register
-from bilevel.stackelberg._designer import StackelbergDesigner
+from bilevel.solvers.stackelberg._qlearning import QLearningFollowers
 
 
 @pytest.fixture(autouse=True)
@@ -93,37 +94,60 @@ def test_bad_input() -> None:
         StackelbergPOMDP(core, 2, followers="sarsa")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha"):
         StackelbergPOMDP(core, 2, followers="q-learning", q_alpha=0.0)
-    with pytest.raises(ValueError, match="response='deterministic'"):
-        StackelbergDesigner("simple_allocation:2", followers="q-learning",
-                            response="empirical_average").fit()
 
 
-def test_designer_learns_normal_form_game1_against_q_learners() -> None:
-    r = StackelbergDesigner("normal_form:game_1", followers="q-learning", steps=5_000, seed=0,
-                            num_envs=16, eval_every=0).fit()
-    assert r.config["followers"] == "q-learning"
-    assert r.config["iterations"] == 33 * 3  # as many games as 33 exact-MW iterations
-    assert r.config["eval_iterations"] == 33
-    assert r.leader_table == (2,)
-    assert r.value == pytest.approx(1.0, abs=1e-9) and r.certified
-    assert r.curve_objective.size > 0 and float(r.curve_objective[-1]) > 0.5
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
-def test_cli_q_learning(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bilevel")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["stackelberg", "simple_allocation:1", "--followers", "q-learning",
-                              "--steps", "1000", "--envs", "4", "--eval-every", "0", "--json"])
-    assert args.func(args) == 0
-    out = json.loads(capsys.readouterr().out)
-    r = out["results"]["centralized"][0]
-    assert r["config"]["followers"] == "q-learning"
-    assert r["value"] == pytest.approx(1 / 3, abs=1e-9)  # m = 1: every leader earns 1/3
+def test_qlearning_update_by_hand() -> None:
+    ql = QLearningFollowers((2, 1), (2, 3), alpha=0.5)
+    types, acts = torch.tensor([[1, 0]]), torch.tensor([[0, 2]])
+    ql.update(types, acts, torch.tensor([[1.0, -2.0]]))
+    ql.update(types, acts, torch.tensor([[1.0, -2.0]]))
+    np.testing.assert_allclose(ql.q[0][0].numpy(), [[0, 0], [0.75, 0]], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ql.q[1][0].numpy(), [[0, 0, -1.5]], rtol=0, atol=1e-15)
+    assert ql.n_games == 2
+    f = ql.critic_features()
+    np.testing.assert_allclose(f[0].numpy(), [0, 0, 1, 0, 0, 0, -1, math.exp(-2e-5)], atol=1e-15)
+    assert ql.response().strategies[1][0, 0, 0].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_qlearning_exploration_schedule() -> None:
+    ql = QLearningFollowers((1,), (4,), batch=4000, beta=0.0)
+    types = torch.zeros(4000, 1, dtype=torch.int64)
+    a = ql.act(types, gen(0))  # eps = 1: uniform
+    freq = torch.bincount(a[:, 0], minlength=4).double() / 4000
+    np.testing.assert_allclose(freq.numpy(), [0.25] * 4, rtol=0, atol=0.03)  # 4 se
+    ql2 = QLearningFollowers((1,), (4,), batch=10, beta=1.0)
+    ql2.update(types[:10], torch.full((10, 1), 2), torch.ones(10, 1))
+    ql2.n_games = 100  # eps = exp(-100): greedy
+    assert ql2.act(types[:10], gen(0))[:, 0].tolist() == [2] * 10
+
+
+def test_qlearning_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"alpha in \(0, 1\]"):
+        QLearningFollowers((1,), (2,), alpha=0.0)
+    with pytest.raises(ValueError, match="beta >= 0"):
+        QLearningFollowers((1,), (2,), beta=-1.0)
+    ql = QLearningFollowers((1,), (2,))
+    with pytest.raises(ValueError, match=r"actions in \[0"):
+        ql.update(torch.tensor([[0]]), torch.tensor([[2]]), torch.tensor([[0.0]]))
+    with pytest.raises(ValueError, match="finite utilities"):
+        ql.update(torch.tensor([[0]]), torch.tensor([[1]]), torch.tensor([[math.inf]]))
 
 
 @pytest.mark.slow
-def test_convergence_simple_allocation_m3_against_q_learners() -> None:
-    # measured: value 1.0 (optimum), B-CCE gap 0, ~30 s on a loaded 2-core machine
-    r = StackelbergDesigner("simple_allocation:3", followers="q-learning", steps=400_000,
-                            seed=0).fit()
-    assert r.value >= 0.98 and r.certified
+def test_qlearning_followers_learn_truth_telling() -> None:
+    # 16 independent rows, 3000 games each with exploration exp(-0.002 t): every row ends
+    # truthful under the rule message 0 -> item 2, 1 -> 0, 2 -> 1 (value 1).
+    game = make_game("simple_allocation:3")
+    table = payoff_table(game, [2, 0, 1])
+    ql = QLearningFollowers((3,), (3,), batch=16, beta=2e-3)
+    g = gen(0)
+    for _ in range(3000):
+        types = game.sample_types(g, 16)
+        a = ql.act(types, g)
+        ql.update(types, a, table.follower[0, types[:, 0], a[:, 0], :])
+    r = ql.response()
+    assert r.strategies[0][:, 0].argmax(-1).tolist() == [[1, 2, 0]] * 16

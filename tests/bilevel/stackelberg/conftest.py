@@ -1,0 +1,18 @@
+"""A leader trained once per session on normal-form game 1, shared by the designer and result
+tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bilevel.stackelberg._designer import StackelbergDesigner
+from bilevel.stackelberg._result import StackelbergResult
+
+
+@pytest.fixture(scope="session")
+def game1() -> StackelbergResult:
+    # normal-form game 1 ("Escape"): committing to row 2 earns 30/30 = 1.0 (reference §3.1)
+    torch.set_num_threads(1)  # session fixtures run before the autouse one
+    return StackelbergDesigner("normal_form:game_1", steps=20_000, seed=0, num_envs=16,
+                               eval_every=5).fit()
