@@ -43,15 +43,14 @@ References
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 import weakref
 from typing import Any, NamedTuple
 
-import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import linprog
 
 from bilevel.models._mdp import TabularMDP
 from bilevel.models.typing import FloatArray, IntArray
@@ -76,16 +75,23 @@ _LINPROG_STATUS = {
     4: Status.ERROR,
 }
 
-_CVXPY_STATUS = {
-    cp.OPTIMAL: Status.OPTIMAL,
-    cp.OPTIMAL_INACCURATE: Status.OPTIMAL_INACCURATE,
-    cp.INFEASIBLE: Status.INFEASIBLE,
-    cp.INFEASIBLE_INACCURATE: Status.INFEASIBLE,
-    cp.UNBOUNDED: Status.UNBOUNDED,
-    cp.UNBOUNDED_INACCURATE: Status.UNBOUNDED,
-    cp.USER_LIMIT: Status.MAX_STEPS_REACHED,
-    cp.SOLVER_ERROR: Status.ERROR,
-}
+
+@functools.cache
+def _cvxpy_status() -> dict[str, Status]:
+    """cvxpy's status names -> :class:`Status` (cvxpy, slow to import, only on first use)."""
+    import cvxpy as cp
+
+    return {
+        cp.OPTIMAL: Status.OPTIMAL,
+        cp.OPTIMAL_INACCURATE: Status.OPTIMAL_INACCURATE,
+        cp.INFEASIBLE: Status.INFEASIBLE,
+        cp.INFEASIBLE_INACCURATE: Status.INFEASIBLE,
+        cp.UNBOUNDED: Status.UNBOUNDED,
+        cp.UNBOUNDED_INACCURATE: Status.UNBOUNDED,
+        cp.USER_LIMIT: Status.MAX_STEPS_REACHED,
+        cp.SOLVER_ERROR: Status.ERROR,
+    }
+
 
 # Statuses whose primal/dual point is kept; every other problem's entries are NaN.
 _HAS_SOLUTION = (Status.OPTIMAL, Status.OPTIMAL_INACCURATE)
@@ -226,6 +232,8 @@ class OccupancyLP:
     """
 
     def __init__(self, mdp: TabularMDP, solver: str = "cvxpy") -> None:
+        import cvxpy as cp  # imported on first use: ``import bilevel.solvers`` stays fast
+
         if solver == "cvxpy":
             installed = cp.installed_solvers()  # type: ignore[no-untyped-call]
             self.cvxpy_solver: str = cp.HIGHS if cp.HIGHS in installed else cp.CLARABEL
@@ -243,6 +251,8 @@ class OccupancyLP:
 
     def solve_one(self, c: FloatArray) -> _Solve:
         """Solve for one objective ``c`` of shape (S, A) or (S * A,); raw, unvalidated."""
+        import cvxpy as cp
+
         self._c.value = np.asarray(c, dtype=np.float64).ravel()
         try:
             with warnings.catch_warnings():
@@ -254,7 +264,7 @@ class OccupancyLP:
                 self.problem.solve(solver=self.cvxpy_solver)  # type: ignore[no-untyped-call]
         except cp.error.SolverError:
             return _Solve(Status.ERROR)
-        status = _CVXPY_STATUS.get(self.problem.status, Status.ERROR)
+        status = _cvxpy_status().get(self.problem.status, Status.ERROR)
         nit = _as_int(getattr(self.problem.solver_stats, "num_iters", None))
         if status not in _HAS_SOLUTION:
             return _Solve(status, nit=nit)
@@ -270,16 +280,23 @@ class OccupancyLP:
 # ---------------------------------------------------------------------- back ends
 
 
+def linprog(c: FloatArray, **kwargs: Any) -> Any:
+    """``scipy.optimize.linprog``, imported on its first call (the import takes about 0.6 s).
+
+    ``A_eq`` may be a sparse array (HiGHS accepts them; scipy-stubs types it as dense only).
+    """
+    from scipy.optimize import linprog as linprog_
+
+    return linprog_(c, **kwargs)
+
+
 def _solve_highs(mdp: TabularMDP, C: FloatArray) -> list[_Solve]:
     """``linprog(method="highs")`` on ``min -c @ x, M x = mu0, x >= 0`` for each ``c``."""
     M = mdp.flow_matrix()  # built once for the whole batch
     mu0 = np.asarray(mdp.mu0, dtype=np.float64)
     out: list[_Solve] = []
     for c in C.reshape(C.shape[0], -1):
-        # scipy-stubs types A_eq as dense only; linprog's HiGHS methods accept sparse arrays.
-        res = linprog(  # type: ignore[call-overload]
-            -c, A_eq=M, b_eq=mu0, bounds=(0, None), method="highs"
-        )
+        res = linprog(-c, A_eq=M, b_eq=mu0, bounds=(0, None), method="highs")
         status = _LINPROG_STATUS.get(int(res.status), Status.ERROR)
         nit = _as_int(getattr(res, "nit", None))
         if status not in _HAS_SOLUTION:
