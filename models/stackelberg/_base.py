@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import torch
 
 from bilevel.models.typing import FloatArray, IntArray
+
+if TYPE_CHECKING:  # torch is imported by the one method that needs it (fast start)
+    import torch
 
 __all__ = ["StackelbergGame"]
 
@@ -163,6 +165,8 @@ class StackelbergGame(ABC):
         if isinstance(generator, np.random.Generator):
             cols = [generator.choice(p.size, size=size, p=p) for p in self.priors]
             return np.stack(cols, axis=1).astype(np.int64).reshape(size, self.n_followers)
+        import torch
+
         if isinstance(generator, torch.Generator):
             out = torch.empty(size, self.n_followers, dtype=torch.int64)
             for i, p in enumerate(self.priors):
