@@ -1,19 +1,52 @@
-"""Registry of named environments: ``make_env("sales", n_agents=3, n_items=2)``."""
+"""One generic registry of named constructors, and the registry of environments.
+
+:class:`Registry` maps short names to keyword-only constructors (``builder(**params) -> T``)
+and builds instances by name. The package keeps three of them, each behind thin functions:
+
+* environments — :func:`register_env`, :func:`make_env`, :func:`list_envs` (this module);
+* SPM settings — ``bilevel.models.spm``: ``register_spm_setting``, ``make_spm_setting``,
+  ``list_spm_settings``;
+* Stackelberg games — ``bilevel.models.stackelberg``: ``register_game``, ``make_game``,
+  ``list_games`` (which also read the colon form ``"normal_form:game_2:randomized"``).
+
+Every registered instance passes its conformance checker (``bilevel.models.check_env``,
+``check_spm_setting``, ``check_game``); a test runs each checker over every registered name.
+
+Examples
+--------
+>>> reg = Registry("a shape", returns=tuple)
+>>> reg.register("square", lambda *, side=1: (side, side), "two equal sides")
+>>> reg.make("square", side=3)
+(3, 3)
+>>> reg.names(), reg.list()[0].parameters
+(['square'], {'side': 1})
+>>> reg.make("circle")
+Traceback (most recent call last):
+...
+ValueError: expected a shape in ['square'], got 'circle'
+>>> reg.make("square", radius=2)
+Traceback (most recent call last):
+...
+ValueError: expected parameters of 'square' among ['side'], got unknown ['radius']
+"""
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from bilevel.models._env import Environment
 
-__all__ = ["EnvSpec", "Spec", "list_envs", "make_env", "register_env"]
+__all__ = ["EnvSpec", "Registry", "Spec", "list_envs", "make_env", "register_env"]
 
 
 T = TypeVar("T")
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 @dataclass(frozen=True)
@@ -36,31 +69,218 @@ class Spec(Generic[T]):
 
     @property
     def parameters(self) -> dict[str, Any]:
-        """Constructor parameters with their defaults (None where there is no default)."""
+        """Constructor parameters with their defaults (None where there is no default).
+
+        ``*args`` / ``**kwargs`` of the builder are not listed (see :attr:`open_keywords`).
+        """
         sig = inspect.signature(self.builder)
         return {
             k: (None if p.default is inspect.Parameter.empty else p.default)
             for k, p in sig.parameters.items()
+            if p.kind not in _VARIADIC
         }
+
+    @property
+    def open_keywords(self) -> bool:
+        """Whether the builder takes ``**kwargs`` (then any keyword is passed on)."""
+        sig = inspect.signature(self.builder)
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+
+class Registry(Generic[T]):
+    """Named keyword-only constructors of ``T``, built by name.
+
+    Parameters
+    ----------
+    kind : str
+        What a name designates, with its article, for messages: ``"an environment name"``
+        gives "expected an environment name in ['gridworld', ...], got 'x'".
+    returns : type or tuple of type, optional
+        What every builder must return; :meth:`make` raises ``TypeError`` otherwise.
+    spec_type : type of Spec, default Spec
+        The record stored per name (a subclass such as :class:`EnvSpec`).
+    forbidden : str, default ""
+        Characters a registered name may not contain (``":"`` for games, whose colon form
+        is parsed before the registry is asked).
+
+    Notes
+    -----
+    **Duplicates**: registering a name that is already registered *replaces* the previous
+    constructor (the last registration wins, with no warning), so a user can override a
+    built-in entry; instances built before keep what they were built with.
+
+    Examples
+    --------
+    See the module docstring.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        returns: type | tuple[type, ...] | None = None,
+        spec_type: type[Spec[T]] = Spec,
+        forbidden: str = "",
+    ) -> None:
+        self.kind = kind
+        self.returns = returns
+        self.spec_type = spec_type
+        self.forbidden = forbidden
+        self._specs: dict[str, Spec[T]] = {}
+
+    # ------------------------------------------------------------------ registering
+    def register(self, name: str, builder: Callable[..., T], description: str = "") -> None:
+        """Register ``builder`` under ``name``, replacing any previous constructor of that name.
+
+        Parameters
+        ----------
+        name : str
+            Non-empty, without the :attr:`forbidden` characters.
+        builder : callable (**params) -> T
+        description : str, optional
+            One line for listings.
+
+        Raises
+        ------
+        ValueError
+            For an empty name or one with a forbidden character.
+        TypeError
+            If ``builder`` is not callable or ``description`` is not a str.
+        """
+        bad = [c for c in self.forbidden if isinstance(name, str) and c in name]
+        if not isinstance(name, str) or not name or bad:
+            without = f" without {self.forbidden!r}" if self.forbidden else ""
+            raise ValueError(f"expected a registry name as a non-empty str{without}, got {name!r}")
+        if not callable(builder):
+            raise TypeError(f"expected a callable builder, got {type(builder).__name__}")
+        if not isinstance(description, str):
+            raise TypeError(f"expected description as a str, got {type(description).__name__}")
+        self._specs[name] = self.spec_type(name, builder, description)
+
+    # ------------------------------------------------------------------ looking up
+    def names(self) -> builtins.list[str]:
+        """The registered names, sorted."""
+        return sorted(self._specs)
+
+    def list(self) -> builtins.list[Spec[T]]:
+        """The registered constructors, sorted by name."""
+        return [self._specs[k] for k in self.names()]
+
+    def get(self, name: str) -> Spec[T] | None:
+        """The constructor registered under ``name``, or None."""
+        return self._specs.get(name)
+
+    def spec(self, name: str) -> Spec[T]:
+        """The constructor registered under ``name``.
+
+        Raises
+        ------
+        TypeError
+            If ``name`` is not a str.
+        ValueError
+            For an unknown name: "expected <kind> in [<names>], got 'x'".
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"expected {self.kind} as a str, got {type(name).__name__}")
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ValueError(f"expected {self.kind} in {self.names()}, got {name!r}")
+        return spec
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, names={self.names()})"
+
+    # ------------------------------------------------------------------ building
+    def make(self, name: str, **kwargs: Any) -> T:
+        """Build the instance registered under ``name`` from keyword arguments.
+
+        Parameters
+        ----------
+        name : str
+            A registered name (see :meth:`names`).
+        **kwargs
+            The constructor's keyword arguments; omitted ones take its defaults.
+
+        Returns
+        -------
+        T
+
+        Raises
+        ------
+        ValueError
+            For an unknown name ("expected <kind> in [...], got 'x'") or a keyword the
+            constructor does not take ("expected parameters of 'x' among [...], got unknown
+            [...]").
+        TypeError
+            If ``name`` is not a str, or the builder returns something other than
+            :attr:`returns`.
+        """
+        spec = self.spec(name)
+        if not spec.open_keywords:
+            known = spec.parameters
+            unknown = sorted(set(kwargs) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"expected parameters of {name!r} among {sorted(known)}, got unknown {unknown}"
+                )
+        out = spec.builder(**kwargs)
+        if self.returns is not None and not isinstance(out, self.returns):
+            want = (
+                self.returns.__name__
+                if isinstance(self.returns, type)
+                else " or ".join(t.__name__ for t in self.returns)
+            )
+            raise TypeError(
+                f"expected the builder of {name!r} to return an instance of {want}, got "
+                f"{type(out).__name__}"
+            )
+        return out
 
 
 class EnvSpec(Spec[Environment]):
     """A registered environment constructor (see :class:`bilevel.models._registry.Spec`)."""
 
 
-_REGISTRY: dict[str, EnvSpec] = {}
+#: The registry of environments (:func:`make_env`); ``Environment.identity`` reads it.
+ENVIRONMENTS: Registry[Environment] = Registry(
+    "an environment name", returns=Environment, spec_type=EnvSpec
+)
+_REGISTRY = ENVIRONMENTS  # the name bilevel.models._env imports
 
 
 def register_env(name: str, builder: Callable[..., Environment], description: str = "") -> None:
-    """Register an environment constructor under ``name`` (replacing any previous one)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"expected a non-empty environment name, got {name!r}")
-    _REGISTRY[name] = EnvSpec(name, builder, description)
+    """Register an environment constructor under ``name`` (replacing any previous one).
+
+    Parameters
+    ----------
+    name : str
+        Non-empty.
+    builder : callable (**params) -> Environment
+    description : str, optional
+        One line for ``bilevel envs``.
+
+    Raises
+    ------
+    ValueError
+        For an empty name.
+    TypeError
+        If ``builder`` is not callable.
+    """
+    ENVIRONMENTS.register(name, builder, description)
 
 
 def list_envs() -> list[EnvSpec]:
     """All registered environments, sorted by name."""
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return cast("list[EnvSpec]", ENVIRONMENTS.list())
 
 
 def make_env(name: str, **kwargs: Any) -> Environment:
@@ -77,11 +297,14 @@ def make_env(name: str, **kwargs: Any) -> Environment:
     Returns
     -------
     Environment
+        Remembering its name and keywords (it pickles as them; its identity is them).
 
     Raises
     ------
     ValueError
         For an unknown name or an unknown parameter.
+    TypeError
+        If the name is not a str or the builder does not return an Environment.
 
     Examples
     --------
@@ -89,18 +312,5 @@ def make_env(name: str, **kwargs: Any) -> Environment:
     >>> env.mdp.shape
     (5, 4)
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"expected an environment name in {sorted(_REGISTRY)}, got {name!r}")
-    spec = _REGISTRY[name]
-    allowed = spec.parameters
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"expected parameters of {name!r} among {sorted(allowed)}, got unknown {unknown}"
-        )
-    env = spec.builder(**kwargs)
-    if not isinstance(env, Environment):
-        raise TypeError(
-            f"expected the builder of {name!r} to return an Environment, got {type(env).__name__}"
-        )
+    env = ENVIRONMENTS.make(name, **kwargs)
     return dataclasses.replace(env, origin=(name, dict(kwargs)))

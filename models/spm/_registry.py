@@ -1,11 +1,15 @@
-"""Registry of named SPM settings: ``make_spm_setting("correlated", delta=0.5)``."""
+"""Registry of named SPM settings: ``make_spm_setting("correlated", delta=0.5)``.
+
+The settings are an instance of the generic :class:`bilevel.models.Registry`; the functions
+here are thin wrappers of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from bilevel.models._registry import Spec
+from bilevel.models._registry import Registry, Spec
 from bilevel.models.spm._setting import SPMSetting
 
 __all__ = ["SPMSettingSpec", "list_spm_settings", "make_spm_setting", "register_spm_setting"]
@@ -15,7 +19,10 @@ class SPMSettingSpec(Spec[SPMSetting]):
     """A registered SPM setting constructor (see :class:`bilevel.models._registry.Spec`)."""
 
 
-_REGISTRY: dict[str, SPMSettingSpec] = {}
+#: The registry of SPM settings (:func:`make_spm_setting`).
+SPM_SETTINGS: Registry[SPMSetting] = Registry(
+    "an SPM setting", returns=SPMSetting, spec_type=SPMSettingSpec
+)
 
 
 def register_spm_setting(
@@ -26,14 +33,18 @@ def register_spm_setting(
     Parameters
     ----------
     name : str
+        Non-empty.
     builder : callable (**params) -> SPMSetting
     description : str, optional
+
+    Raises
+    ------
+    ValueError
+        For an empty name.
+    TypeError
+        If ``builder`` is not callable.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"expected a non-empty setting name, got {name!r}")
-    if not callable(builder):
-        raise TypeError(f"expected a callable builder, got {type(builder).__name__}")
-    _REGISTRY[name] = SPMSettingSpec(name, builder, description)
+    SPM_SETTINGS.register(name, builder, description)
 
 
 def list_spm_settings() -> list[SPMSettingSpec]:
@@ -43,7 +54,7 @@ def list_spm_settings() -> list[SPMSettingSpec]:
     -------
     list of SPMSettingSpec
     """
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return cast("list[SPMSettingSpec]", SPM_SETTINGS.list())
 
 
 def make_spm_setting(name: str, **params: Any) -> SPMSetting:
@@ -64,19 +75,12 @@ def make_spm_setting(name: str, **params: Any) -> SPMSetting:
     ------
     ValueError
         For an unknown name or parameter.
+    TypeError
+        If the name is not a str or the builder does not return an SPMSetting.
 
     Examples
     --------
     >>> make_spm_setting("inventory", n_agents=4, n_items=2).units
     (2,)
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"expected an SPM setting in {sorted(_REGISTRY)}, got {name!r}")
-    spec = _REGISTRY[name]
-    known = spec.parameters
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ValueError(
-            f"expected parameters of {name!r} among {sorted(known)}, got unknown {unknown}"
-        )
-    return spec.builder(**params)
+    return SPM_SETTINGS.make(name, **params)

@@ -1,15 +1,17 @@
 """Registry of the Stackelberg games: ``make_game("mspm", setting="PI", messages=2)``.
 
-Names may also be given in the reference's colon form (``"normal_form:game_2:randomized"``,
-``"simple_allocation:3"``, ``"mspm:PI:2"``, ``"mspm:MSGSpace:3:2"``).
+The games are an instance of the generic :class:`bilevel.models.Registry`; the functions here
+are thin wrappers of it. Names may also be given in the colon form of the authors' code
+(Brero et al., *Stackelberg POMDP*): ``"normal_form:game_2:randomized"``,
+``"simple_allocation:3"``, ``"mspm:PI:2"``, ``"mspm:MSGSpace:3:2"``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from bilevel.models._registry import Spec
+from bilevel.models._registry import Registry, Spec
 from bilevel.models.stackelberg._base import StackelbergGame
 
 __all__ = ["GameSpec", "list_games", "make_game", "register_game"]
@@ -19,21 +21,37 @@ class GameSpec(Spec[StackelbergGame]):
     """A registered game constructor (see :class:`bilevel.models._registry.Spec`)."""
 
 
-_REGISTRY: dict[str, GameSpec] = {}
+#: The registry of games (:func:`make_game`); names hold no ':' (that is the colon form).
+GAMES: Registry[StackelbergGame] = Registry(
+    "a game", returns=StackelbergGame, spec_type=GameSpec, forbidden=":"
+)
 
 
 def register_game(
     name: str, builder: Callable[..., StackelbergGame], description: str = ""
 ) -> None:
-    """Register a game constructor under ``name`` (replacing any previous one)."""
-    if not isinstance(name, str) or not name or ":" in name:
-        raise ValueError(f"expected a non-empty game name without ':', got {name!r}")
-    _REGISTRY[name] = GameSpec(name, builder, description)
+    """Register a game constructor under ``name`` (replacing any previous one).
+
+    Parameters
+    ----------
+    name : str
+        Non-empty, without ``":"``.
+    builder : callable (**params) -> StackelbergGame
+    description : str, optional
+
+    Raises
+    ------
+    ValueError
+        For an empty name or one containing ``":"``.
+    TypeError
+        If ``builder`` is not callable.
+    """
+    GAMES.register(name, builder, description)
 
 
 def list_games() -> list[GameSpec]:
     """All registered games, sorted by name."""
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return cast("list[GameSpec]", GAMES.list())
 
 
 def _parse_colon(name: str) -> tuple[str, dict[str, Any]]:
@@ -65,7 +83,7 @@ def make_game(name: str, **params: Any) -> StackelbergGame:
     ----------
     name : str
         A registered name (``"normal_form"``, ``"matrix_design"``, ``"simple_allocation"``,
-        ``"mspm"``) or the colon form of reference §2.2 (``"normal_form:game_2:randomized"``,
+        ``"mspm"``) or its colon form (``"normal_form:game_2:randomized"``,
         ``"simple_allocation:3"``, ``"mspm:PI:2"``, ``"mspm:MSGSpace:3:2"``).
     **params
         The constructor's keyword arguments (they override those of a colon name).
@@ -88,14 +106,7 @@ def make_game(name: str, **params: Any) -> StackelbergGame:
     """
     if not isinstance(name, str):
         raise TypeError(f"expected the game name as a str, got {type(name).__name__}")
-    base, parsed = (name, {}) if ":" not in name else _parse_colon(name)
-    if base not in _REGISTRY:
-        raise ValueError(f"expected a game in {sorted(_REGISTRY)}, got {name!r}")
-    spec = _REGISTRY[base]
-    known = spec.parameters
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ValueError(
-            f"expected parameters of {base!r} among {sorted(known)}, got unknown {unknown}"
-        )
-    return spec.builder(**{**parsed, **params})
+    if ":" not in name:
+        return GAMES.make(name, **params)
+    base, parsed = _parse_colon(name)
+    return GAMES.make(base, **{**parsed, **params})
