@@ -1,10 +1,11 @@
 """Sequential price mechanisms (SPM): settings as data and the batched SPM decision process.
 
-Settings (reference §1.7, all values normalised to [0, 1]) are :class:`SPMSetting` records built
-by name; :class:`SPMProcess` runs ``E`` episodes of the mechanism at once on given value profiles
-(sampled, or enumerated for exact evaluation) and returns plain tensors. The RL adapter
-implementing ``bilevel.solvers.rl.BatchedEnv`` is ``bilevel.solvers.spm.SPMBatchedEnv``; a
-gymnasium single-episode environment is :class:`SPMGymEnv` (Box action: agent scores, then
+Settings (those of Brero et al. (2021), "Experimental Results", with the distributions of
+Appendix C of its extended version; all values normalised to [0, 1]) are :class:`SPMSetting`
+records built by name; :class:`SPMProcess` runs ``E`` episodes of the mechanism at once on given
+value profiles (sampled, or enumerated for exact evaluation) and returns plain tensors. The RL
+adapter implementing ``bilevel.solvers.rl.BatchedEnv`` is ``bilevel.solvers.spm.SPMBatchedEnv``;
+a gymnasium single-episode environment is :class:`SPMGymEnv` (Box action: agent scores, then
 prices). Exact values (E[OPT], RSD, a given mechanism's value, best SPM/PSP/ASP) are in
 ``bilevel.solvers.spm._exact``, ``bilevel.solvers.spm._dp`` and ``bilevel.solvers.spm._exact``.
 

@@ -1,4 +1,8 @@
-"""Stackelberg games as validated data (reference §2.2): leaders against learning followers.
+"""Stackelberg games as validated data: leaders against learning followers.
+
+The settings of Brero et al., *Stackelberg POMDP* (the normal-form games of Appendix G.1, the
+matrix design game of Appendix G.2, simple allocation of §5.1, message SPMs of §5.2), as the
+authors' code builds them (which also holds normal-form games 3 and 4).
 
 Every game is a frozen dataclass of arrays with independent finite type priors, finite follower
 actions, a known optimum where theory gives one, and a ``payoffs(<tabular leader policy>)``
@@ -40,10 +44,10 @@ from bilevel.models.stackelberg._simple_allocation import (
     simple_allocation_game,
 )
 
-register_game("normal_form", normal_form_game, "bimatrix Stackelberg games 1-4 (reference 2.2.1)")
-register_game("matrix_design", matrix_design_game, "costless transfers on a 2x2 game (2.2.2)")
-register_game("simple_allocation", simple_allocation_game, "one follower, m messages (2.2.3)")
-register_game("mspm", mspm_game, "message sequential price mechanisms, PI / MSGSpace (2.2.4)")
+register_game("normal_form", normal_form_game, "bimatrix games 1-4 (1, 2: App. G.1)")
+register_game("matrix_design", matrix_design_game, "costless transfers on a 2x2 game (App. G.2)")
+register_game("simple_allocation", simple_allocation_game, "one follower, m messages (§5.1)")
+register_game("mspm", mspm_game, "message sequential price mechanisms, PI / MSGSpace (§5.2)")
 
 __all__ = [
     "MATRIX_DESIGN_PAYOFFS",
