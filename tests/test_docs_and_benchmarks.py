@@ -114,3 +114,10 @@ def test_throughput_benchmark_smoke() -> None:
     assert r["ratio"] > 0 and r["ours"]["env_steps"] >= 600 and r["sb3"]["env_steps"] >= 600
     for side in ("ours", "sb3"):
         assert r[side]["value"] == pytest.approx(1 / 3, abs=1e-9)  # m = 1: every leader 1/3
+
+
+def test_discounted_dp_benchmark_json() -> None:
+    out = _run_script("discounted_dp.py", "--grid", "3", "--candidates", "4", "--profiles", "20",
+                      "--pool", "50", "--repeat", "1")
+    assert out["agree"] is True
+    assert out["ratio"] > 0

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bilevel.models import Environment, make_env
 from bilevel.models._mdp import TabularMDP, mdp_from_arrays
 from bilevel.models.typing import FloatArray
 from bilevel.solvers import occupancy_of_policy, policy_values, solve_dp, solve_lp, solve_values
-from tests.random_mdps import random_discounted_mdp, random_layered_mdp
+from tests import catalogue
 
 SEEDS = [0, 1, 2]
 
@@ -30,38 +29,17 @@ ENV_CASES = [
 ]
 
 
-def _env(kwargs: dict[str, object]) -> Environment:
-    kw = dict(kwargs)
-    name = kw.pop("name")
-    assert isinstance(name, str)
-    return make_env(name, **kw)
-
-
-def affine_welfare_batch(env: Environment, seed: int, scale: float, k: int = 4) -> FloatArray:
-    """(2k, S, A): k plain welfare arrays (VCG) and k random-AMA affine welfare arrays."""
-    rng = np.random.default_rng(seed)
-    R = env.rewards(env.sample_types(rng, k))  # (k, n, S, A)
-    w = rng.uniform(0.3, 3.0, size=env.n_agents)
-    b = rng.normal(0.0, scale, size=env.mdp.shape)
-    c_ama = np.einsum("n,knsa->ksa", w, R) + b
-    return np.concatenate([R.sum(axis=1), c_ama])
-
-
 # ---------------------------------------------------------------------- random MDPs
-
-
-
-
 
 
 def random_mdp(kind: str, seed: int) -> tuple[TabularMDP, FloatArray]:
     rng = np.random.default_rng(seed)
     if kind == "layered-stochastic":
-        mdp = random_layered_mdp(rng, (2, 3, 4, 2))
+        mdp = catalogue.random_layered_mdp(rng, (2, 3, 4, 2))
     elif kind == "layered-deterministic":
-        mdp = random_layered_mdp(rng, (2, 3, 4, 2), deterministic=True)
+        mdp = catalogue.random_layered_mdp(rng, (2, 3, 4, 2), deterministic=True)
     else:
-        mdp = random_discounted_mdp(rng)
+        mdp = catalogue.random_cyclic_mdp(rng)
     return mdp, rng.normal(size=(5, *mdp.shape))
 
 
@@ -84,17 +62,18 @@ def build_case(
 ) -> tuple[TabularMDP, FloatArray]:
     if source == "env":
         assert isinstance(spec, dict) and scale is not None
-        env = _env(spec)
-        return env.mdp, affine_welfare_batch(env, seed, scale)
+        kw = dict(spec)
+        env = catalogue.env(kw.pop("name"), **kw)
+        return env.mdp, catalogue.affine_welfare_rewards(env, seed, scale)
     assert isinstance(spec, str)
     return random_mdp(spec, seed)
 
 
 def test_random_mdp_kinds_are_what_they_claim() -> None:
     rng = np.random.default_rng(0)
-    st = random_layered_mdp(rng, (2, 3, 4, 2))
-    det = random_layered_mdp(rng, (2, 3, 4, 2), deterministic=True)
-    disc = random_discounted_mdp(rng)
+    st = catalogue.random_layered_mdp(rng, (2, 3, 4, 2))
+    det = catalogue.random_layered_mdp(rng, (2, 3, 4, 2), deterministic=True)
+    disc = catalogue.random_cyclic_mdp(rng)
     assert st.is_layered and not st.is_deterministic
     assert det.is_layered and det.is_deterministic
     assert not disc.is_layered and disc.gamma == 0.9
@@ -279,7 +258,7 @@ def test_ties_break_to_lowest_index_discounted(backend: str) -> None:
 
 @pytest.fixture(scope="module")
 def small_mdp() -> TabularMDP:
-    return make_env("sales", n_agents=3, n_items=2).mdp  # (5, 4)
+    return catalogue.named_env("sales-3x2").mdp  # (5, 4)
 
 
 def test_k_zero_raises(small_mdp: TabularMDP) -> None:

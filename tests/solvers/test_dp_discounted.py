@@ -13,13 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bilevel.models import make_env
-from bilevel.models._mdp import TabularMDP, mdp_from_arrays
+from bilevel.models._mdp import TabularMDP
 from bilevel.models.typing import FloatArray, IntArray
 from bilevel.solvers import occupancy_of_policy, solve_dp, solve_lp, solve_values
 from bilevel.solvers._dp_discounted import deterministic_occupancy, doubling_steps, policy_iteration
 from bilevel.solvers._result import InnerSolveError, Status
-from tests.random_mdps import random_discounted_mdp
+from tests import catalogue
 
 TOL = 1e-12
 
@@ -27,25 +26,9 @@ TOL = 1e-12
 # ---------------------------------------------------------------------- instances
 
 
-def random_deterministic_discounted(
-    rng: np.random.Generator, S: int = 7, A: int = 3, gamma: float = 0.9, *,
-    exits: bool = False, spread_mu0: bool = False,
-) -> TabularMDP:
-    """Random successor table (cycles almost surely); optionally some (s, a) leave the system."""
-    succ = rng.integers(0, S, size=(S, A))
-    if exits:
-        succ[rng.uniform(size=(S, A)) < 0.2] = S
-    P = np.zeros((S, A, S + 1))
-    np.put_along_axis(P, succ[:, :, None], 1.0, axis=2)
-    mu0 = rng.dirichlet(np.ones(S)) if spread_mu0 else np.eye(S)[rng.integers(S)]
-    mdp = mdp_from_arrays(P[:, :, :S], mu0, gamma)
-    assert mdp.is_deterministic and not mdp.is_layered
-    return mdp
-
-
 def gridworld_rewards(grid: int, k: int, seed: int) -> tuple[TabularMDP, FloatArray]:
     """VCG welfare (exact ties), structured boosts (Sobol-like 0, ±box/2) and random boosts."""
-    env = make_env("gridworld", n_agents=2, grid=grid, dist="onecell", gamma=0.9)
+    env = catalogue.env("gridworld", n_agents=2, grid=grid, dist="onecell", gamma=0.9)
     rng = np.random.default_rng(seed)
     R = env.rewards(env.sample_types(rng, k)).sum(axis=1)  # (k, S, A)
     S, A = env.mdp.shape
@@ -123,9 +106,10 @@ def _cases() -> list[object]:
 def _instance(kind: str, kw: dict[str, object], seed: int) -> tuple[TabularMDP, FloatArray]:
     rng = np.random.default_rng(seed)
     if kind == "det":
-        mdp = random_deterministic_discounted(rng, **kw)  # type: ignore[arg-type]
+        kw = {"S": 7, **kw}  # the default size of these deterministic instances
+        mdp = catalogue.random_cyclic_mdp(rng, deterministic=True, **kw)  # type: ignore[arg-type]
     else:
-        mdp = random_discounted_mdp(rng)
+        mdp = catalogue.random_cyclic_mdp(rng)
     c = rng.normal(size=(40, *mdp.shape))
     c[:5] = np.round(c[:5])  # integer rewards: many exact ties
     c[5] = 0.0
@@ -225,7 +209,8 @@ def test_doubling_steps_rejects_gamma_one() -> None:
 @pytest.mark.parametrize("exits", [False, True])
 def test_occupancy_walk_matches_linear_solve(exits: bool) -> None:
     rng = np.random.default_rng(5)
-    mdp = random_deterministic_discounted(rng, S=8, A=3, exits=exits, spread_mu0=True)
+    mdp = catalogue.random_cyclic_mdp(rng, S=8, A=3, deterministic=True, exits=exits,
+                                             spread_mu0=True)
     assert mdp.successor is not None
     policy = rng.integers(0, 3, size=(50, 8))
     d = deterministic_occupancy(mdp.successor, mdp.gamma, mdp.mu0, policy)
@@ -246,22 +231,3 @@ def test_small_max_iter_reports_max_steps() -> None:
     assert sol.nit == 1
     with pytest.raises(InnerSolveError):
         solve_values(mdp, c, max_iter=1)
-
-
-def test_benchmark_script_json() -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / "discounted_dp.py"), "--grid", "3",
-         "--candidates", "4", "--profiles", "20", "--pool", "50", "--repeat", "1", "--json"],
-        capture_output=True, text=True, check=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    out = json.loads(proc.stdout)
-    assert out["agree"] is True
-    assert out["ratio"] > 0

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel.models import Environment, TabularMDP, make_env, mdp_from_arrays
+from bilevel.models import Environment, TabularMDP, mdp_from_arrays
 from bilevel.models.typing import FloatArray
 from bilevel.solvers._dp import solve_dp
 from bilevel.solvers._entropic import EntropicSolver, solve_entropic
 from bilevel.solvers._result import InnerSolveError, Status
-from tests.random_mdps import random_discounted_mdp, random_layered_mdp
+from tests import catalogue
 
 DEVICE = "cpu"
 
@@ -33,27 +33,19 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(n)
 
 
-def _rewards(env: Environment, seed: int, k: int) -> FloatArray:
-    """Welfare of sampled type profiles plus U[0, 1] boosts, shape (k, S, A)."""
-    rng = np.random.default_rng(seed)
-    R = env.rewards(env.sample_types(rng, k)).sum(axis=1)
-    out: FloatArray = R + rng.uniform(size=(k, *env.mdp.shape))
-    return out
-
-
 def _small(kind: str) -> tuple[TabularMDP, FloatArray]:
     """Small instances for gradcheck: (mdp, rewards of shape (2, S, A))."""
     if kind == "sales":
-        env = make_env("sales", n_agents=2, n_items=2)
-        return env.mdp, _rewards(env, 0, 2)
+        env = catalogue.env("sales", n_agents=2, n_items=2)
+        return env.mdp, catalogue.welfare_rewards(env, 0, 2)
     if kind == "gridworld":
-        env = make_env("gridworld", n_agents=2, grid=3)
-        return env.mdp, _rewards(env, 1, 2)
+        env = catalogue.env("gridworld", n_agents=2, grid=3)
+        return env.mdp, catalogue.welfare_rewards(env, 1, 2)
     rng = np.random.default_rng(2)
     if kind == "layered":
-        mdp = random_layered_mdp(rng, (2, 3, 2))
+        mdp = catalogue.random_layered_mdp(rng, (2, 3, 2))
     else:
-        mdp = random_discounted_mdp(rng, S=4, A=2)
+        mdp = catalogue.random_cyclic_mdp(rng, S=4, A=2)
     return mdp, rng.normal(size=(2, *mdp.shape))
 
 
@@ -76,7 +68,7 @@ def test_gradcheck(kind: str, alpha: float) -> None:
 
 def test_gradcheck_small_alpha_well_conditioned() -> None:
     # alpha = 0.01 with reward gaps of order alpha keeps the Jacobian O(1/alpha)-well-scaled
-    env = make_env("sales", n_agents=2, n_items=2)
+    env = catalogue.env("sales", n_agents=2, n_items=2)
     rng = np.random.default_rng(3)
     R = 0.01 * rng.normal(size=(2, *env.mdp.shape))
     solver = EntropicSolver(env.mdp, 0.01, device=DEVICE, tol=1e-12)
@@ -87,7 +79,7 @@ def test_gradcheck_small_alpha_well_conditioned() -> None:
 def test_vjp_matches_closed_form() -> None:
     """∂L/∂c = (1/α)(X g − X Mᵀ (M X Mᵀ)⁻¹ M X g) (reference §3.1), in numpy."""
     rng = np.random.default_rng(4)
-    mdp = random_layered_mdp(rng, (2, 2, 2), A=2)
+    mdp = catalogue.random_layered_mdp(rng, (2, 2, 2), A=2)
     alpha = 0.3
     c = rng.normal(size=(1, *mdp.shape))
     g = rng.normal(size=(1, *mdp.shape))
@@ -107,12 +99,12 @@ def test_vjp_matches_closed_form() -> None:
 @pytest.mark.parametrize("env_name", ["sales", "gridworld"])
 def test_vjp_matches_finite_differences(env_name: str) -> None:
     env = (
-        make_env("sales", n_agents=3, n_items=2)
+        catalogue.env("sales", n_agents=3, n_items=2)
         if env_name == "sales"
-        else make_env("gridworld", n_agents=2, grid=3)
+        else catalogue.env("gridworld", n_agents=2, grid=3)
     )
     alpha = 0.1
-    c = _rewards(env, 5, 1)
+    c = catalogue.welfare_rewards(env, 5, 1)
     rng = np.random.default_rng(6)
     g = rng.normal(size=c.shape)
     d = rng.normal(size=c.shape)
@@ -144,16 +136,14 @@ ENVS = {
 
 def _env(key: str) -> Environment:
     kw = dict(ENVS[key])
-    name = kw.pop("name")
-    assert isinstance(name, str)
-    return make_env(name, **kw)
+    return catalogue.env(kw.pop("name"), **kw)
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.1, 0.01])
 @pytest.mark.parametrize("key", list(ENVS))
 def test_flow_constraints_and_primal_dual(key: str, alpha: float) -> None:
     env = _env(key)
-    c = _rewards(env, 7, 4)
+    c = catalogue.welfare_rewards(env, 7, 4)
     sol = solve_entropic(env.mdp, c, alpha, device=DEVICE)
     assert sol.success and sol.statuses == (Status.OPTIMAL,) * 4
     assert sol.occupancy is not None and sol.state_values is not None
@@ -175,7 +165,7 @@ def test_flow_constraints_and_primal_dual(key: str, alpha: float) -> None:
 @pytest.mark.parametrize("key", list(ENVS))
 def test_alpha_to_zero_approaches_lp(key: str) -> None:
     env = _env(key)
-    c = _rewards(env, 8, 2)
+    c = catalogue.welfare_rewards(env, 8, 2)
     lp = solve_dp(env.mdp, c).value
     gaps = []
     for alpha in [1.0, 0.1, 0.01, 0.001]:
@@ -190,8 +180,8 @@ def test_alpha_to_zero_approaches_lp(key: str) -> None:
 
 
 def test_batch_equals_single_solves() -> None:
-    env = make_env("matching", n_agents=2, rounds=3)
-    c = _rewards(env, 9, 3)
+    env = catalogue.env("matching", n_agents=2, rounds=3)
+    c = catalogue.welfare_rewards(env, 9, 3)
     batch = solve_entropic(env.mdp, c, 0.05)
     for k in range(3):
         one = solve_entropic(env.mdp, c[k], 0.05)
@@ -206,9 +196,9 @@ def test_batch_equals_single_solves() -> None:
 @pytest.mark.parametrize("alpha", [0.5, 0.01])
 def test_soft_policy_iteration_matches_value_iteration(alpha: float) -> None:
     # two independent solutions of the offset soft Bellman equation of the warm start
-    env = make_env("gridworld", n_agents=3, grid=4)
+    env = catalogue.env("gridworld", n_agents=3, grid=4)
     solver = EntropicSolver(env.mdp, alpha)
-    cf = torch.as_tensor(_rewards(env, 11, 6)).reshape(6, -1)
+    cf = torch.as_tensor(catalogue.welfare_rewards(env, 11, 6)).reshape(6, -1)
     logd = torch.as_tensor(np.random.default_rng(3).normal(size=(6, solver.S)))
     v0 = torch.zeros(6, solver.S, dtype=torch.float64)
     pi_v = solver._soft_policy_iteration(cf, v0.clone(), logd)
@@ -223,8 +213,8 @@ def test_soft_policy_iteration_matches_value_iteration(alpha: float) -> None:
 @pytest.mark.parametrize("warm_rounds", [0, 1, 2])
 def test_warm_rounds_reach_the_same_optimum(warm_rounds: int) -> None:
     # the warm start changes the Newton iterations, never the optimum
-    env = make_env("gridworld", n_agents=2, grid=4)
-    c = torch.as_tensor(_rewards(env, 12, 5))
+    env = catalogue.env("gridworld", n_agents=2, grid=4)
+    c = torch.as_tensor(catalogue.welfare_rewards(env, 12, 5))
     ref = EntropicSolver(env.mdp, 0.02, warm_rounds=0)
     alt = EntropicSolver(env.mdp, 0.02, warm_rounds=warm_rounds)
     x0, _, _, conv0 = ref.solve(c)
@@ -236,8 +226,8 @@ def test_warm_rounds_reach_the_same_optimum(warm_rounds: int) -> None:
 def test_warm_start_cuts_newton_iterations_on_the_gridworld() -> None:
     # the default warm start (soft policy iteration, then one -alpha log d offset) beats plain
     # soft Bellman values: measured 14 against 18 iterations at alpha = 0.01
-    env = make_env("gridworld", n_agents=3, grid=3)
-    c = torch.as_tensor(_rewards(env, 13, 40))
+    env = catalogue.env("gridworld", n_agents=3, grid=3)
+    c = torch.as_tensor(catalogue.welfare_rewards(env, 13, 40))
     solver = EntropicSolver(env.mdp, 0.01)
     _, _, nit_default, conv = solver.solve(c)
     v_plain = solver._soft_value_iteration(
@@ -254,9 +244,9 @@ def test_failed_policy_evaluation_falls_back_to_value_iteration(
 ) -> None:
     # gamma < 1 keeps I - gamma P_pi invertible, but a failed factorisation must still give
     # the value-iteration answer, never inf/NaN values
-    env = make_env("gridworld", n_agents=2, grid=3)
+    env = catalogue.env("gridworld", n_agents=2, grid=3)
     solver = EntropicSolver(env.mdp, 0.1)
-    cf = torch.as_tensor(_rewards(env, 14, 3)).reshape(3, -1)
+    cf = torch.as_tensor(catalogue.welfare_rewards(env, 14, 3)).reshape(3, -1)
     zeros = torch.zeros(3, solver.S, dtype=torch.float64)
     expected = solver._soft_value_iteration(cf, zeros.clone(), zeros)
 
@@ -273,7 +263,7 @@ def test_failed_policy_evaluation_falls_back_to_value_iteration(
 
 @pytest.mark.parametrize("alpha", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_alpha(alpha: float) -> None:
-    env = make_env("sales", n_agents=2, n_items=2)
+    env = catalogue.env("sales", n_agents=2, n_items=2)
     c = np.zeros(env.mdp.shape)
     with pytest.raises(ValueError, match="expected alpha > 0"):
         solve_entropic(env.mdp, c, alpha)
@@ -282,7 +272,7 @@ def test_bad_alpha(alpha: float) -> None:
 
 
 def test_bad_rewards() -> None:
-    env = make_env("sales", n_agents=2, n_items=2)
+    env = catalogue.env("sales", n_agents=2, n_items=2)
     S, A = env.mdp.shape
     c = np.zeros((S, A))
     c[0, 0] = np.nan
@@ -295,8 +285,8 @@ def test_bad_rewards() -> None:
 
 
 def test_non_convergence_is_reported() -> None:
-    env = make_env("gridworld", n_agents=2, grid=4)
-    c = _rewards(env, 10, 2)
+    env = catalogue.env("gridworld", n_agents=2, grid=4)
+    c = catalogue.welfare_rewards(env, 10, 2)
     with pytest.raises(InnerSolveError, match="max_steps_reached"):
         solve_entropic(env.mdp, c, 0.01, max_iter=1)
     sol = solve_entropic(env.mdp, c, 0.01, max_iter=1, throw=False)
@@ -306,7 +296,7 @@ def test_non_convergence_is_reported() -> None:
 
 
 def test_nonfinite_rewards_in_torch_api() -> None:
-    env = make_env("sales", n_agents=2, n_items=2)
+    env = catalogue.env("sales", n_agents=2, n_items=2)
     c = torch.zeros((2, *env.mdp.shape), dtype=torch.float64)
     c[1, 0, 0] = torch.nan
     x, _, _, conv = EntropicSolver(env.mdp, 0.1).solve(c)
@@ -317,7 +307,7 @@ def test_nonfinite_rewards_in_torch_api() -> None:
 
 
 def test_explicit_cpu_device_and_2d_call() -> None:
-    env = make_env("sales", n_agents=2, n_items=2)
+    env = catalogue.env("sales", n_agents=2, n_items=2)
     solver = EntropicSolver(env.mdp, 0.1, device=torch.device(DEVICE))
     c = torch.zeros(env.mdp.shape, dtype=torch.float64)
     x = solver(c)
@@ -364,7 +354,7 @@ def _tree_mdps() -> dict[str, tuple[TabularMDP, FloatArray]]:
     out: dict[str, tuple[TabularMDP, FloatArray]] = {}
     for key in ("sales-n5-m3", "scheduling-n3-T5"):
         env = _env(key)
-        out[key] = env.mdp, _rewards(env, 11, 3)
+        out[key] = env.mdp, catalogue.welfare_rewards(env, 11, 3)
     mdp = _stochastic_tree()
     out["stochastic-tree"] = mdp, np.random.default_rng(12).normal(size=(3, *mdp.shape))
     return out
@@ -407,15 +397,15 @@ def test_vjp_paths_match_closed_form(key: str) -> None:
     """Tree VJP, block elimination and the dense Cholesky all give reference §3.1."""
     rng = np.random.default_rng(14)
     if key == "sales-tree":
-        mdp = make_env("sales", n_agents=3, n_items=2).mdp
+        mdp = catalogue.env("sales", n_agents=3, n_items=2).mdp
     elif key == "stochastic-tree":
         mdp = _stochastic_tree()
     elif key == "matching-schur":
-        mdp = make_env("matching", n_agents=2, rounds=3).mdp
+        mdp = catalogue.env("matching", n_agents=2, rounds=3).mdp
     elif key == "layered-schur":
-        mdp = random_layered_mdp(rng, (2, 3, 4), A=2)
+        mdp = catalogue.random_layered_mdp(rng, (2, 3, 4), A=2)
     else:
-        mdp = make_env("gridworld", n_agents=2, grid=3).mdp
+        mdp = catalogue.env("gridworld", n_agents=2, grid=3).mdp
     alpha = 0.2
     solver = EntropicSolver(mdp, alpha, device=DEVICE, tol=1e-12)
     if key.endswith("tree"):
@@ -441,7 +431,7 @@ def test_vjp_paths_match_closed_form(key: str) -> None:
 def test_tree_underflow_falls_back() -> None:
     # alpha = 1e-3 on sales: some occupancies underflow, so the backward leaves the tree VJP
     env = _env("sales-n5-m3")
-    c = torch.tensor(_rewards(env, 15, 3))
+    c = torch.tensor(catalogue.welfare_rewards(env, 15, 3))
     g = torch.tensor(np.random.default_rng(16).normal(size=c.shape))
     grads = []
     for solver in (EntropicSolver(env.mdp, 1e-3, device=DEVICE), None):

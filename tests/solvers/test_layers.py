@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel.models import make_env
+from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 from bilevel.solvers._layers import (
     DIFFCP_MIN_ALPHA,
     FLOW_TOL,
@@ -25,28 +26,25 @@ from bilevel.solvers._layers import (
     GradientAccuracyWarning,
 )
 from bilevel.solvers._result import InnerSolveError, Status
+from tests import catalogue
 
 mp = pytest.importorskip("mpmath")
 
 ALPHAS = (1.0, 0.1, 0.01)
 ENVS = {
-    "sales": lambda: make_env("sales", n_agents=3, n_items=2),
-    "scheduling": lambda: make_env("scheduling", n_agents=2, n_tasks=3),
-    "gridworld": lambda: make_env("gridworld", grid=3),
+    "sales": {"name": "sales", "n_agents": 3, "n_items": 2},
+    "scheduling": {"name": "scheduling", "n_agents": 2, "n_tasks": 3},
+    "gridworld": {"name": "gridworld", "grid": 3},
 }
-_ENV_CACHE: dict[str, object] = {}
 
 
-def _env(name: str):  # type: ignore[no-untyped-def]
-    if name not in _ENV_CACHE:
-        _ENV_CACHE[name] = ENVS[name]()
-    return _ENV_CACHE[name]
+def _env(name: str) -> Environment:
+    kw = dict(ENVS[name])
+    return catalogue.env(kw.pop("name"), **kw)
 
 
-def _rewards(env, seed: int, k: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(seed)
-    R = env.rewards(env.sample_types(rng, k)).sum(axis=1)
-    return np.asarray(R + rng.uniform(0.0, 1.0, env.mdp.shape), dtype=np.float64)
+def _rewards(env: Environment, seed: int, k: int) -> FloatArray:
+    return catalogue.welfare_rewards(env, seed, k, shared_boost=True)
 
 
 def _closed_form_mp(M: np.ndarray, x: np.ndarray, g: np.ndarray, alpha: float) -> np.ndarray:

@@ -16,7 +16,7 @@ from bilevel.models.typing import FloatArray
 from bilevel.solvers._licence import mosek_licensed
 from bilevel.solvers._lp import OccupancyLP, solve_lp
 from bilevel.solvers._result import InnerSolution, InnerSolveError, Status
-from tests.random_mdps import random_discounted_mdp, random_layered_mdp
+from tests import catalogue
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -52,8 +52,8 @@ def random_mdps() -> list[tuple[str, TabularMDP, FloatArray]]:
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
         for kind, mdp in (
-            ("layered", random_layered_mdp(rng)),
-            ("discounted", random_discounted_mdp(rng)),
+            ("layered", catalogue.random_layered_mdp(rng)),
+            ("discounted", catalogue.random_cyclic_mdp(rng)),
         ):
             reward = rng.normal(size=(4, *mdp.shape))
             cases.append((f"{kind}-{seed}", mdp, reward))
@@ -185,7 +185,7 @@ def test_lp_beats_random_policies() -> None:
     # Property: the LP optimum is at least the value of any stationary policy.
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
-        mdp = random_discounted_mdp(rng)
+        mdp = catalogue.random_cyclic_mdp(rng)
         c = rng.normal(size=mdp.shape)
         best = solve_lp(mdp, c).fun[0]
         P = mdp.dense_P()

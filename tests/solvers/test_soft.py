@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel.models import make_env
+from bilevel.models import TabularMDP
+from bilevel.models.typing import FloatArray
 from bilevel.solvers import EntropicSolver, solve_dp
 from bilevel.solvers._soft import SoftBellmanSolver
-from tests.random_mdps import random_discounted_mdp, random_layered_mdp
+from tests import catalogue
 
 ENVS = [
     ("sales", {"n_agents": 2, "n_items": 2}),
@@ -21,11 +22,9 @@ ENVS = [
 ]
 
 
-def _rewards(name: str, kwargs: dict[str, object], k: int = 3) -> tuple[object, np.ndarray]:
-    env = make_env(name, **kwargs)
-    rng = np.random.default_rng(0)
-    c = env.rewards(env.sample_types(rng, k)).sum(axis=1) + rng.uniform(0, 1, env.mdp.shape)
-    return env.mdp, c
+def _rewards(name: str, kwargs: dict[str, object], k: int = 3) -> tuple[TabularMDP, FloatArray]:
+    env = catalogue.env(name, **kwargs)
+    return env.mdp, catalogue.welfare_rewards(env, 0, k, shared_boost=True)
 
 
 @pytest.mark.parametrize(("name", "kwargs"), ENVS)
@@ -56,9 +55,10 @@ def test_static_problem_is_a_softmax() -> None:
 @pytest.mark.parametrize("kind", ["layered", "discounted"])
 def test_gradcheck(kind: str) -> None:
     rng = np.random.default_rng(1)
-    mdp = random_layered_mdp(rng, (2, 3, 2)) if kind == "layered" else random_discounted_mdp(
-        rng, S=4, A=2
-    )
+    if kind == "layered":
+        mdp = catalogue.random_layered_mdp(rng, (2, 3, 2))
+    else:
+        mdp = catalogue.random_cyclic_mdp(rng, S=4, A=2)
     solver = SoftBellmanSolver(mdp, 0.5)
     c = torch.tensor(rng.normal(size=(2, *mdp.shape)), requires_grad=True)
     g = torch.tensor(rng.normal(size=(2, *mdp.shape)))
