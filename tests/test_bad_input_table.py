@@ -189,7 +189,7 @@ API: list[Case] = [
     Case("ama-boosts-nan", ValueError, r"expected finite boosts, got NaN or inf",
          api=lambda t: AMA([1.0], np.full((5, 4), np.nan))),
     Case("ama-wrong-env", ValueError, r"boosts must have shape \(S, A\) = \(5, 4\)",
-         api=lambda t: AMA(np.ones(3), np.zeros((4, 4))).check_env(SALES)),
+         api=lambda t: AMA(np.ones(3), np.zeros((4, 4))).check_compatible(SALES)),
     Case("load-suffix", ValueError, r"expected a path ending in \.json or \.npz",
          api=lambda t: load_mechanism(_write(t, "m.txt", "x"))),
     Case("load-missing-file", FileNotFoundError, r"m\.json",

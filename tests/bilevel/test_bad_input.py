@@ -237,7 +237,7 @@ def test_nan_boosts() -> None:
 
 def test_boosts_shape_for_env(sales: Environment) -> None:
     with pytest.raises(ValueError, match=r"boosts must have shape \(S, A\) = \(5, 4\)"):
-        AMA(np.ones(3), np.zeros((5, 3))).check_env(sales)
+        AMA(np.ones(3), np.zeros((5, 3))).check_compatible(sales)
 
 
 # ---------------------------------------------------------------------- registry

@@ -203,7 +203,7 @@ def test_designer_result(sales_fit: tuple[AMADesigner, AMADesigner]) -> None:
     # The search score beats (or ties) VCG, candidate 0, on the same profiles.
     assert res.search.score >= d.history_[0][1]
     assert res.search.score == max(s for _, s in d.history_)
-    d.mechanism_.check_env(make_env("sales", n_agents=3, n_items=2))
+    d.mechanism_.check_compatible(make_env("sales", n_agents=3, n_items=2))
     assert d.mechanism_.meta["search_score"] == res.search.score
     json.dumps(d.mechanism_.to_dict())
 

@@ -209,7 +209,7 @@ def test_save_load_round_trip(tmp_path: Path, suffix: str) -> None:
     assert back.weights.dtype == back.boosts.dtype == np.float64
     assert back.name == "designed"
     assert back.meta == mech.meta
-    back.check_env(env)
+    back.check_compatible(env)
 
 
 def test_to_dict_round_trip_and_json() -> None:
@@ -275,9 +275,9 @@ def test_ama_rejects_bad_shapes_and_boosts() -> None:
 def test_ama_check_env_rejects_mismatch() -> None:
     env = make_env("sales", n_agents=3, n_items=2)  # (S, A) = (5, 4)
     with pytest.raises(ValueError, match=r"boosts must have shape \(S, A\) = \(5, 4\)"):
-        AMA(np.ones(3), np.zeros((4, 5))).check_env(env)
+        AMA(np.ones(3), np.zeros((4, 5))).check_compatible(env)
     with pytest.raises(ValueError, match=r"expected a mechanism for 3 agents, got weights for 2"):
-        AMA(np.ones(2), np.zeros((5, 4))).check_env(env)
+        AMA(np.ones(2), np.zeros((5, 4))).check_compatible(env)
     # The same checks guard the public entry points.
     with pytest.raises(ValueError, match=r"boosts must have shape"):
         mechanism_outcomes(env, AMA(np.ones(3), np.zeros((5, 3))), env.sample_types(0, 2))

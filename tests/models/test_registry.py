@@ -3,7 +3,8 @@
 * ``Registry``: registering, building, listing, the one-line errors, the duplicate policy;
 * every registered environment (defaults and small parameterisations), game variant and SPM
   setting passes its checker (``check_env``, ``check_game``, ``check_spm_setting``);
-* each checker catches a broken instance, one test per rule, with an explicit wrong value.
+* each checker catches a broken instance, one test per rule, with an explicit wrong value;
+* ``AMA.check_env`` is a deprecated alias of ``AMA.check_compatible``.
 """
 
 from __future__ import annotations
@@ -471,3 +472,20 @@ def test_check_spm_setting_is_reexported_and_catches_a_wrong_shape() -> None:
                                          r"float64, got \(1000, 2\) torch.float64$"):
         check_spm_setting(flat)
 
+
+# ---------------------------------------------------------------------- AMA.check_env rename
+
+
+def test_ama_check_env_is_a_deprecated_alias_of_check_compatible() -> None:
+    from bilevel import AMA
+
+    env = make_env("sales", n_agents=2, n_items=2)
+    mech = AMA(np.ones(2), np.zeros(env.mdp.shape))
+    mech.check_compatible(env)
+    with pytest.warns(DeprecationWarning, match="AMA.check_env is deprecated .* use "
+                                                "AMA.check_compatible"):
+        mech.check_env(env)
+    with pytest.warns(DeprecationWarning), pytest.raises(
+        ValueError, match="expected a mechanism for 3 agents, got weights for 2"
+    ):
+        mech.check_env(make_env("sales", n_agents=3, n_items=2))
