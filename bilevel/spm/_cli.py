@@ -21,17 +21,23 @@ import argparse
 import ast
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from bilevel._jsonsafe import to_json
-from bilevel.models.spm import OBJECTIVES, STATISTICS, list_spm_settings, make_spm_setting
-from bilevel.solvers.spm import SPMValue, expected_optimum, rsd_value
-from bilevel.spm._designer import SPMDesigner, best_values
-from bilevel.spm._report import spm_report_markdown, write_spm_report
+# Only argparse and the standard library are imported here (``bilevel --help`` starts fast);
+# each command imports torch and the SPM family when it runs.
+if TYPE_CHECKING:
+    from bilevel.solvers.spm import SPMValue
 
 __all__ = ["register"]
+
+# The names the help shows, without importing bilevel.models.spm (torch): the registered SPM
+# settings (list_spm_settings), OBJECTIVES and STATISTICS of bilevel.models.spm. A test checks
+# them against the real ones.
+SETTING_NAMES = ("additive_across_types", "colors", "correlated", "id", "inventory",
+                 "kitchen_sink", "maxmin_fairness", "proposition1", "proposition2",
+                 "proposition4", "revenue", "two_worlds")
+OBJECTIVES = ("welfare", "revenue", "maxmin")
+STATISTICS = ("none", "agents_left", "items_agents_left", "allocation", "price_allocation")
 
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -69,7 +75,7 @@ def _baselines(raw: str) -> tuple[str, ...]:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    names = ", ".join(s.name for s in list_spm_settings())
+    names = ", ".join(SETTING_NAMES)
     p.add_argument("setting", help=f"SPM setting ({names})")
     p.add_argument("--param", action="append", metavar="K=V",
                    help="setting parameter, e.g. --param delta=0.25 (repeatable)")
@@ -83,6 +89,12 @@ def _value(v: SPMValue) -> dict[str, Any]:
 
 
 def _cmd_spm(args: argparse.Namespace) -> int:
+    import torch
+
+    from bilevel._jsonsafe import to_json
+    from bilevel.spm._designer import SPMDesigner
+    from bilevel.spm._report import spm_report_markdown, write_spm_report
+
     try:
         torch.set_num_threads(max(1, args.threads))
         designer = SPMDesigner(
@@ -112,6 +124,13 @@ def _cmd_spm(args: argparse.Namespace) -> int:
 
 
 def _cmd_baselines(args: argparse.Namespace) -> int:
+    import torch
+
+    from bilevel._jsonsafe import to_json
+    from bilevel.models.spm import make_spm_setting
+    from bilevel.solvers.spm import expected_optimum, rsd_value
+    from bilevel.spm._designer import SPMDesigner, best_values
+
     try:
         torch.set_num_threads(max(1, args.threads))
         setting = make_spm_setting(args.setting, **_params(args.param))
