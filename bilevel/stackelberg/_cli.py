@@ -22,21 +22,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bilevel._jsonsafe import to_json
-from bilevel.models.stackelberg import MatrixDesignGame, make_game
-from bilevel.stackelberg._report import (
-    compare_critics,
-    dominant_outcome,
-    stackelberg_report,
-    summary_rows,
-)
-from bilevel.stackelberg._result import StackelbergResult
+# Only argparse and the standard library are imported here (``bilevel --help`` starts fast);
+# the command imports torch and the Stackelberg family when it runs.
+if TYPE_CHECKING:
+    from bilevel.stackelberg._result import StackelbergResult
 
 __all__ = ["register"]
 
 
 def _dominant(r: StackelbergResult) -> list[int] | None:
+    from bilevel.models.stackelberg import MatrixDesignGame, make_game
+    from bilevel.stackelberg._report import dominant_outcome
+
     g = make_game(r.game)
     if not isinstance(g, MatrixDesignGame):
         return None
@@ -45,6 +44,8 @@ def _dominant(r: StackelbergResult) -> list[int] | None:
 
 
 def _summary_line(label: str, r: StackelbergResult) -> str:
+    from bilevel.models.stackelberg import MatrixDesignGame, make_game
+
     opt = "unknown" if r.optimum is None else f"{r.optimum:.4f}"
     final = r.value if r.final_value is None else r.final_value
     line = (f"{label}: value {r.value:.4f} (final {final:.4f}, optimum {opt}), "
@@ -58,6 +59,9 @@ def _summary_line(label: str, r: StackelbergResult) -> str:
 
 
 def _cmd_stackelberg(args: argparse.Namespace) -> int:
+    from bilevel._jsonsafe import to_json
+    from bilevel.stackelberg._report import compare_critics, stackelberg_report, summary_rows
+
     kwargs = {"followers": args.followers, "steps": args.steps, "num_envs": args.envs,
               "learning_rate": args.lr, "iterations": args.iterations,
               "objective": args.objective,
