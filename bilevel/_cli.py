@@ -30,22 +30,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from bilevel._bounds import NoBoundError, objective_bound
-from bilevel._designer import AMADesigner
-from bilevel._evaluate import evaluate
-from bilevel._jsonsafe import to_json
-from bilevel._mechanism import AMA, load_mechanism, vcg
 from bilevel._memory import MemoryLimitError, limited_memory, parse_bytes
-from bilevel._optimal import optimal_evaluation, optimal_mechanism
-from bilevel._outdir import OutDirInUseError, locked_outdir
-from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
-from bilevel._store import StoreError
-from bilevel._workers import process_pool
-from bilevel.models import Environment, list_envs, make_env
 from bilevel.spm._cli import register as register_spm
 from bilevel.stackelberg._cli import register as register_stackelberg
+
+# Only argparse, the standard library and the light bilevel._memory are imported here, so that
+# ``bilevel --help`` starts fast: each command imports the library (torch, cvxpy, ...) when it
+# runs.
+if TYPE_CHECKING:
+    from bilevel._evaluate import Evaluation
+    from bilevel._mechanism import AMA
+    from bilevel.models import Environment
 
 __all__ = ["main"]
 
@@ -127,6 +124,8 @@ def _env_from_args(args: argparse.Namespace) -> Environment:
             flag = "--" + opt.replace("_", "-")
             raise CLIError(f"{flag} applies to {', '.join(applies)} only, got env {args.env!r}")
         kwargs[kw] = val
+    from bilevel.models import make_env
+
     try:
         return make_env(args.env, **kwargs)
     except (ValueError, TypeError) as e:
@@ -138,6 +137,10 @@ def _use_progress(args: argparse.Namespace) -> bool:
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
+    from bilevel._jsonsafe import to_json
+    from bilevel._report import format_table
+    from bilevel.models import list_envs
+
     specs = list_envs()
     if args.json:
         print(to_json([{"name": s.name, "description": s.description,
@@ -152,6 +155,9 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = None,
                         allow_transfer: bool = False) -> AMA:
+    from bilevel._mechanism import load_mechanism, vcg
+    from bilevel._optimal import optimal_mechanism
+
     if spec == "vcg":
         return vcg(env)
     if spec == "optimal":
@@ -171,7 +177,18 @@ def _mechanism_from_arg(env: Environment, spec: str, objective: str | None = Non
     return mech
 
 
+def evaluate(env: Environment, mechanism: AMA, **kwargs: Any) -> Evaluation:
+    """:func:`bilevel.evaluate`, imported when a command first calls it."""
+    from bilevel._evaluate import evaluate as evaluate_
+
+    return evaluate_(env, mechanism, **kwargs)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from bilevel._jsonsafe import to_json
+    from bilevel._optimal import optimal_evaluation
+    from bilevel._report import bound_line, comparison_rows, format_table
+
     env = _env_from_args(args)
     mech = _mechanism_from_arg(env, args.mechanism, args.objective, args.allow_transfer)
     if args.samples < 1:
@@ -193,6 +210,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bound(args: argparse.Namespace) -> int:
+    from bilevel._bounds import NoBoundError, objective_bound
+    from bilevel._jsonsafe import to_json
+
     env = _env_from_args(args)
     if args.samples < 1:
         raise CLIError(f"expected --samples >= 1, got {args.samples}")
@@ -244,6 +264,12 @@ def _check_out(out: str | None, flag: str = "--out") -> None:
 
 
 def _cmd_design(args: argparse.Namespace) -> int:
+    from bilevel._designer import AMADesigner
+    from bilevel._jsonsafe import to_json
+    from bilevel._optimal import optimal_evaluation
+    from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
+    from bilevel._workers import process_pool
+
     _check_out(args.out)
     env = _env_from_args(args)
     designer = AMADesigner(
@@ -318,6 +344,8 @@ def _parse_tables(spec: str) -> list[int]:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from bilevel._jsonsafe import to_json
+    from bilevel._workers import process_pool
     from bilevel.reproduce import FULL, QUICK, reproduce
 
     tables = _parse_tables(args.tables)
@@ -363,6 +391,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bilevel._experiment import run_experiment_report
+    from bilevel._jsonsafe import to_json
 
     if Path(args.config).is_dir():
         raise CLIError(f"expected a TOML configuration file, got the directory {args.config!r}")
@@ -400,6 +429,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from bilevel._jsonsafe import to_json
     from bilevel._store import ResultStore
     from bilevel.reproduce import FULL, METHODS, QUICK, cell_key, paper_rows
     from bilevel.reproduce._report import write_reports
@@ -456,6 +486,8 @@ def _holding_out_dir(func: Callable[[argparse.Namespace], int]) -> Callable[...,
     """Run a command that writes ``--out`` while holding that directory's lock."""
 
     def run(args: argparse.Namespace) -> int:
+        from bilevel._outdir import OutDirInUseError, locked_outdir
+
         out = _out_dir(args)
         if out is None:
             return func(args)
@@ -595,8 +627,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Failures (exit code 1) rather than usage errors (2), also when wrapped in a CLIError.
-_FAILURES = (MemoryLimitError, StoreError)
+def _failures() -> tuple[type[Exception], ...]:
+    """Failures (exit code 1) rather than usage errors (2), also when wrapped in a CLIError."""
+    from bilevel._store import StoreError  # imported on an error only: it loads numpy
+
+    return (MemoryLimitError, StoreError)
 
 
 def _one_line(text: object) -> str:
@@ -624,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as e:
         if debug:
             raise
-        code = 1 if isinstance(e.__cause__, _FAILURES) else e.code
+        code = 1 if isinstance(e.__cause__, _failures()) else e.code
         print(f"bilevel: error: {_one_line(e)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
@@ -639,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if debug:
             raise
-        known = isinstance(e, (*_FAILURES, OSError, ValueError, TypeError))
+        known = isinstance(e, (*_failures(), OSError, ValueError, TypeError))
         what = _one_line(e) if known else f"{type(e).__name__}: {_one_line(e)}"
         hint = "" if known else " (an unexpected error; run with --debug for the traceback)"
         print(f"bilevel: error: {what}{hint}", file=sys.stderr)
