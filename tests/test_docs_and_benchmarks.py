@@ -1,4 +1,5 @@
-"""The README's Python example and the benchmark scripts run (at smoke size)."""
+"""The README's Python example and the benchmark scripts run (at smoke size; the benchmark
+smokes are ``integration`` tests)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "ama.json").exists()
 
 
+@pytest.mark.integration
 def test_inner_solver_benchmark_json() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
@@ -51,6 +53,7 @@ def _run_script(name: str, *args: str) -> dict[str, object]:
     return out
 
 
+@pytest.mark.integration
 def test_regularised_benchmark_json() -> None:
     out = _run_script("regularized.py", "--batch", "2", "--n-agents", "2", "--n-items", "2",
                       "--repeat", "1")
@@ -58,6 +61,7 @@ def test_regularised_benchmark_json() -> None:
     assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_regularised_benchmark_gridworld_agrees_with_cvxpylayers() -> None:
     # the cyclic path (dual Newton, soft-policy-iteration warm start) against the conic layer
     out = _run_script("regularized.py", "--env", "gridworld", "--grid", "3", "--batch", "2",
@@ -80,6 +84,7 @@ def _spm_benchmark_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int
     return code
 
 
+@pytest.mark.integration
 def test_spm_benchmark_ours_only_json(monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     code = _spm_benchmark_main(["--ours-only", "--steps", "2000", "--n-agents", "4", "--n-items",
@@ -92,6 +97,7 @@ def test_spm_benchmark_ours_only_json(monkeypatch: pytest.MonkeyPatch,
     assert 0.0 < out["ours"]["objective"] <= 1.4 + 4 * out["ours"]["objective_se"]
 
 
+@pytest.mark.integration
 def test_spm_benchmark_says_sb3_missing(monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.util
@@ -102,7 +108,8 @@ def test_spm_benchmark_says_sb3_missing(monkeypatch: pytest.MonkeyPatch,
     assert "Stable-Baselines3 is not installed" in capsys.readouterr().err
 
 
-def test_throughput_benchmark_smoke() -> None:
+@pytest.mark.integration
+def test_stackelberg_throughput_benchmark_smoke() -> None:
     pytest.importorskip("stable_baselines3")
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "stackelberg_throughput.py"), "--steps",
@@ -116,6 +123,7 @@ def test_throughput_benchmark_smoke() -> None:
         assert r[side]["value"] == pytest.approx(1 / 3, abs=1e-9)  # m = 1: every leader 1/3
 
 
+@pytest.mark.integration
 def test_discounted_dp_benchmark_json() -> None:
     out = _run_script("discounted_dp.py", "--grid", "3", "--candidates", "4", "--profiles", "20",
                       "--pool", "50", "--repeat", "1")

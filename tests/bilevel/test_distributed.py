@@ -14,6 +14,8 @@ from bilevel.reproduce._run import reproduce
 
 distributed = pytest.importorskip("distributed")
 
+pytestmark = pytest.mark.integration
+
 SMALL = Budget("small", grid_points=32, grid_profiles=100, iters=150, multistart_points=16,
                  eval_samples=500, n_validation=200)
 KW: dict[str, Any] = {"protocol": SMALL, "methods": ["vcg", "grid", "zeroth_order"],

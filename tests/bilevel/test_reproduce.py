@@ -96,6 +96,7 @@ def _cli(out: Path) -> list[str]:
             "--methods", "vcg,zeroth_order", "--out", str(out), "--json"]
 
 
+@pytest.mark.integration
 def test_sigkill_and_resume_gives_identical_results(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     full = subprocess.run(_cli(tmp_path / "full"), capture_output=True, text=True, env=env,

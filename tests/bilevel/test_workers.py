@@ -38,6 +38,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 def test_worker_exits_when_its_parent_is_killed() -> None:
     parent = subprocess.Popen([sys.executable, "-c", _PARENT], cwd=ROOT, stdout=subprocess.PIPE,
