@@ -19,8 +19,7 @@ from bilevel._cli import main
 from bilevel._jsonsafe import finite_or_none, to_json
 from bilevel.models import custom_env, make_env, mdp_from_arrays
 from bilevel.stackelberg._result import StackelbergResult, load_stackelberg
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
 
 # --------------------------------------------------------------------------- item 1
 

@@ -17,8 +17,8 @@ from bilevel._store import ResultStore
 from bilevel.reproduce._budget import QUICK, Budget
 from bilevel.reproduce._paper import paper_rows
 from bilevel.reproduce._run import reproduce
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = Budget("tiny", grid_points=16, grid_profiles=50, iters=10, multistart_points=16,
                 eval_samples=300, n_validation=100)
 
