@@ -1,4 +1,5 @@
-"""Reproduce harness: paper rows, reports, the SQLite store, and kill-and-resume."""
+"""The reproduce harness: cells, resuming, order- and worker-independent results, kill-and-resume
+(a SIGKILLed process, a Dask cluster with a killed worker), bound and CMA-ES cells."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,26 +28,6 @@ TINY = Budget("tiny", grid_points=16, grid_profiles=50, iters=10, multistart_poi
 def _numbers(ev: dict[str, object]) -> dict[str, object]:
     """An evaluation without its wall time (which differs between runs)."""
     return {k: v for k, v in ev.items() if k != "runtime"}
-
-
-def test_paper_rows_match_the_tables() -> None:
-    assert [len(paper_rows(t)) for t in range(1, 6)] == [8, 8, 4, 4, 8]
-    r = next(r for r in paper_rows(1) if (r.n_agents, r.size) == (3, 2))
-    assert r.paper["vcg"] == pytest.approx(0.4999) and r.paper["grid"] == pytest.approx(0.6079)
-    sched = paper_rows(3)[0].env()
-    assert sched.params["makespan"] == "reference"  # the variant that produced Tables 3/4
-    assert paper_rows(5)[0].env().params["gamma"] == 0.9
-
-
-def test_store_roundtrip(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path / "s.sqlite")
-    store.put("a/1", {"x": 1.5})
-    store.put("a/2", {"x": [1, 2]})
-    store.put("b/1", {"x": None})
-    assert store.get("a/1") == {"x": 1.5}
-    assert store.get("missing") is None
-    assert [k for k, _ in store.items("a/")] == ["a/1", "a/2"]
-    assert len(ResultStore(tmp_path / "s.sqlite")) == 3  # persisted
 
 
 def test_reproduce_resumes_without_recomputing(tmp_path: Path) -> None:
@@ -141,34 +123,6 @@ def test_results_do_not_depend_on_workers(tmp_path: Path) -> None:
     ]
 
 
-def test_zero_vcg_baseline_reports_no_relative_improvement() -> None:
-    import numpy as np
-
-    from bilevel import AMA, evaluate, make_env
-
-    env = make_env("sales", n_agents=2, n_items=2)  # VCG revenue is 0 when n <= m
-    b = np.zeros(env.mdp.shape)
-    b[:, 0] = 0.4  # a reserve-like boost on "skip"
-    ev = evaluate(env, AMA(np.ones(2), b), n_samples=500, seed=0)
-    assert ev.baseline_mean is not None and abs(ev.baseline_mean) < 1e-9
-    assert ev.improvement_pct is None
-    assert ev.diff_mean is not None and ev.diff_mean > 0 and ev.significant
-
-
-def test_report_skips_cells_of_an_earlier_protocol_version(tmp_path: Path) -> None:
-    from bilevel._store import ResultStore
-
-    out = tmp_path / "r"
-    reproduce([1], protocol=QUICK, methods=["vcg"], out=out, rows=["3x2"])
-    store = ResultStore(out / "store.sqlite")
-    (key, rec), = store.items()
-    stale = {**rec, "key": key + "-old", "evaluation": {**rec["evaluation"], "mean": 123.0}}
-    store.put(key + "-old", stale)
-    # the report is rebuilt from the current protocol's cells only
-    assert main(["report", str(out)]) == 0
-    assert "123.0" not in (out / "table1.md").read_text()
-
-
 def test_cell_keys_change_only_with_the_fields_a_method_depends_on() -> None:
     from dataclasses import replace
 
@@ -182,15 +136,6 @@ def test_cell_keys_change_only_with_the_fields_a_method_depends_on() -> None:
     for method in ("first_order", "multistart"):
         assert cell_key(row, method, sgd) != cell_key(row, method, adam)
     assert FULL.optimizer == "adam" and FULL.estimator == "envelope" and FULL.trials == 5
-
-
-def test_a_run_restricted_to_some_methods_keeps_the_other_stored_cells_in_the_report(
-    tmp_path: Path,
-) -> None:
-    reproduce([1], protocol=TINY, methods=["vcg"], out=tmp_path, rows=["3x2"])
-    reproduce([1], protocol=TINY, methods=["zeroth_order"], out=tmp_path, rows=["3x2"])
-    rows = json.loads((tmp_path / "table1.json").read_text())
-    assert sorted(r["method"] for r in rows) == ["vcg", "zeroth_order"]
 
 
 def test_bound_and_cma_cells_report_the_gap_to_the_optimum(tmp_path: Path) -> None:
@@ -222,3 +167,36 @@ def test_bound_and_cma_cells_report_the_gap_to_the_optimum(tmp_path: Path) -> No
     assert "bound (first-best)" in md3
     t3 = {r["method"]: r for r in json.loads((tmp_path / "table3.json").read_text())}
     assert t3["cma"]["gap_to_bound"] >= -3 * t3["cma"]["gap_to_bound_se"]  # makespan >= bound
+
+
+DASK_BUDGET = Budget("small", grid_points=32, grid_profiles=100, iters=150,
+                     multistart_points=16, eval_samples=500, n_validation=200)
+DASK_KW: dict[str, Any] = {"protocol": DASK_BUDGET, "methods": ["vcg", "grid", "zeroth_order"],
+                           "rows": ["2x2", "3x2", "4x2"]}
+
+
+@pytest.mark.integration
+def test_dask_cluster_with_a_killed_worker_gives_identical_results(tmp_path: Path) -> None:
+    """Scale-out on a real Dask cluster (LocalCluster on loopback), including a killed worker."""
+    distributed = pytest.importorskip("distributed")
+    serial = reproduce([1], out=tmp_path / "serial", **DASK_KW)
+    killed: list[int] = []
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:
+        pids: dict[str, int] = client.run(os.getpid)
+
+        def kill_one(rec: dict[str, Any], cached: bool) -> None:
+            if not killed:  # after the first finished cell, kill a worker mid-run
+                pid = sorted(pids.values())[0]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        out = reproduce([1], out=tmp_path / "dask", executor=client.get_executor(),
+                        on_cell=kill_one, **DASK_KW)
+    assert killed, "a worker was killed during the run"
+    assert [r["key"] for r in out] == [r["key"] for r in serial]
+    assert [_numbers(r["evaluation"]) for r in out] == [
+        _numbers(r["evaluation"]) for r in serial
+    ]

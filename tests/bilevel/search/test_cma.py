@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 
 from bilevel import AMA, AMADesigner, make_env, optimal_mechanism
-from bilevel._cli import main
-from bilevel.search import CMAES, TYINGS, run_search, score_on_profiles, tying_matrix
+from bilevel.search import CMAES, run_search, score_on_profiles
 from bilevel.search._cma import (
     _zero_mean_basis,
     evolution_ask,
     evolution_start,
     evolution_tell,
 )
-from bilevel.search._tying import lift, state_depths
 
 
 def _minimise(f, x0, sigma, gens, seed=0):  # type: ignore[no-untyped-def]
@@ -52,36 +50,6 @@ def test_evolution_strategy_is_deterministic_per_seed() -> None:
     c = _minimise(lambda x: float(np.abs(x).sum()), np.ones(3), 0.3, 20, seed=5)
     assert np.array_equal(a.mean, b.mean) and np.array_equal(a.C, b.C)
     assert not np.array_equal(a.mean, c.mean)
-
-
-def test_tyings_partition_and_nest() -> None:
-    env = make_env("sales", n_agents=3, n_items=3)
-    mdp = env.mdp
-    S, A = mdp.shape
-    np.testing.assert_array_equal(state_depths(mdp), [s[0] for s in mdp.states])  # round k
-    dims = []
-    for kind in TYINGS:
-        T = tying_matrix(mdp, kind)
-        assert T.shape[0] == S * A
-        np.testing.assert_array_equal(T.sum(axis=1), 1.0)  # every pair in one group
-        assert T.sum(axis=0).min() >= 1
-        dims.append(T.shape[1])
-    assert dims == [A, 3 * A, S * A]
-    # a coarse point is represented exactly by every finer tying
-    theta = np.random.default_rng(0).standard_normal(A)
-    b = (tying_matrix(mdp, "action") @ theta).reshape(S, A)
-    for kind in TYINGS:
-        T = tying_matrix(mdp, kind)
-        np.testing.assert_allclose((T @ lift(T, b)).reshape(S, A), b, atol=1e-12)
-    with pytest.raises(ValueError, match="expected a tying"):
-        tying_matrix(mdp, "per_state")
-
-
-def test_state_depths_on_a_cyclic_mdp() -> None:
-    env = make_env("gridworld", n_agents=2, grid=3)
-    d = state_depths(env.mdp)
-    assert d[0] == 0 and d.max() == 2  # torus 3x3: every cell within 2 moves of the start
-    assert tying_matrix(env.mdp, "layer_action").shape == (36, 12)
 
 
 def test_zero_mean_basis_is_orthonormal() -> None:
@@ -164,15 +132,6 @@ def test_cma_bad_input(kwargs: dict[str, object], match: str) -> None:
     env = make_env("sales", n_agents=2, n_items=1)
     with pytest.raises(ValueError, match=match):
         AMADesigner(method="cma", eval_samples=0, **kwargs).fit(env)  # type: ignore[arg-type]
-
-
-def test_cli_design_cma(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["design", "sales", "--n-agents", "2", "--n-items", "1", "--method", "cma",
-                 "--evals", "24", "--scan", "16", "--profiles", "200", "--validation", "100",
-                 "--eval-samples", "300", "--tyings", "action", "--json"])
-    assert code == 0
-    assert '"ama-cma"' in capsys.readouterr().out
-    assert main(["design", "sales", "--method", "cma", "--evals", "ten"]) == 2
 
 
 def test_cma_evaluation_beats_vcg_on_a_small_sale() -> None:

@@ -41,11 +41,3 @@ def test_a_search_killed_after_its_first_step_resumes_from_step_1(
     assert resumed.stats["resumed_at_step"] == 1
     assert resumed.nit == full.nit and resumed.history == full.history
     np.testing.assert_array_equal(resumed.mechanism.boosts, full.mechanism.boosts)
-
-
-def test_cli_design_takes_checkpoint_every(tmp_path: Path) -> None:
-    from bilevel._cli import build_parser
-
-    args = build_parser().parse_args(["design", "sales", "--checkpoint-every", "2.5"])
-    assert args.checkpoint_every == 2.5
-    assert build_parser().parse_args(["design", "sales"]).checkpoint_every == 30.0
