@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,13 +44,13 @@ def test_inner_solver_benchmark_json() -> None:
     assert out["ratio"] > 0
 
 
-def _run_script(name: str, *args: str) -> dict[str, object]:
+def _run_script(name: str, *args: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / name), *args, "--json"],
         capture_output=True, text=True, check=True, env=env, timeout=300,
     )
-    out: dict[str, object] = json.loads(proc.stdout)
+    out: dict[str, Any] = json.loads(proc.stdout)
     return out
 
 
@@ -57,8 +58,8 @@ def _run_script(name: str, *args: str) -> dict[str, object]:
 def test_regularised_benchmark_json() -> None:
     out = _run_script("regularized.py", "--batch", "2", "--n-agents", "2", "--n-items", "2",
                       "--repeat", "1")
-    assert float(out["ratio"]) > 0  # type: ignore[arg-type]
-    assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
+    assert float(out["ratio"]) > 0
+    assert float(out["max_abs_x_difference"]) < 1e-6
 
 
 @pytest.mark.integration
@@ -67,8 +68,8 @@ def test_regularised_benchmark_gridworld_agrees_with_cvxpylayers() -> None:
     out = _run_script("regularized.py", "--env", "gridworld", "--grid", "3", "--batch", "2",
                       "--n-agents", "2", "--repeat", "1")
     assert str(out["setting"]).startswith("gridworld n=2 G=3")
-    assert float(out["max_abs_x_difference"]) < 1e-6  # type: ignore[arg-type]
-    assert float(out["max_abs_grad_difference"]) < 1e-4  # type: ignore[arg-type]
+    assert float(out["max_abs_x_difference"]) < 1e-6
+    assert float(out["max_abs_grad_difference"]) < 1e-4
 
 
 def _spm_benchmark_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:

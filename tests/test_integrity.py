@@ -46,13 +46,13 @@ def test_run_cells_are_keyed_by_everything_they_depend_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fits: list[tuple[str, int]] = []
-    fit = experiment.AMADesigner.fit
+    fit = AMADesigner.fit
 
     def counting_fit(self: AMADesigner, env: Any) -> AMADesigner:
         fits.append((env.name, env.mdp.n_states))
         return fit(self, env)
 
-    monkeypatch.setattr(experiment.AMADesigner, "fit", counting_fit)
+    monkeypatch.setattr(AMADesigner, "fit", counting_fit)
     cfg, out = tmp_path / "exp.toml", tmp_path / "out"
     cfg.write_text(_config(n_items=1))
     first = experiment.run_experiment(cfg, out=out)

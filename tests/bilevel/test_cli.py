@@ -149,7 +149,7 @@ def fits(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def spy(self: AMADesigner, env: Environment) -> AMADesigner:
         out = fit(self, env)
         saved = None
-        if self.checkpoint is not None:
+        if isinstance(self.checkpoint, (str, Path)):
             saved = ResultStore(self.checkpoint).get_blob(self.checkpoint_key(env)) is not None
         seen.append({"method": self.method, "every": self.checkpoint_every,
                      "store": self.checkpoint, "saved": saved})

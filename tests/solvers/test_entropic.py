@@ -9,6 +9,7 @@ and input validation / failure reporting.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,7 +127,7 @@ def test_vjp_matches_finite_differences(env_name: str) -> None:
 
 # ---------------------------------------------------------------------- solutions
 
-ENVS = {
+ENVS: dict[str, dict[str, Any]] = {
     "sales-n5-m3": dict(name="sales", n_agents=5, n_items=3),
     "scheduling-n3-T5": dict(name="scheduling", n_agents=3, n_tasks=5),
     "gridworld-4x4": dict(name="gridworld", n_agents=2, grid=4),

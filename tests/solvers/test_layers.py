@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ from tests import catalogue
 mp = pytest.importorskip("mpmath")
 
 ALPHAS = (1.0, 0.1, 0.01)
-ENVS = {
+ENVS: dict[str, dict[str, Any]] = {
     "sales": {"name": "sales", "n_agents": 3, "n_items": 2},
     "scheduling": {"name": "scheduling", "n_agents": 2, "n_tasks": 3},
     "gridworld": {"name": "gridworld", "grid": 3},
@@ -129,7 +130,7 @@ def test_default_vjp_matches_closed_form(name: str, alpha: float) -> None:
     C = torch.from_numpy(_rewards(env, 2, 2)).requires_grad_(True)
     G = np.random.default_rng(3).standard_normal((2, S, A))
     x = layer(C)
-    x.backward(torch.from_numpy(G))
+    x.backward(torch.from_numpy(G))  # type: ignore[no-untyped-call]  # torch's backward is untyped
     assert C.grad is not None
     M = env.mdp.flow_matrix().toarray()
     X = x.detach().numpy().reshape(2, -1)
@@ -144,7 +145,7 @@ def test_vjp_matches_finite_differences() -> None:
     layer = CvxpyEntropicLayer(env.mdp, 0.5)
     c = torch.from_numpy(_rewards(env, 4, 1)[0]).requires_grad_(True)
     g = torch.from_numpy(np.random.default_rng(5).standard_normal(env.mdp.shape))
-    (layer(c) * g).sum().backward()
+    (layer(c) * g).sum().backward()  # type: ignore[no-untyped-call]  # torch's backward is untyped
     assert c.grad is not None
     d = torch.from_numpy(np.random.default_rng(6).standard_normal(env.mdp.shape))
     h = 1e-5
@@ -159,10 +160,10 @@ def test_diffcp_mode_warns_below_threshold_and_is_wrong_there() -> None:
     assert DIFFCP_MIN_ALPHA > 0.01
     C = torch.from_numpy(_rewards(env, 7, 1)).requires_grad_(True)
     G = torch.from_numpy(np.random.default_rng(8).standard_normal(C.shape))
-    layer(C).backward(G)
+    layer(C).backward(G)  # type: ignore[no-untyped-call]  # torch's backward is untyped
     exact = CvxpyEntropicLayer(env.mdp, 0.01)
     C2 = C.detach().clone().requires_grad_(True)
-    exact(C2).backward(G)
+    exact(C2).backward(G)  # type: ignore[no-untyped-call]  # torch's backward is untyped
     assert C.grad is not None and C2.grad is not None
     rel = float(torch.linalg.norm(C.grad - C2.grad) / torch.linalg.norm(C2.grad))
     assert rel > 1.0  # the documented defect: what the warning is about
@@ -282,10 +283,10 @@ def test_fast_solver_agrees_with_reference(name: str, alpha: float) -> None:
     G = torch.from_numpy(np.random.default_rng(11).standard_normal((3, S, A)))
     c_ref = C.clone().requires_grad_(True)
     x_ref = CvxpyEntropicLayer(env.mdp, alpha)(c_ref)
-    x_ref.backward(G)
+    x_ref.backward(G)  # type: ignore[no-untyped-call]  # torch's backward is untyped
     c_fast = C.clone().requires_grad_(True)
     x_fast = EntropicSolver(env.mdp, alpha)(c_fast)
-    x_fast.backward(G)
+    x_fast.backward(G)  # type: ignore[no-untyped-call]  # torch's backward is untyped
     assert c_ref.grad is not None and c_fast.grad is not None
     np.testing.assert_allclose(x_fast.detach().numpy(), x_ref.detach().numpy(), rtol=0,
                                atol=1e-6)

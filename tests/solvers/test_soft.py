@@ -34,9 +34,9 @@ def test_flow_constraints_and_softmax_policy(
 ) -> None:
     mdp, c = _rewards(name, kwargs)
     x = SoftBellmanSolver(mdp, alpha)(torch.tensor(c)).numpy()
-    M = mdp.flow_matrix().toarray()  # type: ignore[attr-defined]
+    M = mdp.flow_matrix().toarray()
     flow = np.einsum("uk,bk->bu", M, x.reshape(x.shape[0], -1))
-    np.testing.assert_allclose(flow, np.broadcast_to(mdp.mu0, flow.shape),  # type: ignore[attr-defined]
+    np.testing.assert_allclose(flow, np.broadcast_to(mdp.mu0, flow.shape),
                                rtol=0, atol=1e-9)
     assert np.all(x > 0)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from bilevel import AMA, AMADesigner, make_env, optimal_mechanism
+from bilevel.models.typing import FloatArray
 from bilevel.search import CMAES, run_search, score_on_profiles
 from bilevel.search._cma import (
+    EvolutionState,
     _zero_mean_basis,
     evolution_ask,
     evolution_start,
@@ -15,7 +20,8 @@ from bilevel.search._cma import (
 )
 
 
-def _minimise(f, x0, sigma, gens, seed=0):  # type: ignore[no-untyped-def]
+def _minimise(f: Callable[[FloatArray], float], x0: FloatArray, sigma: float, gens: int,
+              seed: int = 0) -> EvolutionState:
     rng = np.random.default_rng(seed)
     es = evolution_start(np.asarray(x0, dtype=float), sigma)
     for _ in range(gens):
@@ -76,7 +82,7 @@ def test_cma_reaches_myerson_on_a_single_item(dist: str) -> None:
     assert ours <= best + 1e-3  # never above the optimum (same profiles)
 
 
-def test_cma_search_is_deterministic_and_resumes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cma_search_is_deterministic_and_resumes(tmp_path: Path) -> None:
     env = make_env("sales", n_agents=2, n_items=2, dist="asymmetric")
     problem = AMADesigner(method="cma")._validate(env)
     searcher = CMAES(evals=(40, 40), n_scan=32, n_profiles=300)

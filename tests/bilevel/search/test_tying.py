@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,8 @@ def test_tyings_partition_and_nest() -> None:
     env = make_env("sales", n_agents=3, n_items=3)
     mdp = env.mdp
     S, A = mdp.shape
-    np.testing.assert_array_equal(state_depths(mdp), [s[0] for s in mdp.states])  # round k
+    rounds = [cast(tuple[int, ...], s)[0] for s in mdp.states]
+    np.testing.assert_array_equal(state_depths(mdp), rounds)  # round k
     dims = []
     for kind in TYINGS:
         T = tying_matrix(mdp, kind)

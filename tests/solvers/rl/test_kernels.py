@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from bilevel.models.typing import BoolArray, FloatArray
 from bilevel.solvers.rl._kernels import discounted_returns, gae
 
 
-def _naive_gae(r, v, d, last, gamma, lam):  # type: ignore[no-untyped-def]
+def _naive_gae(r: FloatArray, v: FloatArray, d: BoolArray, last: FloatArray, gamma: float,
+               lam: float) -> tuple[FloatArray, FloatArray]:
     T, E = r.shape
     adv = np.zeros((T, E))
     for e in range(E):
@@ -23,7 +25,7 @@ def _naive_gae(r, v, d, last, gamma, lam):  # type: ignore[no-untyped-def]
     return adv, adv + v
 
 
-def _naive_returns(r, d, last, gamma):  # type: ignore[no-untyped-def]
+def _naive_returns(r: FloatArray, d: BoolArray, last: FloatArray, gamma: float) -> FloatArray:
     T, E = r.shape
     out = np.zeros((T, E))
     for e in range(E):

@@ -14,8 +14,10 @@ from bilevel.solvers.rl._protocol import ActionSpec
 def test_masked_heads_never_choose_illegal() -> None:
     spec = ActionSpec(categorical=(5, 3), continuous=2, low=0.0, high=2.0)
     ac = ActorCritic(4, 6, spec, generator=torch.Generator().manual_seed(1))
+    last = ac.actor[-1]
+    assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():  # make the illegal choice the most attractive one
-        ac.actor[-1].bias[0] = 50.0
+        last.bias[0] = 50.0
     E = 2000
     g = torch.Generator().manual_seed(2)
     m1 = torch.rand((E, 5), generator=g) < 0.5
@@ -47,10 +49,11 @@ def test_gaussian_log_prob_and_entropy_match_torch() -> None:
     logits = ac.actor(obs)
     ref_c = torch.distributions.Categorical(logits=logits[:, :3])
     ref_n = torch.distributions.Normal(logits[:, 3:], ac.log_std.exp())
-    want = ref_c.log_prob(cat[:, 0]) + ref_n.log_prob(raw).sum(1)
+    # torch.distributions' log_prob is untyped
+    want = ref_c.log_prob(cat[:, 0]) + ref_n.log_prob(raw).sum(1)  # type: ignore[no-untyped-call]
     torch.testing.assert_close(dist.log_prob(cat, raw), want, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(dist.entropy(), ref_c.entropy() + ref_n.entropy().sum(1),
-                               rtol=1e-10, atol=1e-10)
+    want_h = ref_c.entropy() + ref_n.entropy().sum(1)  # type: ignore[no-untyped-call]
+    torch.testing.assert_close(dist.entropy(), want_h, rtol=1e-10, atol=1e-10)
 
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ enumeration (or Monte Carlo within 4 standard errors), so each number is checked
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from math import comb
 
 import pytest
@@ -183,7 +183,7 @@ def test_two_worlds_best_psp_small() -> None:
 # ---------------------------------------------------------------------- inventory
 
 
-def _inventory_adaptive(n: int, k: int) -> object:
+def _inventory_adaptive(n: int, k: int) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
     def policy(obs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         agents_left = obs[:, :n].sum(1)
         items_left = obs[:, n] * k

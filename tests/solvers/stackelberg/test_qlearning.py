@@ -105,7 +105,7 @@ def test_qlearning_update_by_hand() -> None:
     types, acts = torch.tensor([[1, 0]]), torch.tensor([[0, 2]])
     ql.update(types, acts, torch.tensor([[1.0, -2.0]]))
     ql.update(types, acts, torch.tensor([[1.0, -2.0]]))
-    np.testing.assert_allclose(ql.q[0][0].numpy(), [[0, 0], [0.75, 0]], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ql.q[0][0].numpy(), [[0.0, 0.0], [0.75, 0.0]], rtol=0, atol=1e-15)
     np.testing.assert_allclose(ql.q[1][0].numpy(), [[0, 0, -1.5]], rtol=0, atol=1e-15)
     assert ql.n_games == 2
     f = ql.critic_features()
