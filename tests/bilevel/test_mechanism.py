@@ -1,8 +1,8 @@
 """Tests of AMA mechanisms: VCG known answers, payment identity, inner-solver agreement, I/O.
 
-Known answers come from the reference specification (dynamic-ama-reference.md §1.4, §2.1,
-§2.2, §7): VCG sales revenue m(n-m)/(n+1) for uniform values, the runtests.jl gridworld
-profile and the paper's Table 3 VCG makespan.
+Known answers: VCG sales revenue m(n-m)/(n+1) for uniform values, the gridworld profile of the
+authors' code (runtests.jl of Curry et al. (2024)), the AMA payments of Curry et al. (2024),
+Definition 3.1, and the VCG makespan of their Table 3.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def random_ama(env: Environment, seed: int, scale: float) -> AMA:
     [(3, 2, 0.5), (4, 2, 0.8), (5, 3, 1.0), (4, 3, 0.6)],
 )
 def test_vcg_sales_revenue_closed_form(n: int, m: int, expected: float) -> None:
-    # Reference §2.1: each of the m winners pays the (m+1)-th highest of n U[0,1] values,
+    # Sequential sales (Curry et al. (2024), §5): each of the m winners pays the (m+1)-th highest
+    # of n U[0,1] values,
     # E = m (n - m) / (n + 1).
     assert expected == pytest.approx(m * (n - m) / (n + 1), rel=1e-15)
     env = make_env("sales", n_agents=n, n_items=m, dist="uniform")
@@ -80,9 +81,10 @@ def test_vcg_sales_hand_worked_profile() -> None:
 
 
 def test_vcg_gridworld_runtests_profile() -> None:
-    # Reference §7: 3x3 onecell, n=2, gamma=0.9; agent 1 worth 0.7458 at (1,3), agent 2 worth
-    # 0.5930 at (3,1). VCG walks up to (1,3) and oscillates with a neighbour: agent 1 gets
-    # 0.7458 / (1 - 0.81) = 3.9253 and pays 3.1210; agent 2 gets nothing and pays 0.
+    # The profile of the authors' runtests.jl: 3x3 onecell, n=2, gamma=0.9; agent 1 worth
+    # 0.7458 at (1,3), agent 2 worth 0.5930 at (3,1). VCG walks up to (1,3) and oscillates with
+    # a neighbour: agent 1 gets 0.7458 / (1 - 0.81) = 3.9253 and pays 3.1210; agent 2 gets
+    # nothing and pays 0.
     env = make_env("gridworld", n_agents=2, grid=3, dist="onecell", gamma=0.9)
     types = np.zeros((1, 2, 3, 3))
     types[0, 0, 1 - 1, 3 - 1] = 0.7458
@@ -111,9 +113,10 @@ IDENTITY_ENVS = [
 
 @pytest.mark.parametrize(("name", "kwargs", "scale"), IDENTITY_ENVS)
 def test_payment_identity_random_ama(name: str, kwargs: dict[str, object], scale: float) -> None:
-    # Reference §1.4: revenue = SW + sum_i (A_{-i} - A) / w_i, with A and A_{-i} the optimal
-    # affine welfare for the reports and the counterfactual reports (solved here by the LP,
-    # independently of the mechanism's own DP solves).
+    # The payments of Curry et al. (2024), Definition 3.1, summed over agents: revenue =
+    # SW + sum_i (A_{-i} - A) / w_i, with A and A_{-i} the optimal affine welfare for the
+    # reports and the counterfactual reports (solved here by the LP, independently of the
+    # mechanism's own DP solves).
     env = make_env(name, **kwargs)
     mech = random_ama(env, seed=7, scale=scale)
     types = env.sample_types(11, 6)
@@ -297,8 +300,9 @@ def test_ama_arrays_are_read_only() -> None:
 
 
 def test_vcg_scheduling_makespan_matches_paper() -> None:
-    # Paper Table 3 (and reference §2.2): VCG expected makespan ~1.0336 for uniform n=2, T=4
-    # under the reference (un-clamped) makespan rule; the clamped rule gives a larger value.
+    # Curry et al. (2024), Table 3: VCG expected makespan ~1.0336 for uniform n=2, T=4 under
+    # the makespan rule of the authors' code (un-clamped, "reference"); the clamped rule gives
+    # a larger value.
     ref = make_env("scheduling", n_agents=2, n_tasks=4, dist="uniform", makespan="reference")
     ev = evaluate(ref, vcg(ref), n_samples=4_000, seed=2024, objective="makespan", baseline=None)
     assert ev.objective == "makespan" and not ev.maximize

@@ -69,7 +69,8 @@ def test_counterfactuals() -> None:
 
 
 def _reference_reward(env: Environment, label: Any, a: int, types: Any) -> np.ndarray:
-    """Per-agent reward of one (state, action, profile), written as in the reference (§2)."""
+    """Per-agent reward of one (state, action, profile), one entry at a time as in the
+    environments of Curry et al. (2024), §5 (and the authors' code for matching)."""
     n = env.n_agents
     r = np.zeros(n)
     if env.name == "sales":

@@ -34,7 +34,7 @@ def test_gridworld_order_actions_and_moves() -> None:
     np.testing.assert_array_equal(env.mdp.mu0, np.eye(9)[0])
     assert env.mdp.gamma == 0.9
     assert not env.mdp.is_layered
-    # reference runtests.jl (§7)
+    # the moves checked by the authors' code (runtests.jl of Curry et al. (2024))
     assert _next(env, (1, 1), "up") == (1, 3)
     assert _next(env, (1, 1), "down") == (1, 2)
     assert _next(env, (1, 1), "left") == (3, 1)

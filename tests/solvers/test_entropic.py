@@ -1,9 +1,10 @@
 """Tests of the entropy-regularised inner solver (solvers/_entropic.py).
 
-Checks: implicit-function gradients (gradcheck, the closed form of the reference notes §3.1,
-central finite differences), flow feasibility and the primal–dual relation on every built-in
-environment, convergence of the regularised optimum to the exact LP/DP optimum as alpha → 0,
-and input validation / failure reporting.
+Checks: implicit-function gradients (gradcheck, the closed-form implicit derivative of the
+regularised program of Curry et al. (2024), Appendix E, eq. (13), central finite differences),
+flow feasibility and the primal–dual relation on every built-in environment, convergence of the
+regularised optimum to the exact LP/DP optimum as alpha → 0, and input validation / failure
+reporting.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def test_gradcheck_small_alpha_well_conditioned() -> None:
 
 
 def test_vjp_matches_closed_form() -> None:
-    """∂L/∂c = (1/α)(X g − X Mᵀ (M X Mᵀ)⁻¹ M X g) (reference §3.1), in numpy."""
+    """∂L/∂c = (1/α)(X g − X Mᵀ (M X Mᵀ)⁻¹ M X g), the implicit derivative of eq. (13), in numpy."""
     rng = np.random.default_rng(4)
     mdp = catalogue.random_layered_mdp(rng, (2, 2, 2), A=2)
     alpha = 0.3
@@ -395,7 +396,7 @@ def test_uneven_tree_uses_newton() -> None:
     "key", ["sales-tree", "stochastic-tree", "matching-schur", "layered-schur", "gridworld-dense"]
 )
 def test_vjp_paths_match_closed_form(key: str) -> None:
-    """Tree VJP, block elimination and the dense Cholesky all give reference §3.1."""
+    """Tree VJP, block elimination and the dense Cholesky all give the closed-form VJP."""
     rng = np.random.default_rng(14)
     if key == "sales-tree":
         mdp = catalogue.env("sales", n_agents=3, n_items=2).mdp

@@ -1,6 +1,7 @@
 """The cvxpylayers reference solver of the entropy-regularised program (bilevel.solvers._layers).
 
-Ground truth for gradients is the closed form of reference §3.1,
+Ground truth for gradients is the closed-form implicit derivative of the regularised program of
+Curry et al. (2024), Appendix E, eq. (13) (see ``bilevel.solvers._entropic``, "Gradients"),
 ``dL/dc = (X g - X M^T (M X M^T)^{-1} M X g) / alpha``, evaluated in 50-digit arithmetic
 (mpmath) at the layer's own forward solution. Gradients are compared with
 ``||got - ref|| <= 1e-5 ||ref|| + 1e-13 ||x * g|| / alpha``: the second term is the float64
@@ -294,7 +295,7 @@ def test_fast_solver_agrees_with_reference(name: str, alpha: float) -> None:
     for b in range(3):
         g = G[b].numpy().ravel()
         # floor 1e-10: the fast solver forms M X M^T (graded, nearly singular at alpha = 0.01),
-        # which loses ~3 more digits than the reference's SVD projector; it matters only where
+        # which loses ~3 more digits than the layer's SVD projector; it matters only where
         # the VJP is itself ~1e-14 of its terms (gridworld, alpha = 0.01).
         _assert_vjp_close(c_fast.grad[b].numpy().ravel(), c_ref.grad[b].numpy().ravel(), X[b],
                           g, alpha, floor_rel=1e-10)

@@ -1,7 +1,9 @@
 """Sobol grid candidates and the grid search.
 
-Known answers: reference §5 (first Sobol candidate is VCG; column-major boosts) and §7 (the
-runtests.jl ``weird_boosts`` matrix is the 2nd candidate for gridworld n=2, G=3, gamma=0.9).
+Known answers, from the grid search of Curry et al. (2024), §5, as the authors' code runs it
+(grid_search.jl, runtests.jl): the first Sobol candidate is VCG, boosts are filled column-major,
+and runtests.jl's ``weird_boosts`` matrix is the 2nd candidate for gridworld n=2, G=3,
+gamma=0.9.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def test_first_candidate_with_weights_is_uniform_simplex(n: int) -> None:
 
 
 # runtests.jl weird_boosts signs, rows in state order (1,1),(2,1),(3,1),(1,2),...,(3,3);
-# columns up, down, left, right (reference §7).
+# columns up, down, left, right (the authors' code).
 WEIRD_SIGNS = np.array(
     [
         [+1, +1, +1, +1],

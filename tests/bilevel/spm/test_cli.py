@@ -28,7 +28,8 @@ def _run(argv: list[str]) -> int:
 def test_cli_baselines_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["spm-baselines", "two_worlds", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    # reference §3.2: E[OPT] = 0.7 − 0.35/1024, best SPM 0.692187, best ASP 0.599805
+    # two worlds (Brero et al. (2021), "Experimental Results"), exact values: E[OPT] =
+    # 0.7 − 0.35/1024, best SPM 0.692187, best ASP 0.599805 (tests/solvers/spm/test_exact.py)
     assert out["optimum"]["value"] == pytest.approx(0.7 - 0.35 / 1024, abs=1e-9)
     assert out["best"]["spm"]["value"] == pytest.approx(0.692187, abs=1e-6)
     assert out["best"]["asp"]["value"] == pytest.approx(0.599805, abs=1e-6)

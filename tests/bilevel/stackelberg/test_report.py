@@ -40,7 +40,7 @@ def test_matrix_design_dominance_diagnostic(tmp_path: Path) -> None:
     assert isinstance(g, MatrixDesignGame)
     assert dominant_outcome(g, np.zeros((2, 2, 2))) is None  # the untransferred game
     t = np.zeros((2, 2, 2))
-    t[1, 1, 0], t[0, 0, 1] = 1.0, 0.5  # mirror of reference §3.1: (1, 0) dominant
+    t[1, 1, 0], t[0, 0, 1] = 1.0, 0.5  # the mirror of Appendix G.2's payments: (1, 0) dominant
     assert dominant_outcome(g, t) == (1, 0)
     t[1, 1, 0] = 0.6  # t1(1,1) − t1(0,1) = 0.6 < 4/6: the threshold τ ≥ 4 is not met
     assert dominant_outcome(g, t) is None

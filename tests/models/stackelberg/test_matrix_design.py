@@ -12,7 +12,8 @@ from bilevel.models.stackelberg import (
 
 def test_matrix_design_welfare_and_transfers() -> None:
     g = matrix_design_game()
-    # Reference §2.2.2: welfare (0,0) 1.0, (0,1) 1.667, (1,0) 1.667, (1,1) 0.667.
+    # Brero et al., Stackelberg POMDP, Appendix G.2 (Figure 5), normalised by 6: welfare (0,0)
+    # 1.0, (0,1) 1.667, (1,0) 1.667, (1,1) 0.667.
     np.testing.assert_allclose(g.welfare.ravel(), [1.0, 10 / 6, 10 / 6, 4 / 6], atol=1e-12)
     t = np.zeros((2, 2, 2))
     t[1, 1, 1] = 0.5

@@ -17,7 +17,8 @@ def test_mspm_settings_priors_and_expected_max() -> None:
     np.testing.assert_allclose(pi.priors[0], [0.8, 0.2], atol=0)
     np.testing.assert_allclose(pi.priors[1], [0.5, 0.5], atol=0)
     np.testing.assert_allclose(pi.expected_max, 0.44, rtol=0, atol=1e-12)
-    # Reference §3.1: E[max] for MSGSpace k = 3..6.
+    # E[max] of two agents with k types uniform on {0, 1/(k-1), ..., 1} (Brero et al.,
+    # Stackelberg POMDP, §5.2), k = 3..6.
     for k, em in ((3, 13 / 18), (4, 17 / 24), (5, 7 / 10), (6, 25 / 36)):
         g = mspm_game(setting="MSGSpace", types=k)
         np.testing.assert_allclose(g.values[1], np.linspace(0, 1, k), atol=0)

@@ -13,7 +13,7 @@ from bilevel.models.stackelberg import (
 
 def test_normal_form_entries_and_normalisation() -> None:
     g2 = normal_form_game(game=2)
-    # Reference §2.2.1, game_2 "Maintain", divided by 30.
+    # "Maintain" (Brero et al., Stackelberg POMDP, Appendix G.1, Figure 4), divided by 30.
     np.testing.assert_allclose(
         g2.leader * 30, [[20, 0, 0], [30, 10, 0], [0, 0, 5]], rtol=0, atol=1e-12
     )

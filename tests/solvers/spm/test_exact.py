@@ -1,4 +1,5 @@
-"""Exact evaluators against the reference's known values (§3.2) and against each other.
+"""Exact evaluators on the settings and propositions of Brero et al. (2021) ("Experimental
+Results"; Propositions 1, 2 and 4) against values derived by hand, and against each other.
 
 Every optimum computed by a DP or search is also reached by an explicit mechanism evaluated by
 enumeration (or Monte Carlo within 4 standard errors), so each number is checked two ways.

@@ -35,7 +35,8 @@ TRUTHFUL = Response.pure([[0, 1], [0, 1]], (2, 2))
 
 
 def test_gap_is_zero_at_known_equilibria() -> None:
-    # PI second-price-like rule with truthful messages: a pure BNE (reference §3.1).
+    # PI second-price-like rule with truthful messages: a pure BNE (the Vickrey-like MSPM of
+    # Brero et al., Stackelberg POMDP, §5.2).
     r = bcce_gap(PI_TABLE, TRUTHFUL)
     np.testing.assert_allclose(r.max_gap.numpy(), [0.0], rtol=0, atol=1e-12)
     assert r.certified.tolist() == [True] and r.threshold == 0.05

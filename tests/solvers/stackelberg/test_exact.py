@@ -1,5 +1,6 @@
-"""Exact leader values of hand-built leader policies against the reference's known optima
-(reference §3.1), by enumeration over type profiles × follower actions."""
+"""Exact leader values of hand-built leader policies against the known optima of the games of
+Brero et al., *Stackelberg POMDP* (§5.1-5.2, Appendices G and H), by enumeration over type
+profiles × follower actions."""
 
 from __future__ import annotations
 
@@ -209,8 +210,10 @@ def test_msgspace_best_standard_spm(k: int, want: float) -> None:
 
 
 def test_msgspace3_known_optimal_mspm() -> None:
-    # Reference §3.1: A0 always sends 0; A1 sends 1 iff v = 1. On (0,0): A0 at price 0, then A1
-    # at 0.1. On (0,1): A1 first at 0.5 (then A0 at 0). On A0 = 1: no sale (price 1, strict).
+    # An optimal MSPM for 3 types and 2 messages (loss 0, as the one of Brero et al., Stackelberg
+    # POMDP, Appendix H, Table 3): A0 always sends 0; A1 sends 1 iff v = 1. On (0,0): A0 at
+    # price 0, then A1 at 0.1. On (0,1): A1 first at 0.5 (then A0 at 0). On A0 = 1: no sale
+    # (price 1, strict).
     g = mspm_game(setting="MSGSpace", types=3, messages=2)
     f = np.array([[0, 1], [0, 0]])
     p1 = np.array([[0.0, 0.5], [1.0, 1.0]])

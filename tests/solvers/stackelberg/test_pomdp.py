@@ -1,5 +1,7 @@
-"""The batched Stackelberg POMDP: episode layout, commitment cache, critic features, ablation,
-and hand-worked episodes against the reference's known values (reference §2.4, §2.6, §3.1)."""
+"""The batched Stackelberg POMDP: episode layout (Brero et al., *Stackelberg POMDP*, §4,
+Definition 4.1, as in the authors' maintained code, SP-B), the commitment of one action per
+observation within an episode, critic features, the basic-POMDP ablation (§5.1), and
+hand-worked episodes against the known optima of the paper's games (§5, Appendices G and H)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from bilevel.solvers.stackelberg._pomdp import StackelbergPOMDP
 Tensor = torch.Tensor
 Policy = Callable[[EnvStep], Action]
 
-MD = [[[3.0, 3.0], [6.0, 4.0]], [[4.0, 6.0], [2.0, 2.0]]]  # reference §2.2.2, raw units
+# the matrix design game of Brero et al., Stackelberg POMDP, Appendix G.2 (Figure 5), raw units
+MD = [[[3.0, 3.0], [6.0, 4.0]], [[4.0, 6.0], [2.0, 2.0]]]
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +79,7 @@ def random_policy(core: LeaderGameCore, E: int, seed: int = 1) -> Policy:
         (md(), {"iterations": 33}, 33 * 4 + 1),
         (md(), {"iterations": 7, "flavour": "sampled"}, 7 * 4 + 1),
         (game2(), {"iterations": 33}, 33 * 3 + 1),
-        # reference §2.4: MSPM PI horizon (100 + 16) x 2 = 232
+        # MSPM PI: (100 response + 16 reward games) x 2 steps = 232 (the authors' code, SP-B)
         (pi_core(), {"iterations": 25, "reward": "exact"}, 232),
     ],
 )
@@ -104,7 +107,8 @@ def test_every_response_step_is_a_decision_on_the_queried_messages() -> None:
 
 
 def test_phase_flag_is_set_on_the_first_reward_action() -> None:
-    # reference §4 bug 4: the observation of the first reward-phase action must carry flag 1
+    # the observation of the first reward-phase action carries flag 1 (the authors' first
+    # release, SP-A, set it one step late)
     core = SimpleAllocationCore(2)
     env = StackelbergPOMDP(core, 2, iterations=3, reward_games=4)
     steps, _ = run_episode(env, random_policy(core, 2))
@@ -132,7 +136,7 @@ def test_critic_features() -> None:
 
 
 def test_basic_pomdp_marks_exactly_the_response_transitions() -> None:
-    # reference §4 bug 3 (off-by-one exclusion): hidden = the action was taken in the response
+    # hidden = the action was taken in the response phase (SP-A excluded one step too many)
     core = pi_core()
     env = StackelbergPOMDP(core, 2, iterations=3, reward="exact", hide_response=True)
     steps, _ = run_episode(env, random_policy(core, 2))
@@ -169,7 +173,8 @@ def test_commitment_same_observation_same_action_within_episode() -> None:
 
 
 def test_commitment_is_cleared_between_episodes() -> None:
-    # reference §4 bug 1 (stale cache): the first action of a new episode is the proposal
+    # the first action of a new episode is a fresh proposal (SP-A reused the previous
+    # episode's commitments on it)
     core = SimpleAllocationCore(1)
     env = StackelbergPOMDP(core, 2, iterations=2, reward_games=1)
     g = torch.Generator().manual_seed(0)
@@ -213,7 +218,8 @@ def test_normal_form_game2_mixed_commitment() -> None:
 
 
 def test_matrix_design_dominance_transfers_reach_best_welfare() -> None:
-    # reference §3.1: make (0,1) dominant: t1(0,0) - t1(1,0) >= 1/6, t2(1,1) - t2(1,0) >= 4/6
+    # make (0,1) dominant: t1(0,0) - t1(1,0) >= 1/6, t2(1,1) - t2(1,0) >= 4/6 (payments of 4 raw,
+    # as in Brero et al., Stackelberg POMDP, Appendix G.2)
     t = {0: [0.5, 0.0], 1: [0.0, 0.0], 2: [0.0, 0.0], 3: [0.0, 1.0]}  # joint index → (t1, t2)
 
     def pol(s: EnvStep) -> Action:
@@ -252,7 +258,8 @@ def test_exact_mw_update_matches_a_naive_loop() -> None:
 
 
 def test_mspm_pi_fixed_mechanisms_use_the_true_prior() -> None:
-    # reference §3.1 and §4 bug 7: "A0 first at price 0" loses 0.08 (uniform priors would differ)
+    # "A0 first at price 0" loses 0.08 under the setting's true priors (a regression value of
+    # the authors' code, SP-B; SP-A's deviation check assumed uniform priors, which differ)
     env = StackelbergPOMDP(pi_core(), 2, iterations=2, reward="exact")
 
     def a0_first(s: EnvStep) -> Action:
@@ -348,7 +355,8 @@ def test_hidden_response_wrapper_shows_only_the_reward_phase() -> None:
 
 
 def test_mspm_pi_second_price_like_rule_is_efficient_against_learned_truthful_messages() -> None:
-    # reference §3.1: read messages as claimed values, visit the higher claim first at the
+    # the Vickrey-like MSPM of Brero et al., Stackelberg POMDP, §5.2, on the PI setting: read
+    # messages as claimed values, visit the higher claim first at the
     # other's claim − 0.001, then the other at 0: MW (exact, 100 iterations) learns truthful
     # messages and the welfare loss is 0 (the best standard SPM loses 0.06)
     claim = torch.tensor([[0.2, 1.0], [0.0, 0.4]])  # claimed value of message m by agent i

@@ -1,4 +1,5 @@
-"""Q-learning followers (reference §2.3, the Q-learning alternative): hand-worked updates, the
+"""Q-learning followers (a policy-interactive response algorithm in the sense of Brero et al.,
+*Stackelberg POMDP*, §3; tabular, as in the authors' code): hand-worked updates, the
 exploration schedule, bad input, and episode arithmetic inside the Stackelberg POMDP against a
 hand-run Q-table."""
 
