@@ -48,17 +48,16 @@ import torch
 from bilevel.models.stackelberg import make_game
 from bilevel.solvers.rl._protocol import Action
 from bilevel.solvers.stackelberg._gym import StackelbergGymEnv, decode_actions
-from bilevel.stackelberg._designer import StackelbergDesigner
-from bilevel.stackelberg._evaluation import evaluate_leader
+from bilevel.stackelberg import StackelbergDesigner, evaluate_leader
 
 SB3_REQUIREMENT = "stable-baselines3>=2.9,<3"
 
 
 def _ours(game: str, steps: int, seed: int, envs: int | None,
           iterations: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    d = StackelbergDesigner(game, steps=steps, seed=seed, num_envs=envs, iterations=iterations,
+    d = StackelbergDesigner(steps=steps, seed=seed, num_envs=envs, iterations=iterations,
                             eval_every=0, threads=None)
-    r = d.fit()
+    r = d.fit(game).result_
     out = {"env_steps": r.env_steps, "train_seconds": r.env_steps / r.steps_per_second,
            "steps_per_second": r.steps_per_second, "value": r.value, "bcce_gap": r.bcce_gap,
            "certified": r.certified, "num_envs": r.config["num_envs"]}

@@ -7,8 +7,8 @@ Subcommands::
                      [--json]
     bilevel bound ENV [env options] [--objective O] [--samples K] [--seed S] [--json]
     bilevel design ENV [env options] --method grid|first_order|zeroth_order|multistart
-                   [--points P] [--profiles K] [--iters I] [--lr L] [--alpha A] [--seed S]
-                   [--eval-samples N] [--out DIR] [--json]
+                   [--points P] [--profiles K] [--steps I] [--learning-rate L] [--alpha A]
+                   [--seed S] [--eval-samples N] [--out DIR] [--json]
 
 Env options: ``--n-agents``, ``--n-items`` (sales), ``--tasks`` (scheduling), ``--grid``
 (gridworld), ``--rounds`` (matching), ``--dist``, ``--gamma``, ``--makespan clamped|reference``.
@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
+from bilevel._flags import add_flag
 from bilevel._memory import MemoryLimitError, limited_memory, parse_bytes
 from bilevel.spm._cli import register as register_spm
 from bilevel.stackelberg._cli import register as register_stackelberg
@@ -108,7 +109,8 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dist", help="type distribution (uniform, asymmetric, onecell, ...)")
     g.add_argument("--gamma", type=float, help="discount factor")
     g.add_argument("--makespan", choices=("clamped", "reference"),
-                   help="scheduling: makespan definition (reference = the paper's Tables 3/4)")
+                   help="scheduling: makespan definition (reference = the authors' code's rule, "
+                   "behind the paper's Tables 3/4)")
     p.add_argument("--memory-limit", type=_memory_size, metavar="SIZE",
                    help="memory budget of the batched arrays, e.g. 8GiB (default: "
                    "$BILEVEL_MEMORY_LIMIT or 4GiB); larger problems are refused")
@@ -277,8 +279,10 @@ def _cmd_design(args: argparse.Namespace) -> int:
         objective=args.objective,
         n_points=args.points,
         n_profiles=args.profiles,
-        iters=args.iters,
-        lr=args.lr,
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        eval_every=args.eval_every,
+        threads=args.threads,
         alpha=args.alpha,
         optimizer=args.optimizer,
         estimator=args.estimator,
@@ -551,12 +555,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid/multistart: Sobol candidates (default 10000 / 1000)")
     p.add_argument("--profiles", type=int,
                    help="profiles per grid candidate (2000) or per gradient step (20)")
-    p.add_argument("--iters", type=int, default=1000, help="gradient steps")
-    p.add_argument("--lr", type=float, help="learning rate (first order 0.01, zeroth 0.1)")
+    add_flag(p, "steps", old=("--iters",), type=int, default=1000,
+             help="gradient steps (first/zeroth order, each multistart refinement)")
+    add_flag(p, "learning_rate", old=("--lr",), type=float,
+             help="learning rate (first order 0.01, zeroth order 0.1)")
+    add_flag(p, "eval_every", old=("--validate-every",), type=int, default=50,
+             help="gradient methods and cma: steps between held-out checkpoint evaluations")
+    add_flag(p, "threads", type=int, default=1,
+             help="torch intra-op threads during the design (default 1: fastest here)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="first order: entropy regularisation strength")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                   help="first order: update rule (sgd: the reference code's plain steps)")
+                   help="first order: update rule (sgd: plain steps, as in the authors' code)")
     p.add_argument("--estimator", choices=("exact", "envelope"), default="exact",
                    help="first order: exact regularised gradient or the paper's asw-envelope")
     p.add_argument("--regularised-solver", choices=("fast", "cvxpy", "soft"), default="fast",

@@ -1,8 +1,10 @@
 """``AMADesigner``: search for an affine maximizer mechanism and compare it with VCG.
 
-Follows the scikit-learn estimator contract: ``__init__`` stores keyword-only hyperparameters,
-``fit(env)`` validates them, runs the outer search and sets the learned attributes ending in
-``_``.
+Keeps the designer contract of :mod:`bilevel._contract`: ``__init__`` stores keyword-only
+hyper-parameters, ``fit(env)`` validates them, runs the outer search and sets the fitted
+attributes ending in ``_``. The search is a searcher object of :mod:`bilevel.search`
+(``searcher=FirstOrder(...)``), or one built from ``method=`` and the flat method
+parameters (:data:`METHODS`, the alias table).
 """
 
 from __future__ import annotations
@@ -13,17 +15,27 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from bilevel._contract import (
+    Designer,
+    Rule,
+    RunStatus,
+    bad_parameter,
+    check_parameters,
+    choice_rule,
+    int_rule,
+    positive_rule,
+)
 from bilevel._evaluate import Evaluation, evaluate
 from bilevel._jsonsafe import to_json
 from bilevel._mechanism import AMA, env_meta
 from bilevel._objectives import Objective, resolve_objective
 from bilevel._outcomes import ExactInner, exact_inner
-from bilevel.models import Environment
+from bilevel.models import Environment, make_env
 from bilevel.models.typing import FloatArray
 from bilevel.search import (
     CMAES,
@@ -43,14 +55,14 @@ from bilevel.search._serialize import dumps, loads
 from bilevel.search._streams import design_streams, trial_streams
 from bilevel.solvers import check_device
 
-__all__ = ["AMADesigner", "DesignResult"]
+__all__ = ["METHODS", "AMADesigner", "DesignResult"]
 
 _METHODS = ("grid", "first_order", "zeroth_order", "multistart", "cma")
 _GRADIENT_METHODS = ("first_order", "zeroth_order")
 # Parameters that never change a fit's result (execution and reporting only): left out of the
 # checkpoint key and of the mechanism's recorded hyperparameters.
 _EXECUTION_ONLY = frozenset({"callback", "progress", "checkpoint", "checkpoint_every",
-                             "executor", "torch_threads"})
+                             "executor", "threads"})
 
 # Methods whose result is chosen among checkpoints (and trials) on held-out profiles.
 _VALIDATED_METHODS = (*_GRADIENT_METHODS, "cma")
@@ -72,6 +84,9 @@ class DesignResult:
     method : str
     wall_time : float
         Search plus evaluation, seconds.
+
+    The outer-result vocabulary (``success``, ``status``, ``message``, ``nit``, ``stats``) is
+    the search's.
     """
 
     mechanism: AMA
@@ -86,20 +101,42 @@ class DesignResult:
         return self.search.success
 
     @property
-    def message(self) -> str:
+    def status(self) -> RunStatus:
         """Why the search ended."""
+        return self.search.status
+
+    @property
+    def message(self) -> str:
+        """Why the search ended, in words."""
         return self.search.message
 
+    @property
+    def nit(self) -> int:
+        """Search steps run."""
+        return self.search.nit
 
-class AMADesigner:
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Searcher-specific figures."""
+        return self.search.stats
+
+
+class AMADesigner(Designer):
     """Design a dynamic affine maximizer mechanism (AMA) for an environment.
 
     Parameters
     ----------
+    searcher : GridSearch or FirstOrder or ZerothOrder or MultiStart or CMAES, optional
+        The outer search, configured (e.g. ``FirstOrder(alpha=0.01, iters=2000)``). When given,
+        ``method`` and the method parameters below (``n_points`` … ``n_scan``,
+        ``learning_rate``, ``steps``, ``device``, ``regularised_solver``,
+        ``batch_candidates``, ``replay_seeds``, ``n_final``) are not used: the searcher holds
+        its own.
     method : {"grid", "first_order", "zeroth_order", "multistart", "cma"}, default "grid"
-        Outer search method: ``"grid"`` Sobol grid search (reference §5); ``"first_order"``
-        stochastic gradients through the entropy-regularised inner problem (paper §4);
-        ``"zeroth_order"`` perturbation gradients with exact inner solves (reference §4);
+        Outer search method, built from the flat parameters below (:data:`METHODS`):
+        ``"grid"`` Sobol grid search (Curry et al. 2024, §5); ``"first_order"`` stochastic
+        gradients through the entropy-regularised inner problem (§4); ``"zeroth_order"``
+        perturbation gradients with exact inner solves (§4, after Sow, Ji and Liang 2022);
         ``"multistart"`` grid-seeded refinement (paper, Algorithm 1); ``"cma"`` a global
         scan and CMA-ES over boosts tied by the MDP's structure, refined coarse to fine,
         scored exactly (:class:`~bilevel.search.CMAES`; the method that reaches Myerson's
@@ -112,18 +149,20 @@ class AMADesigner:
         Sobol candidates: 10,000 for ``"grid"`` (paper), 1,000 for the seeding grid of
         ``"multistart"``.
     n_profiles : int, optional
-        Type profiles per grid candidate (``"grid"``: 2,000, paper; ``"multistart"`` seeding:
-        500), per gradient step (gradient methods: 20, paper) or common to every CMA-ES
+        Type profiles per grid candidate (``"grid"``: 2,000, paper), per gradient step
+        (``"first_order"``, ``"zeroth_order"`` and the refinements of ``"multistart"``: 20,
+        paper; the multistart seeding grid always scores 500) or common to every CMA-ES
         candidate of a phase (``"cma"``: 4,000 in the first phase and the scan, 12,000 in
         the next; a tuple gives one count per tying).
-    iters : int, default 1000
-        Gradient steps (first/zeroth order, and each multistart refinement).
-    lr : float, optional
-        Learning rate: 0.01 for first order, 0.1 for zeroth order (paper).
+    steps : int, default 1000
+        Gradient steps (first/zeroth order, and each multistart refinement). Formerly
+        ``iters``.
+    learning_rate : float, optional
+        Learning rate: 0.01 for first order, 0.1 for zeroth order (paper). Formerly ``lr``.
     alpha : float, default 0.01
         Entropy regularisation of the first-order inner problem (paper: 0.01).
     optimizer : {"adam", "sgd"}, default "adam"
-        First-order update rule: Adam, or the reference code's plain gradient steps (the
+        First-order update rule: Adam, or the authors' code's plain gradient steps (the
         paper names none; Adam is better or level on every row of Tables 1 and 4, see
         ``docs/results.md``).
     estimator : {"exact", "envelope"}, default "exact"
@@ -154,11 +193,12 @@ class AMADesigner:
         Gradient methods and CMA-ES: held-out profiles for checkpoint selection (exact,
         unregularised); the best checkpoint is returned instead of the last, noisy iterate.
         0 disables it.
-    validate_every : int, default 50
-        Steps between checkpoints.
+    eval_every : int, default 50
+        Steps between the held-out evaluations that choose the returned checkpoint (and
+        multistart rounds between its selections). Formerly ``validate_every``.
     n_trials : int, default 1
         Gradient methods and CMA-ES: independent runs from independent random starts (the
-        reference's ``num_trials``); the run with the best held-out score (``n_validation``
+        ``num_trials`` of the authors' code); the run with the best held-out score (``n_validation``
         profiles, exact and unregularised) is returned. Trials run on ``executor`` when one
         is given.
         Multistart: the number of random default starts refined beside the grid seeds.
@@ -177,17 +217,19 @@ class AMADesigner:
     regularised_solver : {"fast", "cvxpy", "soft"}, default "fast"
         First order: the fast batched torch solver, the cvxpylayers reference layer, or the
         causal-entropy (soft Bellman) variant — a different regulariser.
-    torch_threads : int or None, default 1
+    threads : int or None, default 1
         Torch intra-op threads during ``fit`` (restored afterwards). The inner problems are
         many small batched solves, which run fastest single-threaded (measured up to 10×
         slower with 2 threads on a loaded 2-core machine); ``None`` leaves torch's setting.
+        Formerly ``torch_threads``.
     eval_samples : int, default 10000
         Fresh profiles for the final unregularised evaluation against VCG (0 skips it).
     optimise_weights : bool, optional
         Search agent weights too; default: the environment's choice (asymmetric
         distributions).
     boost_box : tuple of float, optional
-        ``(lo, hi)`` for every boost; default: the environment's box (reference §5).
+        ``(lo, hi)`` for every boost; default: the environment's box (that of the
+        authors' code; the paper does not state one).
     inner : {"dp", "lp"} or ExactInner, default "dp"
         Exact inner solver.
     seed : int, default 0
@@ -231,17 +273,32 @@ class AMADesigner:
     >>> d = AMADesigner(n_points=8, n_profiles=100, eval_samples=200).fit(env)
     >>> d.mechanism_.boosts.shape
     (5, 4)
+    >>> d
+    AMADesigner(eval_samples=200, n_points=8, n_profiles=100)
+
+    A configured searcher instead of ``method`` and its flat parameters:
+
+    >>> from bilevel.search import ZerothOrder
+    >>> d = AMADesigner(searcher=ZerothOrder(iters=3, n_profiles=10), eval_samples=0)
+    >>> d.fit("sales").result_.method
+    'zeroth_order'
     """
+
+    _renamed: ClassVar[Mapping[str, str]] = {
+        "iters": "steps", "lr": "learning_rate", "torch_threads": "threads",
+        "validate_every": "eval_every",
+    }
 
     def __init__(
         self,
         *,
+        searcher: Any = None,
         method: str = "grid",
         objective: str | Objective | Callable[[FloatArray, FloatArray], FloatArray] | None = None,
         n_points: int | None = None,
         n_profiles: int | tuple[int, ...] | None = None,
-        iters: int = 1000,
-        lr: float | None = None,
+        steps: int = 1000,
+        learning_rate: float | None = None,
         alpha: float = 0.01,
         optimizer: str = "adam",
         estimator: str = "exact",
@@ -254,10 +311,10 @@ class AMADesigner:
         sigma0: float = 0.2,
         n_scan: int = 256,
         n_validation: int = 2000,
-        validate_every: int = 50,
+        eval_every: int = 50,
         device: str = "cpu",
         regularised_solver: str = "fast",
-        torch_threads: int | None = 1,
+        threads: int | None = 1,
         eval_samples: int = 10_000,
         optimise_weights: bool | None = None,
         boost_box: tuple[float, float] | None = None,
@@ -273,13 +330,15 @@ class AMADesigner:
         executor: Executor | None = None,
         checkpoint: str | Path | Checkpoint | None = None,
         checkpoint_every: float = 30.0,
+        **renamed: Any,
     ) -> None:
+        self.searcher = searcher
         self.method = method
         self.objective = objective
         self.n_points = n_points
         self.n_profiles = n_profiles
-        self.iters = iters
-        self.lr = lr
+        self.steps = steps
+        self.learning_rate = learning_rate
         self.alpha = alpha
         self.optimizer = optimizer
         self.estimator = estimator
@@ -292,10 +351,10 @@ class AMADesigner:
         self.sigma0 = sigma0
         self.n_scan = n_scan
         self.n_validation = n_validation
-        self.validate_every = validate_every
+        self.eval_every = eval_every
         self.device = device
         self.regularised_solver = regularised_solver
-        self.torch_threads = torch_threads
+        self.threads = threads
         self.eval_samples = eval_samples
         self.optimise_weights = optimise_weights
         self.boost_box = boost_box
@@ -311,113 +370,63 @@ class AMADesigner:
         self.executor = executor
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as passed to ``__init__``."""
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
-
-    def set_params(self, **params: Any) -> AMADesigner:
-        """Set hyperparameters (scikit-learn style); unknown names raise ``ValueError``.
-
-        Returns
-        -------
-        AMADesigner
-            ``self``.
-        """
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"expected a parameter among {sorted(valid)}, got {k!r}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        ps = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"AMADesigner({ps})"
+        self._accept_renamed(renamed)
 
     # ------------------------------------------------------------------ validation
+    def _method(self) -> str:
+        """The method name: the searcher's, or ``method``."""
+        if self.searcher is None:
+            if self.method not in METHODS:
+                raise bad_parameter("AMADesigner", "method", f"as one of {tuple(METHODS)}",
+                                    self.method)
+            return self.method
+        for name, kind in _SEARCHER_TYPES.items():
+            if isinstance(self.searcher, kind):
+                return name
+        raise bad_parameter(
+            "AMADesigner", "searcher",
+            "as a searcher of bilevel.search (GridSearch, FirstOrder, ZerothOrder, MultiStart, "
+            "CMAES) or None", type(self.searcher), TypeError,
+        )
+
     def _validate(self, env: Environment) -> DesignProblem:
         if not isinstance(env, Environment):
             raise TypeError(f"expected an Environment (see make_env), got {type(env).__name__}")
-        if self.method not in _METHODS:
-            raise ValueError(
-                f"The 'method' parameter of AMADesigner must be one of {_METHODS}. "
-                f"Got {self.method!r} instead."
-            )
-        if self.n_points is not None:
-            _check_int("n_points", self.n_points, 1)
+        self._method()
+        params = self.get_params(deep=False)
         profiles: Any = self.n_profiles
-        if isinstance(profiles, (tuple, list)) and self.method == "cma":
+        if isinstance(profiles, (tuple, list)) and self._method() == "cma":
             for k in profiles:
-                _check_int("n_profiles", k, 1)
-        elif profiles is not None:
-            _check_int("n_profiles", profiles, 1)
-        for name in ("iters", "n_perturbations", "n_starts", "validate_every", "n_trials",
-                     "n_final"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("n_validation", self.n_validation, 0)
-        _check_int("eval_samples", self.eval_samples, 0)
-        for name in ("alpha", "sigma") + (("lr",) if self.lr is not None else ()):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                np.isfinite(v) and v > 0
-            ):
-                raise ValueError(
-                    f"The {name!r} parameter of AMADesigner must be a float in (0, inf). "
-                    f"Got {v!r} instead."
-                )
-        if self.refine not in (*_GRADIENT_METHODS, "both"):
-            raise ValueError(
-                f"The 'refine' parameter of AMADesigner must be one of "
-                f"{(*_GRADIENT_METHODS, 'both')}. "
-                f"Got {self.refine!r} instead."
-            )
-        _check_int("seed", self.seed, 0)
+                check_parameters("AMADesigner", {"n_profiles": k}, _RULES)
+            params.pop("n_profiles")
+        check_parameters("AMADesigner", params, _RULES)
         self._check_replay_seeds()
         if self.n_trials > 1 and self.n_validation == 0:
-            raise ValueError(
-                "The 'n_trials' parameter of AMADesigner needs n_validation >= 1 to choose "
-                f"between trials. Got n_trials={self.n_trials}, n_validation=0 instead."
-            )
-        if self.executor is not None and not isinstance(self.executor, Executor):
-            raise TypeError(
-                "The 'executor' parameter of AMADesigner must be a "
-                f"concurrent.futures.Executor. Got {type(self.executor).__name__} instead."
-            )
-        ce = self.checkpoint_every
-        if isinstance(ce, bool) or not isinstance(ce, (int, float)) or not ce >= 0:
-            raise ValueError(
-                "The 'checkpoint_every' parameter of AMADesigner must be a float >= 0. "
-                f"Got {ce!r} instead."
-            )
+            raise bad_parameter("AMADesigner", "n_validation",
+                                "as an int >= 1 to choose between n_trials > 1 trials", 0)
         ck = self.checkpoint
         if ck is not None and not isinstance(ck, (str, Path)) and not all(
             callable(getattr(ck, a, None)) for a in ("load", "save", "clear")
         ):
-            raise TypeError(
-                "The 'checkpoint' parameter of AMADesigner must be a path or a Checkpoint "
-                f"(load/save/clear). Got {type(ck).__name__} instead."
-            )
-        if self.max_steps is not None:
-            _check_int("max_steps", self.max_steps, 1)
+            raise bad_parameter("AMADesigner", "checkpoint",
+                                "as a path or a Checkpoint (load/save/clear)", type(ck),
+                                TypeError)
         try:
             check_device(self.device)
         except ValueError as e:
-            raise ValueError(f"The 'device' parameter of AMADesigner: {e}") from None
+            raise ValueError(f"AMADesigner: expected device as a torch device: {e}") from None
         box = self.boost_box if self.boost_box is not None else env.boost_box
-        if box is None and self.method in _VALIDATED_METHODS:
+        if box is None and self._method() in _VALIDATED_METHODS:
             box = (-1.0, 1.0)  # unused by gradient methods
         if box is None:
-            raise ValueError(
-                f"The environment {env.name!r} has no default boost box; pass "
-                f"boost_box=(lo, hi) to AMADesigner. Got None."
+            raise bad_parameter(
+                "AMADesigner", "boost_box",
+                f"as (lo, hi): the environment {env.name!r} has no default boost box", None,
             )
         lo, hi = (float(box[0]), float(box[1]))
         if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise ValueError(
-                f"The 'boost_box' parameter of AMADesigner must be (lo, hi) with finite "
-                f"lo < hi. Got {box!r} instead."
-            )
+            raise bad_parameter("AMADesigner", "boost_box", "as (lo, hi) with finite lo < hi",
+                                box)
         ow = env.optimise_weights if self.optimise_weights is None else bool(self.optimise_weights)
         return DesignProblem(
             env=env,
@@ -428,31 +437,39 @@ class AMADesigner:
         )
 
     def _searcher(self) -> Any:
-        if self.method == "grid":
-            return GridSearch(
-                n_points=10_000 if self.n_points is None else self.n_points,
-                n_profiles=2_000 if self._profiles() is None else self._profiles(),
-                batch_candidates=self.batch_candidates,
-                executor=self.executor,
+        if self.searcher is not None:
+            return self.searcher
+        return METHODS[self.method](self)
+
+    def _grid(self) -> GridSearch:
+        return GridSearch(
+            n_points=10_000 if self.n_points is None else self.n_points,
+            n_profiles=2_000 if self._profiles() is None else self._profiles(),
+            batch_candidates=self.batch_candidates,
+            executor=self.executor,
+        )
+
+    def _gradient(self, method: str) -> FirstOrder | ZerothOrder:
+        return _gradient_searcher(self, method, self._profiles())
+
+    def _cma(self) -> CMAES:
+        tyings: Any = self.tyings
+        evals: Any = self.n_evals
+        profiles: Any = self.n_profiles
+        try:
+            return CMAES(
+                tyings=tuple(tyings.split(",")) if isinstance(tyings, str) else tuple(tyings),
+                evals=tuple(evals) if isinstance(evals, list) else evals,
+                n_profiles=(
+                    CMAES.n_profiles if profiles is None
+                    else tuple(profiles) if isinstance(profiles, list) else profiles
+                ),
+                sigma0=self.sigma0, n_scan=self.n_scan,
             )
-        if self.method in _GRADIENT_METHODS:
-            return _gradient_searcher(self, self.method, self._profiles())
-        if self.method == "cma":
-            tyings: Any = self.tyings
-            evals: Any = self.n_evals
-            profiles: Any = self.n_profiles
-            try:
-                return CMAES(
-                    tyings=tuple(tyings.split(",")) if isinstance(tyings, str) else tuple(tyings),
-                    evals=tuple(evals) if isinstance(evals, list) else evals,
-                    n_profiles=(
-                        CMAES.n_profiles if profiles is None
-                        else tuple(profiles) if isinstance(profiles, list) else profiles
-                    ),
-                    sigma0=self.sigma0, n_scan=self.n_scan,
-                )
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"AMADesigner(method='cma'): {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"AMADesigner(method='cma'): {e}") from None
+
+    def _multistart(self) -> MultiStart:
         grid = GridSearch(
             n_points=1_000 if self.n_points is None else self.n_points,
             n_profiles=500,
@@ -468,7 +485,7 @@ class AMADesigner:
             replay_seeds=tuple(self._replay_seed(m) for m in methods),
             n_select=max(self.n_validation, 1),
             n_final=self.n_final,
-            validate_every=self.validate_every,
+            validate_every=self.eval_every,
         )
 
     def _profiles(self) -> Any:
@@ -484,17 +501,14 @@ class AMADesigner:
         if rs is None:
             return
         if not isinstance(rs, Mapping):
-            raise TypeError(
-                "The 'replay_seeds' parameter of AMADesigner must be a mapping of method to "
-                f"seed. Got {type(rs).__name__} instead."
-            )
+            raise bad_parameter("AMADesigner", "replay_seeds", "as a mapping of method to seed",
+                                type(rs), TypeError)
         for k, v in rs.items():
             if k not in _GRADIENT_METHODS:
-                raise ValueError(
-                    f"The 'replay_seeds' parameter of AMADesigner must have keys among "
-                    f"{_GRADIENT_METHODS}. Got {k!r} instead."
-                )
-            _check_int(f"replay_seeds[{k!r}]", v, 0)
+                raise bad_parameter("AMADesigner", "replay_seeds",
+                                    f"with keys among {_GRADIENT_METHODS}", k)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0):
+                raise bad_parameter("AMADesigner", f"replay_seeds[{k!r}]", "as an int >= 0", v)
 
     def _checkpoint_of(self, env: Environment) -> Checkpoint | None:
         """The checkpoint of this fit: a given Checkpoint, or a keyed record of a store."""
@@ -534,25 +548,39 @@ class AMADesigner:
             sort_keys=True, default=repr,
         )
         digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
-        return f"design/{env.name}/{self.method}/{digest}"
+        return f"design/{env.name}/{self._method()}/{digest}"
+
+    def save(self, path: str | Path) -> Path:
+        """Save the designed mechanism (``.json`` or ``.npz``; read by :func:`bilevel.load`).
+
+        Returns
+        -------
+        pathlib.Path
+            The written path.
+        """
+        self._check_fitted("mechanism_")
+        return self.mechanism_.save(path)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, env: Environment) -> AMADesigner:
+    def fit(self, env: Environment | str) -> AMADesigner:
         """Search for a mechanism for ``env`` and evaluate it against VCG.
 
         Parameters
         ----------
-        env : Environment
+        env : Environment or str
+            The environment, or a registered name (built with its default parameters).
 
         Returns
         -------
         AMADesigner
             ``self``, with ``mechanism_``, ``result_``, ``history_`` and ``evaluation_`` set.
         """
-        if self.torch_threads is not None:
-            _check_int("torch_threads", self.torch_threads, 1)
+        if isinstance(env, str):
+            env = make_env(env)
+        if self.threads is not None:
+            check_parameters("AMADesigner", {"threads": self.threads})
             previous = torch.get_num_threads()
-            torch.set_num_threads(int(self.torch_threads))
+            torch.set_num_threads(int(self.threads))
             try:
                 return self._fit(env)
             finally:
@@ -563,20 +591,21 @@ class AMADesigner:
         start = time.perf_counter()
         problem = self._validate(env)
         search_rng, eval_seed = design_streams(self.seed)
+        method = self._method()
         searcher = self._searcher()
         validate = None
-        if self.method in _VALIDATED_METHODS and self.n_validation > 0:
+        if method in _VALIDATED_METHODS and self.n_validation > 0:
             held_out = env.sample_types(np.random.default_rng(search_rng.spawn(1)[0]),
                                         self.n_validation)
             validate = HeldOutScore(problem, held_out)
-        trials = self.n_trials if self.method in _VALIDATED_METHODS else 1
+        trials = self.n_trials if method in _VALIDATED_METHODS else 1
         rngs = [search_rng, *trial_streams(self.seed, trials - 1)]
         base = self._checkpoint_of(env)
         jobs = [
             _Trial(
-                searcher, problem, rngs[t], self.max_steps, validate, self.validate_every,
+                searcher, problem, rngs[t], self.max_steps, validate, self.eval_every,
                 None if base is None else _Slot(base, t), self.checkpoint_every,
-                f"{self.method} {env.name}" + (f" trial {t + 1}/{trials}" if trials > 1 else ""),
+                f"{method} {env.name}" + (f" trial {t + 1}/{trials}" if trials > 1 else ""),
             )
             for t in range(trials)
         ]
@@ -597,10 +626,10 @@ class AMADesigner:
         mech = AMA(
             result.mechanism.weights,
             result.mechanism.boosts,
-            name=f"ama-{self.method}",
+            name=f"ama-{method}",
             meta={
                 **env_meta(env),
-                "method": self.method,
+                "method": method,
                 "objective": problem.objective.name,
                 "seed": self.seed,
                 "hyperparameters": {
@@ -639,7 +668,7 @@ class AMADesigner:
             mechanism=mech,
             search=result,
             evaluation=evaluation,
-            method=self.method,
+            method=method,
             wall_time=time.perf_counter() - start,
         )
         return self
@@ -766,12 +795,13 @@ def _gradient_searcher(
 ) -> FirstOrder | ZerothOrder:
     k = n_profiles if n_profiles is not None else 20
     if method == "first_order":
-        return FirstOrder(alpha=d.alpha, iters=d.iters, n_profiles=k,
-                          lr=0.01 if d.lr is None else d.lr, optimizer=d.optimizer,
+        return FirstOrder(alpha=d.alpha, iters=d.steps, n_profiles=k,
+                          lr=0.01 if d.learning_rate is None else d.learning_rate,
+                          optimizer=d.optimizer,
                           estimator=d.estimator, device=d.device,
                           regularised_solver=d.regularised_solver)
-    return ZerothOrder(iters=d.iters, n_profiles=k, n_perturbations=d.n_perturbations,
-                       sigma=d.sigma, lr=0.1 if d.lr is None else d.lr)
+    return ZerothOrder(iters=d.steps, n_profiles=k, n_perturbations=d.n_perturbations,
+                       sigma=d.sigma, lr=0.1 if d.learning_rate is None else d.learning_rate)
 
 
 def _updater(bar: Any) -> Callable[[int], None]:
@@ -781,9 +811,25 @@ def _updater(bar: Any) -> Callable[[int], None]:
     return update
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(
-            f"The {name!r} parameter of AMADesigner must be an int >= {low}. "
-            f"Got {value!r} instead."
-        )
+_SEARCHER_TYPES: dict[str, type] = {
+    "grid": GridSearch, "first_order": FirstOrder, "zeroth_order": ZerothOrder,
+    "multistart": MultiStart, "cma": CMAES,
+}
+
+METHODS: Mapping[str, Callable[[AMADesigner], Any]] = {
+    "grid": AMADesigner._grid,
+    "first_order": lambda d: d._gradient("first_order"),
+    "zeroth_order": lambda d: d._gradient("zeroth_order"),
+    "multistart": AMADesigner._multistart,
+    "cma": AMADesigner._cma,
+}
+"""The ``method=`` alias table: each name builds its searcher from the flat parameters."""
+
+
+_RULES: dict[str, Rule] = {
+    **dict.fromkeys(("n_points", "n_profiles", "batch_candidates"), int_rule(1, optional=True)),
+    **dict.fromkeys(("n_perturbations", "n_starts", "n_trials", "n_final"), int_rule(1)),
+    "n_validation": int_rule(0),
+    **dict.fromkeys(("alpha", "sigma"), positive_rule()),
+    "refine": choice_rule(*_GRADIENT_METHODS, "both"),
+}

@@ -22,12 +22,12 @@ Example configuration::
     n_profiles = 500
 
     [budgets.zeroth_order]
-    iters = 500
+    steps = 500
 
     [output]
     dir = "out/my-experiment"
 
-A budget given as an int sets the method's main budget: ``n_points`` (grid), ``iters``
+A budget given as an int sets the method's main budget: ``n_points`` (grid), ``steps``
 (zeroth_order, first_order, multistart) or ``n_evals`` (cma, candidate evaluations per phase).
 
 Every (method, seed) is a cell stored in ``DIR/store.sqlite`` as soon as it finishes (a killed
@@ -74,9 +74,9 @@ _SECTIONS = {"env", "design", "budgets", "output"}
 # the keyword an int budget sets, per method
 MAIN_BUDGET = {
     "grid": "n_points",
-    "zeroth_order": "iters",
-    "first_order": "iters",
-    "multistart": "iters",
+    "zeroth_order": "steps",
+    "first_order": "steps",
+    "multistart": "steps",
     "cma": "n_evals",
 }
 
@@ -250,7 +250,7 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
 
 # Designer parameters that never change a cell's result (execution and reporting only).
 _NOT_RESULTS = frozenset({"callback", "progress", "checkpoint", "checkpoint_every", "executor",
-                          "torch_threads"})
+                          "threads"})
 
 
 def cell_key(env: Environment, designer: AMADesigner) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,16 +142,12 @@ class AMA:
         ``bilevel.models.check_env`` is the conformance checker of environments; this method
         only checks that a mechanism's shapes fit one.
         """
-        # Library modules not yet moved to check_compatible are spared the warning, which
-        # pytest (filterwarnings = error) would turn into failures of their tests.
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if not str(caller).startswith("bilevel."):
-            warnings.warn(
-                "AMA.check_env is deprecated and will be removed in the next release; use "
-                "AMA.check_compatible",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        warnings.warn(
+            "AMA.check_env is deprecated and will be removed in the next release; use "
+            "AMA.check_compatible",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         self.check_compatible(env)
 
     def check_origin(self, env: Environment, *, allow_transfer: bool = False) -> None:

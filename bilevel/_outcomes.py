@@ -206,7 +206,7 @@ def mechanism_outcomes(
     >>> out.payments.round(6).tolist()  # both winners pay the third-highest value
     [[[0.2, 0.2, 0.0]]]
     """
-    mechanism.check_env(env)
+    mechanism.check_compatible(env)
     true = env._check_types(types)
     rep = true if reports is None else env._check_types(reports)
     if rep.shape != true.shape:

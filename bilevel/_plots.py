@@ -82,7 +82,7 @@ def plot_gridworld_boosts(env: Environment, mechanism: AMA, path: str | Path) ->
     """
     if env.name != "gridworld":
         raise ValueError(f"expected a gridworld environment, got {env.name!r}")
-    mechanism.check_env(env)
+    mechanism.check_compatible(env)
     G = int(env.params["grid"])
     fig, axes = plt.subplots(1, env.n_actions, figsize=(3.0 * env.n_actions, 3.2))
     vmax = float(np.abs(mechanism.boosts).max()) or 1.0

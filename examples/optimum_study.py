@@ -12,7 +12,7 @@ every mechanism scored exactly on the same 10,000 fresh profiles:
 4. **Tied boosts**: ``method="cma"`` (scan + CMA-ES over boosts tied per action, then per
    (depth, action)).
 
-Run: ``python examples/optimum_study.py [--iters 2000] [--json]``. It takes a few minutes.
+Run: ``python examples/optimum_study.py [--steps 2000] [--json]``. It takes a few minutes.
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ def study(n: int, m: int, dist: str, iters: int) -> dict[str, float]:
 def main() -> None:
     """Print the study's table (or JSON)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=2000, help="first-order steps per run")
+    ap.add_argument("--steps", type=int, default=2000, help="first-order steps per run")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    results = {f"{dist} n={n} m={m}": study(n, m, dist, args.iters)
+    results = {f"{dist} n={n} m={m}": study(n, m, dist, args.steps)
                for n, m, dist in ((3, 2, "uniform"), (3, 2, "asymmetric"))}
     if args.json:
         print(json.dumps(results, indent=2))

@@ -202,10 +202,10 @@ class Environment:
             "nonnegative_rewards": bool(self.nonnegative_rewards),
         }
         if self.origin is not None:
-            from bilevel.models._registry import _REGISTRY
+            from bilevel.models._registry import ENVIRONMENTS
 
             name, kwargs = self.origin
-            spec = _REGISTRY.get(name)
+            spec = ENVIRONMENTS.get(name)
             resolved = {**(spec.parameters if spec is not None else {}), **dict(kwargs)}
             fields_["registry"] = {"name": name, "kwargs": resolved}
         else:

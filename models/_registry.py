@@ -254,7 +254,6 @@ class EnvSpec(Spec[Environment]):
 ENVIRONMENTS: Registry[Environment] = Registry(
     "an environment name", returns=Environment, spec_type=EnvSpec
 )
-_REGISTRY = ENVIRONMENTS  # the name bilevel.models._env imports
 
 
 def register_env(name: str, builder: Callable[..., Environment], description: str = "") -> None:

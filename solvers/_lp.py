@@ -2,8 +2,8 @@ r"""Exact inner solver: the occupancy-measure linear program of a tabular MDP.
 
 For a reward (objective coefficient) array :math:`c \in \mathbb{R}^{S \times A}` — in
 mechanism design the AMA-transformed reward :math:`c(s,a) = \sum_i w_i r_i(s,a) + \lambda(s,a)`
-— this module solves eq. (2) of Curry, Thoma et al. [1]_ (the plain LP of the reference
-implementation's occupancy program, i.e. its entropy weight :math:`\alpha = 0`), with a
+— this module solves eq. (2) of Curry, Thoma et al. [1]_ (the plain LP of the occupancy
+program in the authors' code, see [1]_, i.e. entropy weight :math:`\alpha = 0`), with a
 discount factor :math:`\gamma` (1 for finite-horizon MDPs):
 
 .. math::

@@ -122,7 +122,7 @@ def table_report(
         if first.environment == "sales" and first.distribution == "asymmetric":
             notes.append("asymmetric values U[0, 1/i] (what the published table used)")
         if first.environment == "scheduling":
-            notes.append("makespan definition: the reference code's un-clamped remaining work "
+            notes.append("makespan definition: the authors' code's un-clamped remaining work "
                          "(what produced Tables 3/4)")
         if first.environment == "gridworld":
             notes.append("gridworld: 'onecell' types, γ = 0.9")

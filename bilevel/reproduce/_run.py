@@ -158,7 +158,7 @@ def _designer(
     return AMADesigner(
         method=method, n_points=points,
         n_profiles=protocol.grid_profiles if method == "grid" else None,
-        iters=protocol.iters, eval_samples=protocol.eval_samples,
+        steps=protocol.iters, eval_samples=protocol.eval_samples,
         n_validation=protocol.n_validation, seed=seed,
         n_trials=protocol.trials if method != "grid" else 1,
         estimator=protocol.estimator, optimizer=protocol.optimizer, checkpoint=store,

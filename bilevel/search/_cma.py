@@ -355,7 +355,7 @@ class CMAES:
         if start is None:
             start = AMA(np.ones(env.n_agents), np.zeros(env.mdp.shape))
         else:
-            start.check_env(env)
+            start.check_compatible(env)
         x0 = self._encode(problem, 0, scale, start)
         state = CMAESState(rng, types, scale, 0, evolution_start(x0, self.sigma0))
         # until a candidate is scored, the best is the start (with an unknown score)

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from bilevel._contract import RunStatus
 from bilevel._mechanism import AMA
 from bilevel._objectives import Objective
 from bilevel._outcomes import ExactInner
@@ -85,6 +86,9 @@ class SearchResult:
         False only if the search failed (stopping early by budget or callback is a success).
     message : str
         Why the search ended.
+    status : RunStatus
+        Why the search ended, as a code: ``completed``, ``step_limit`` (``max_steps``) or
+        ``callback``.
     wall_time : float
         Seconds spent searching.
     stats : dict
@@ -99,6 +103,7 @@ class SearchResult:
     message: str
     wall_time: float
     stats: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus = RunStatus.COMPLETED
 
 
 class Searcher(Protocol[StateT]):
@@ -192,6 +197,7 @@ def run_search(
         bar = tqdm(total=total, desc=desc, unit="step", leave=False)
     nit = 0
     message = "The searcher finished its budget."
+    status = RunStatus.COMPLETED
     sign = 1.0 if problem.objective.maximize else -1.0
     best_val: tuple[float, AMA, int] | None = None
     val_history: list[tuple[int, float]] = []
@@ -235,6 +241,7 @@ def run_search(
         while not searcher.done(state):
             if max_steps is not None and nit >= max_steps:
                 message = f"Stopped after max_steps = {max_steps}."
+                status = RunStatus.STEP_LIMIT
                 break
             state = searcher.step(problem, state)
             nit += 1
@@ -258,6 +265,7 @@ def run_search(
                     callback(info)
                 except StopIteration:
                     message = "Stopped by the callback."
+                    status = RunStatus.CALLBACK
                     break
     finally:
         if bar is not None:
@@ -280,6 +288,7 @@ def run_search(
         message=message,
         wall_time=elapsed_before + time.perf_counter() - start,
         stats={**stats, "resumed_at_step": resumed_at} if saved is not None else stats,
+        status=status,
     )
 
 

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bilevel._flags import add_flag
+
 # Only argparse and the standard library are imported here (``bilevel --help`` starts fast);
 # each command imports torch and the SPM family when it runs.
 if TYPE_CHECKING:
@@ -98,12 +100,14 @@ def _cmd_spm(args: argparse.Namespace) -> int:
     try:
         torch.set_num_threads(max(1, args.threads))
         designer = SPMDesigner(
-            args.setting, setting_params=_params(args.param), statistic=args.statistic,
+            setting_params=_params(args.param), statistic=args.statistic,
             objective=args.objective, steps=args.steps, seed=args.seed,
             baselines=_baselines(args.baselines), baseline_steps=args.baseline_steps,
             price_grid=_grid(args.price_grid), critic=args.critic,
-            progress=not args.json and sys.stderr.isatty())
-        designer.fit()
+            learning_rate=args.learning_rate, eval_every=args.eval_every,
+            eval_samples=args.eval_samples, max_seconds=args.max_seconds,
+            threads=args.threads, progress=not args.json and sys.stderr.isatty())
+        designer.fit(args.setting)
     except (ValueError, TypeError) as e:
         print(f"bilevel spm: error: {e}", file=sys.stderr)
         return 2
@@ -148,9 +152,10 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
             # ASP and PSP are the learned mechanism under the restricted statistics
             out["learned"] = {}
             for key, stat in (("asp", "none"), ("psp", "agents_left")):
-                d = SPMDesigner(setting, objective=objective, statistic=stat, steps=args.steps,
+                d = SPMDesigner(objective=objective, statistic=stat, steps=args.steps,
                                 seed=args.seed, baselines=(), exact_references=False,
-                                progress=not args.json and sys.stderr.isatty()).fit()
+                                threads=args.threads,
+                                progress=not args.json and sys.stderr.isatty()).fit(setting)
                 out["learned"][key] = _value(d.result_.learned)
     except (ValueError, TypeError) as e:
         print(f"bilevel spm-baselines: error: {e}", file=sys.stderr)
@@ -201,6 +206,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--critic", choices=("obs", "state"), default="obs",
                    help="critic input: the observation or the full state (centralized)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_flag(p, "learning_rate", type=float, help="PPO's Adam step size (default 1e-3)")
+    add_flag(p, "eval_every", type=int, default=5,
+             help="PPO updates between greedy evaluations of the learning curve (default 5)")
+    add_flag(p, "eval_samples", type=int, default=65536,
+             help="Monte Carlo episodes of the final evaluation when not enumerated")
+    add_flag(p, "max_seconds", type=float, help="wall-time limit of each PPO training")
     p.add_argument("--out", help="directory for report.md, result.json, curves.png, policy.pt")
     p.set_defaults(func=_cmd_spm)
 

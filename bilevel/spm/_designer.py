@@ -1,6 +1,6 @@
 """``SPMDesigner``: learn a sequential price mechanism with PPO and compare it with baselines.
 
-The designer trains the batched PPO of :mod:`bilevel.solvers.rl._ppo` on the SPM decision process
+The designer trains the batched PPO of :mod:`bilevel.solvers.rl` on the SPM decision process
 (:class:`bilevel.solvers.spm.SPMBatchedEnv`) with the chosen observation statistic, evaluates the
 greedy (deterministic) learned mechanism — exactly by enumerating the type support when it is
 finite and small, otherwise by Monte Carlo with a standard error — and puts it beside
@@ -9,19 +9,21 @@ finite and small, otherwise by Monte Carlo with a standard error — and puts it
 * **ASP** (anonymous static prices): the same PPO with a constant observation (``"none"``), so
   the policy can only output one order and one price vector;
 * **PSP** (personalised static prices): the same PPO observing only which agents are left
-  (``"agents_left"``; reference §1.6, Prop. 6);
+  (``"agents_left"``; Brero et al. 2021, Proposition 6);
 * the optimum ``E[OPT]`` (welfare objective) and the best SPM / PSP / ASP values where the
-  dynamic programs and searches of :mod:`bilevel.solvers.spm._dp` apply (else the reference's §3.2
-  value for a default setting).
+  dynamic programs and searches of :mod:`bilevel.solvers.spm` apply (else the known best-SPM
+  value of a default setting, :data:`REFERENCE_BEST_SPM`).
 
-Training uses the welfare-loss reward (objective − OPT(v), reference footnote 5) for welfare
+Training uses the welfare-loss reward (objective − OPT(v), Brero et al. 2021, footnote 5) for
+welfare
 and revenue and the objective itself for max-min fairness. During training the greedy policy
 is evaluated every few updates on fresh episodes (the learning curve); the best of these
 snapshots is the learned mechanism, whose reported value comes from a separate final
 evaluation (exact, or Monte Carlo on other draws), so the selection does not bias it.
 
-Follows the estimator contract: ``__init__`` stores keyword arguments, :meth:`SPMDesigner.fit`
-validates them, trains and returns ``self`` with fitted attributes ending in ``_``.
+Keeps the designer contract of :mod:`bilevel._contract`: ``__init__`` stores keyword arguments,
+:meth:`SPMDesigner.fit` takes the setting (or its name), validates, trains and returns ``self``
+with fitted attributes ending in ``_``.
 """
 
 from __future__ import annotations
@@ -29,15 +31,25 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from bilevel._contract import (
+    Designer,
+    Rule,
+    RunStatus,
+    bad_parameter,
+    check_parameters,
+    choice_rule,
+    int_rule,
+)
 from bilevel.models.spm import (
     OBJECTIVES,
     STATISTICS,
@@ -50,6 +62,7 @@ from bilevel.solvers.rl import (
     ActorCritic,
     EnvStep,
     PPOConfig,
+    PPOResult,
     PPOUpdate,
     load_weights,
     rollout_objective,
@@ -81,8 +94,10 @@ FloatArray = npt.NDArray[np.float64]
 Tensor = torch.Tensor
 Policy = Callable[[EnvStep], Action]
 
-#: Best SPM values of the reference's settings at their default parameters (reference §3.2,
-#: normalised units), keyed by setting name; ``correlated`` is for δ = 0.
+#: Best SPM values of the paper's settings at their default parameters (normalised units),
+#: keyed by setting name; ``correlated`` is for δ = 0. Each follows from the setting's
+#: construction (Brero et al. 2021, Experimental Results); the tests check the dynamic
+#: programs against them where both apply.
 REFERENCE_BEST_SPM: dict[str, float] = {
     "proposition1": 2.5 / 3.0,
     "colors": 15.0,
@@ -125,8 +140,8 @@ class SPMDesignResult:
     optimum : SPMValue or None
         ``E[OPT]``, the expected ex-post optimal welfare (welfare objective only).
     best : dict of str to SPMValue
-        Best ``"spm"`` / ``"psp"`` / ``"asp"`` values where a DP, a search or the reference
-        gives them.
+        Best ``"spm"`` / ``"psp"`` / ``"asp"`` values where a DP, a search or
+        :data:`REFERENCE_BEST_SPM` gives them.
     curves : dict of str to (ndarray of shape (U,), ndarray of shape (U,))
         Learning curves ``(env steps, greedy-policy mean objective)`` per trained policy
         (``"learned"``, ``"asp"``, ``"psp"``), each point on 4096 fresh episodes.
@@ -141,6 +156,13 @@ class SPMDesignResult:
         periodic greedy evaluations).
     message : str
         Why the learned mechanism's training stopped.
+    status : RunStatus
+        The same as a code: ``completed``, ``time_limit`` (``max_seconds``) or ``callback``.
+    nit : int
+        PPO updates of the learned mechanism's training.
+
+    With ``success`` (True: a fit that returns has not failed) and ``stats``, the outer-result
+    vocabulary of every designer.
     """
 
     setting: str
@@ -157,6 +179,19 @@ class SPMDesignResult:
     wall_time: float
     steps_per_second: float
     message: str = "completed the step budget"
+    status: RunStatus = RunStatus.COMPLETED
+    nit: int = 0
+
+    @property
+    def success(self) -> bool:
+        """True: a fit that returns has not failed."""
+        return True
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Training figures of the learned mechanism."""
+        return {"env_steps": self.env_steps, "train_time": self.train_time,
+                "steps_per_second": self.steps_per_second}
 
     @property
     def target(self) -> float | None:
@@ -191,6 +226,8 @@ class SPMDesignResult:
             "wall_time": self.wall_time,
             "steps_per_second": self.steps_per_second,
             "message": self.message,
+            "status": str(self.status),
+            "nit": self.nit,
         }
 
 
@@ -273,8 +310,9 @@ def _reference_best(setting: SPMSetting, objective: str, tie: str) -> float | No
 def best_values(setting: SPMSetting, objective: str, tie: str) -> dict[str, SPMValue]:
     """Best SPM / PSP / ASP values where a dynamic program or search applies.
 
-    Uses :func:`bilevel.solvers.spm.best_spm_value` and friends; falls back to the reference's
-    value of the best SPM (``method="reference"``) for default settings they do not cover.
+    Uses :func:`bilevel.solvers.spm.best_spm_value` and friends; falls back to the known value
+    of the best SPM (:data:`REFERENCE_BEST_SPM`, ``method="reference"``) for default settings
+    they do not cover.
 
     Parameters
     ----------
@@ -287,7 +325,7 @@ def best_values(setting: SPMSetting, objective: str, tie: str) -> dict[str, SPMV
         Keys among ``"spm"``, ``"psp"``, ``"asp"`` (those known).
     """
     out: dict[str, SPMValue] = {}
-    # The static (PSP/ASP) searches of bilevel.solvers.spm._dp materialise all n! visiting orders
+    # The static (PSP/ASP) searches of bilevel.solvers.spm materialise all n! visiting orders
     # before checking their size limit unless agents are exchangeable with one item type;
     # only call them where that is cheap (n <= 8).
     exchangeable = setting.n_types == 1 and setting.iid_components() is not None
@@ -307,15 +345,30 @@ def best_values(setting: SPMSetting, objective: str, tie: str) -> dict[str, SPMV
     return out
 
 
-class SPMDesigner:
+_RULES: dict[str, Rule] = {
+    "statistic": choice_rule(*STATISTICS),
+    "objective": choice_rule(*OBJECTIVES),
+    "tie": choice_rule(*TIE_RULES),
+    "critic": choice_rule("obs", "state"),
+    "eval_samples": int_rule(1),
+    "baseline_steps": int_rule(1, optional=True),
+    "exact_limit": int_rule(1),
+    "ppo": Rule("as a PPOConfig or None", lambda v: v is None or isinstance(v, PPOConfig),
+                TypeError),
+}
+
+
+class SPMDesigner(Designer):
     """Learn a sequential price mechanism with PPO; compare with RSD/ASP/PSP and the optimum.
+
+    The setting is given to :meth:`fit`.
 
     Parameters
     ----------
-    setting : str or SPMSetting
-        A registered setting name (see ``bilevel.models.spm.list_spm_settings``) or a setting.
+    setting : str or SPMSetting, optional
+        Deprecated: pass the setting to :meth:`fit`.
     setting_params : mapping, optional
-        Keyword arguments of the registered setting (with a name only).
+        Keyword arguments of a registered setting given by name.
     statistic : str, default "price_allocation"
         Observation statistic of the learned mechanism (``bilevel.models.spm.STATISTICS``).
     objective : {"welfare", "revenue", "maxmin"}, optional
@@ -331,7 +384,7 @@ class SPMDesigner:
         ``"finite"``: the default discrete grid (``"auto"``: 0, the midpoints between
         consecutive support values, 1) for finite-support settings and continuous prices
         otherwise; None: continuous prices; other values as for ``SPMBatchedEnv``. Discrete
-        grids spare PPO from learning knife-edge thresholds (reference §1.4): on the kitchen
+        grids spare PPO from learning knife-edge price thresholds: on the kitchen
         sink, continuous prices stall at 84 % of the optimum where the grid reaches it.
     critic : {"obs", "state"}, default "obs"
         Critic input: the observation, or the full history plus private values.
@@ -341,8 +394,9 @@ class SPMDesigner:
         PPO hyperparameters; ``total_steps`` is replaced by ``steps``. Default: 512 rows,
         rollouts of ``n`` steps, 4 epochs of 4 minibatches, lr 1e-3, no entropy bonus,
         initial price standard deviation 0.2.
-    eval_episodes : int, default 65536
+    eval_samples : int, default 65536
         Monte Carlo episodes of the final evaluation when the support is not enumerated.
+        Formerly ``eval_episodes``.
     eval_every : int, default 5
         Updates between greedy-policy evaluations for the learning curve (4096 fresh
         episodes each); the best evaluated snapshot is the learned mechanism.
@@ -350,6 +404,13 @@ class SPMDesigner:
         Largest finite support evaluated exactly by enumeration (else Monte Carlo).
     exact_references : bool, default True
         Compute the best SPM/PSP/ASP values by DP or search where possible (seconds).
+    learning_rate : float, optional
+        PPO's Adam step size (default: the PPO configuration's, 1e-3).
+    threads : int or None, default 1
+        Torch intra-op threads during ``fit`` (restored afterwards; None: torch's setting).
+    max_seconds : float, optional
+        Wall-time limit of each PPO training (the learned mechanism and each learned
+        baseline); a training it stops says so in ``result_.status``.
     progress : bool, default False
         Print progress to stderr.
 
@@ -357,21 +418,31 @@ class SPMDesigner:
     ----------
     setting_ : SPMSetting
     policy_ : ActorCritic
-        The learned mechanism (``policy_.act(obs, masks)``).
+        The learned network (``policy_.act(obs, masks)``).
+    mechanism_ : callable
+        The greedy learned mechanism ``(obs, mask) -> (agent, prices)`` (:func:`mechanism_of`).
     baseline_policies_ : dict of str to ActorCritic
         The trained ASP/PSP policies.
     result_ : SPMDesignResult
+    history_ : list of (int, float)
+        ``(environment steps, greedy mean objective)`` of the learned mechanism's training.
+    evaluation_ : SPMValue
+        The learned mechanism's expected objective (``result_.learned``).
 
     Examples
     --------
-    >>> d = SPMDesigner("proposition1", steps=2048, baselines=(), eval_every=1)
-    >>> d.fit().result_.optimum.value * 3
+    >>> d = SPMDesigner(steps=2048, baselines=(), eval_every=1)
+    >>> d.fit("proposition1").result_.optimum.value * 3
     2.5
+    >>> d
+    SPMDesigner(baselines=(), eval_every=1, steps=2048)
     """
+
+    _renamed: ClassVar[Mapping[str, str]] = {"eval_episodes": "eval_samples"}
 
     def __init__(
         self,
-        setting: str | SPMSetting,
+        setting: str | SPMSetting | None = None,
         *,
         setting_params: Mapping[str, Any] | None = None,
         statistic: str = "price_allocation",
@@ -384,11 +455,15 @@ class SPMDesigner:
         critic: str = "obs",
         tie: str = "strict",
         ppo: PPOConfig | None = None,
-        eval_episodes: int = 65536,
+        eval_samples: int = 65536,
         eval_every: int = 5,
         exact_limit: int = 1 << 21,
         exact_references: bool = True,
+        learning_rate: float | None = None,
+        threads: int | None = 1,
+        max_seconds: float | None = None,
         progress: bool = False,
+        **renamed: Any,
     ) -> None:
         self.setting = setting
         self.setting_params = setting_params
@@ -402,51 +477,46 @@ class SPMDesigner:
         self.critic = critic
         self.tie = tie
         self.ppo = ppo
-        self.eval_episodes = eval_episodes
+        self.eval_samples = eval_samples
         self.eval_every = eval_every
         self.exact_limit = exact_limit
         self.exact_references = exact_references
+        self.learning_rate = learning_rate
+        self.threads = threads
+        self.max_seconds = max_seconds
         self.progress = progress
+        self._accept_renamed(renamed)
+        if setting is not None:
+            warnings.warn(
+                "SPMDesigner: pass the setting to fit (SPMDesigner(**params).fit(setting)); "
+                "SPMDesigner(setting) goes in the next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
     # ------------------------------------------------------------------ validation
 
-    def _validate(self) -> tuple[SPMSetting, str]:
-        if isinstance(self.setting, SPMSetting):
+    def _validate(self, problem: Any = None) -> tuple[SPMSetting, str]:
+        given = self.setting if problem is None else problem
+        if isinstance(given, SPMSetting):
             if self.setting_params:
-                raise ValueError("expected setting_params only with a setting name, got both")
-            setting = self.setting
-        elif isinstance(self.setting, str):
-            setting = make_spm_setting(self.setting, **dict(self.setting_params or {}))
+                raise bad_parameter("SPMDesigner", "setting_params",
+                                    "only with a setting name", self.setting_params)
+            setting = given
+        elif isinstance(given, str):
+            setting = make_spm_setting(given, **dict(self.setting_params or {}))
         else:
             raise TypeError(
-                f"expected setting as a name or an SPMSetting, got {type(self.setting).__name__}"
+                f"SPMDesigner: expected the setting as a name or an SPMSetting, got "
+                f"{type(given).__name__}"
             )
-        if self.statistic not in STATISTICS:
-            raise ValueError(f"expected statistic in {STATISTICS}, got {self.statistic!r}")
         objective = setting.objective if self.objective is None else self.objective
-        if objective not in OBJECTIVES:
-            raise ValueError(f"expected objective in {OBJECTIVES}, got {objective!r}")
-        if self.tie not in TIE_RULES:
-            raise ValueError(f"expected tie in {TIE_RULES}, got {self.tie!r}")
-        if self.critic not in ("obs", "state"):
-            raise ValueError(f"expected critic in ('obs', 'state'), got {self.critic!r}")
-        for name in ("steps", "eval_episodes", "eval_every", "seed"):
-            v = getattr(self, name)
-            lo = 0 if name == "seed" else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"expected {name} as an int >= {lo}, got {v!r}")
-        if self.baseline_steps is not None and (
-            isinstance(self.baseline_steps, bool) or not isinstance(self.baseline_steps, int)
-            or self.baseline_steps < 1
-        ):
-            raise ValueError(f"expected baseline_steps as an int >= 1, got {self.baseline_steps!r}")
+        check_parameters("SPMDesigner", {**self.get_params(deep=False), "objective": objective},
+                         _RULES)
         names: Any = self.baselines
         if isinstance(names, str) or any(b not in ("rsd", "asp", "psp") for b in names):
-            raise ValueError(
-                f"expected baselines among ('rsd', 'asp', 'psp'), got {self.baselines!r}"
-            )
-        if self.ppo is not None and not isinstance(self.ppo, PPOConfig):
-            raise TypeError(f"expected ppo as a PPOConfig, got {type(self.ppo).__name__}")
+            raise bad_parameter("SPMDesigner", "baselines", "among ('rsd', 'asp', 'psp')",
+                                self.baselines)
         return setting, objective
 
     def _grid(self, setting: SPMSetting) -> Any:
@@ -455,9 +525,11 @@ class SPMDesigner:
         return self.price_grid
 
     def _config(self, setting: SPMSetting, steps: int) -> PPOConfig:
-        if self.ppo is not None:
-            return replace(self.ppo, total_steps=steps)
-        return default_ppo_config(setting, steps)
+        cfg = (replace(self.ppo, total_steps=steps) if self.ppo is not None
+               else default_ppo_config(setting, steps))
+        if self.learning_rate is not None:
+            cfg = replace(cfg, learning_rate=float(self.learning_rate))
+        return cfg
 
     def _env(self, setting: SPMSetting, statistic: str, objective: str, num_envs: int,
              dtype: torch.dtype = torch.float32) -> SPMBatchedEnv:
@@ -471,7 +543,7 @@ class SPMDesigner:
 
     def _train(
         self, setting: SPMSetting, statistic: str, objective: str, steps: int, seed: int, label: str
-    ) -> tuple[ActorCritic, FloatArray, FloatArray, int, float, str]:
+    ) -> tuple[ActorCritic, FloatArray, FloatArray, PPOResult, float]:
         cfg = self._config(setting, steps)
         env = self._env(setting, statistic, objective, cfg.num_envs)
         eval_env = self._env(setting, statistic, objective, 4096)
@@ -497,33 +569,51 @@ class SPMDesigner:
                       file=sys.stderr)
 
         t0 = time.perf_counter()
-        res = train_ppo(env, cfg, gen, callback=evaluate)
+        res = train_ppo(env, cfg, gen, callback=evaluate, max_seconds=self.max_seconds)
         train_time = time.perf_counter() - t0
         policy = res.policy
         if best["state"] is not None:
             policy.load_state_dict(best["state"])
         policy.eval()
         return (policy, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64),
-                res.env_steps, train_time, res.message)
+                res, train_time)
 
-    def fit(self) -> SPMDesigner:
+    def fit(self, setting: str | SPMSetting | None = None) -> SPMDesigner:
         """Train the mechanism and the baselines, evaluate all of them.
+
+        Parameters
+        ----------
+        setting : str or SPMSetting
+            A registered setting name (``bilevel.models.spm.list_spm_settings``, with
+            ``setting_params``) or a setting.
 
         Returns
         -------
         SPMDesigner
-            ``self``, with ``setting_``, ``policy_``, ``baseline_policies_`` and ``result_``.
+            ``self``, with ``setting_``, ``policy_``, ``mechanism_``, ``baseline_policies_``,
+            ``result_``, ``history_`` and ``evaluation_``.
 
         Raises
         ------
         TypeError, ValueError
             On invalid parameters (checked before any training).
         """
-        setting, objective = self._validate()
+        setting_, objective = self._validate(setting)
+        if self.threads is None:
+            return self._fit(setting_, objective)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.threads))
+        try:
+            return self._fit(setting_, objective)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit(self, setting: SPMSetting, objective: str) -> SPMDesigner:
         start = time.perf_counter()
         grids = resolve_price_grid(setting, self._grid(setting))
-        policy, xs, ys, env_steps, train_time, message = self._train(
+        policy, xs, ys, trained, train_time = self._train(
             setting, self.statistic, objective, self.steps, self.seed, "learned")
+        env_steps = trained.env_steps
         curves = {"learned": (xs, ys)}
         learned = self._evaluate(setting, objective, policy, grids, self.statistic, self.seed + 7)
         baselines: dict[str, SPMValue] = {}
@@ -536,8 +626,8 @@ class SPMDesigner:
                 continue
             stat = _BASELINE_STATISTIC[name]
             bsteps = self.baseline_steps if self.baseline_steps is not None else self.steps
-            bpol, bx, by, _, _, _ = self._train(setting, stat, objective, bsteps,
-                                                self.seed + 101 * (k + 1), name)
+            bpol, bx, by, _, _ = self._train(setting, stat, objective, bsteps,
+                                             self.seed + 101 * (k + 1), name)
             curves[name] = (bx, by)
             baseline_policies[name] = bpol
             baselines[name] = self._evaluate(setting, objective, bpol, grids, stat,
@@ -548,7 +638,10 @@ class SPMDesigner:
                 setting, generator=torch.Generator().manual_seed(self.seed + 19))
         self.setting_ = setting
         self.policy_ = policy
+        self.mechanism_ = mechanism_of(policy, grids)
         self.baseline_policies_ = baseline_policies
+        self.history_ = [(int(x), float(y)) for x, y in zip(xs, ys, strict=True)]
+        self.evaluation_ = learned
         self.result_ = SPMDesignResult(
             setting=setting.name, params=dict(setting.params), statistic=self.statistic,
             objective=objective, learned=learned, baselines=baselines, optimum=optimum,
@@ -556,7 +649,7 @@ class SPMDesigner:
             curves=curves, env_steps=env_steps, train_time=train_time,
             wall_time=time.perf_counter() - start,
             steps_per_second=env_steps / train_time if train_time > 0 else math.inf,
-            message=message)
+            message=trained.message, status=RunStatus(trained.status), nit=trained.updates)
         return self
 
     def _evaluate(self, setting: SPMSetting, objective: str, policy: ActorCritic,
@@ -564,7 +657,7 @@ class SPMDesigner:
                   seed: int) -> SPMValue:
         samples = None
         if not (setting.finite and setting.n_profiles <= self.exact_limit):
-            samples = self.eval_episodes
+            samples = self.eval_samples
         return evaluate_mechanism(
             setting, mechanism_of(policy, grids), statistic=statistic, objective=objective,
             tie=self.tie, samples=samples, generator=torch.Generator().manual_seed(seed),
@@ -572,19 +665,22 @@ class SPMDesigner:
 
     # ------------------------------------------------------------------ persistence
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "policy_"):
-            raise ValueError("expected a fitted SPMDesigner (call fit() or load()), got unfitted")
-
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path) -> Path:
         """Write the learned policy and what is needed to rebuild its environment.
+
+        Read back by :func:`bilevel.load` (or :meth:`load`), without unpickling.
 
         Parameters
         ----------
         path : str or Path
-            A ``torch.save`` file.
+            A weights-only torch file.
+
+        Returns
+        -------
+        pathlib.Path
+            The written path.
         """
-        self._check_fitted()
+        self._check_fitted("policy_")
         grid = resolve_price_grid(self.setting_, self._grid(self.setting_))
         meta = {
             "setting": self.setting_.name,
@@ -597,6 +693,7 @@ class SPMDesigner:
             "tie": self.tie,
         }
         torch.save({"designer": meta, "policy": self.policy_.to_dict()}, path)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> SPMDesigner:
@@ -613,14 +710,15 @@ class SPMDesigner:
         meta = blob["designer"]
         params = {k: (tuple(v) if isinstance(v, list) else v)
                   for k, v in meta["setting_params"].items()}
-        d = cls(meta["setting"], setting_params=params, statistic=meta["statistic"],
+        d = cls(setting_params=params, statistic=meta["statistic"],
                 objective=meta["objective"], price_grid=meta["price_grid"],
                 critic=meta["critic"], tie=meta["tie"])
-        setting, _ = d._validate()
+        setting, _ = d._validate(meta["setting"])
         policy = ActorCritic.from_dict(blob["policy"])
         policy.eval()
         d.setting_ = setting
         d.policy_ = policy
+        d.mechanism_ = mechanism_of(policy, resolve_price_grid(setting, d._grid(setting)))
         return d
 
     def evaluate(self, episodes: int = 65536, seed: int = 0) -> SPMValue:
@@ -636,7 +734,7 @@ class SPMDesigner:
         -------
         SPMValue
         """
-        self._check_fitted()
+        self._check_fitted("policy_")
         obj = self.objective if self.objective is not None else self.setting_.objective
         grids = resolve_price_grid(self.setting_, self._grid(self.setting_))
         samples = None

@@ -6,31 +6,8 @@ is scored exactly against the followers' certified response (:func:`evaluate_lea
 report (:func:`stackelberg_report`) and the ``bilevel stackelberg`` subcommand sit beside it.
 """
 
-from bilevel.stackelberg._designer import StackelbergDesigner
-from bilevel.stackelberg._evaluation import (
-    LeaderActor,
-    LeaderEvaluation,
-    evaluate_leader,
-    worst_certified_value,
-)
-from bilevel.stackelberg._report import (
-    compare_critics,
-    dominant_outcome,
-    stackelberg_report,
-    summary_rows,
-)
-from bilevel.stackelberg._result import StackelbergResult, load_stackelberg
+import lazy_loader as _lazy
 
-__all__ = [
-    "LeaderActor",
-    "LeaderEvaluation",
-    "StackelbergDesigner",
-    "StackelbergResult",
-    "compare_critics",
-    "dominant_outcome",
-    "evaluate_leader",
-    "load_stackelberg",
-    "stackelberg_report",
-    "summary_rows",
-    "worst_certified_value",
-]
+# Names are imported on first use (the CLI's parser imports this package's _cli module without
+# loading torch or matplotlib); the type stub __init__.pyi lists them.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -4,9 +4,10 @@
 
     bilevel stackelberg GAME [--followers mw-exact|mw-sampled|q-learning]
                         [--critic centralized|plain]
-                        [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E] [--lr LR]
-                        [--iterations I] [--objective response|worst-certified]
-                        [--eval-every U] [--max-seconds T]
+                        [--pomdp stackelberg|basic] [--compare] [--seeds K] [--envs E]
+                        [--learning-rate LR] [--threads N] [--iterations I]
+                        [--objective response|worst-certified] [--eval-every U]
+                        [--max-seconds T]
                         [--steps N] [--seed S] [--out DIR] [--json]
 
 ``GAME`` is a name of :mod:`bilevel.models.stackelberg` (``normal_form:game_2:randomized``,
@@ -23,6 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from bilevel._flags import add_flag
 
 # Only argparse and the standard library are imported here (``bilevel --help`` starts fast);
 # the command imports torch and the Stackelberg family when it runs.
@@ -63,7 +66,8 @@ def _cmd_stackelberg(args: argparse.Namespace) -> int:
     from bilevel.stackelberg._report import compare_critics, stackelberg_report, summary_rows
 
     kwargs = {"followers": args.followers, "steps": args.steps, "num_envs": args.envs,
-              "learning_rate": args.lr, "iterations": args.iterations,
+              "learning_rate": args.learning_rate, "iterations": args.iterations,
+              "threads": args.threads,
               "objective": args.objective,
               "eval_every": args.eval_every, "max_seconds": args.max_seconds}
     if args.compare:
@@ -135,7 +139,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant (S, S+1, ...)")
     p.add_argument("--envs", type=int,
                    help="leader episodes in lockstep (default 16; 64 for randomised normal forms)")
-    p.add_argument("--lr", type=float, help="PPO learning rate (default per game)")
+    add_flag(p, "learning_rate", old=("--lr",), type=float,
+             help="PPO learning rate (default per game)")
+    add_flag(p, "threads", type=int, default=1, help="torch threads during training (default 1)")
     p.add_argument("--iterations", type=int, help="MW iterations of the response phase")
     p.add_argument("--objective", choices=("response", "worst-certified"),
                    help="training reward: against the learned response, or the worst certified "

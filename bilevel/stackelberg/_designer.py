@@ -12,9 +12,8 @@ Evaluation is exact (:func:`bilevel.stackelberg.evaluate_leader`); the result is
 
 Examples
 --------
->>> d = StackelbergDesigner("simple_allocation:1", steps=2_000, seed=0, num_envs=4,
-...                         eval_every=0)
->>> r = d.fit()
+>>> d = StackelbergDesigner(steps=2_000, seed=0, num_envs=4, eval_every=0)
+>>> r = d.fit("simple_allocation:1").result_
 >>> round(r.value, 4), r.certified
 (0.3333, True)
 """
@@ -24,12 +23,24 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bilevel._contract import (
+    Designer,
+    Rule,
+    RunStatus,
+    bad_parameter,
+    check_parameters,
+    choice_rule,
+    int_rule,
+    positive_rule,
+)
 from bilevel.models.stackelberg import NormalFormGame, StackelbergGame
 from bilevel.solvers.rl import (
     Action,
@@ -65,6 +76,21 @@ OBJECTIVES = ("response", "worst-certified")
 # MSGSpace response prefixes of the authors' maintained code (SP-B below) for Brero et al.
 # (2022, *Stackelberg POMDP*, §5.2), in MW updates
 _MSGSPACE_ITERATIONS = {2: 50, 3: 75, 4: 133, 5: 208, 6: 300}
+
+
+_RULES: dict[str, Rule] = {
+    "followers": choice_rule(*FOLLOWERS),
+    "critic": choice_rule(*CRITICS),
+    "pomdp": choice_rule(*POMDPS),
+    "objective": choice_rule(None, *OBJECTIVES),
+    "eval_every": int_rule(0),  # 0: evaluate at the end only
+    "num_envs": int_rule(1, optional=True),
+    "update_epochs": int_rule(1),
+    "num_minibatches": int_rule(1),
+    "iterations": int_rule(1, optional=True),
+    "reward_games": int_rule(1, optional=True),
+    "threshold": positive_rule(),
+}
 
 
 def _game_defaults(game: StackelbergGame) -> dict[str, Any]:
@@ -169,15 +195,15 @@ class _WorstCertifiedReward:
         return replace(s, reward=reward)
 
 
-class StackelbergDesigner:
+class StackelbergDesigner(Designer):
     """Learn a Stackelberg leader with PPO against multiplicative-weights followers.
+
+    The game is given to :meth:`fit`.
 
     Parameters
     ----------
-    game : str or StackelbergGame
-        A game of :mod:`bilevel.models.stackelberg` or its name
-        (``"normal_form:game_2:randomized"``, ``"matrix_design"``, ``"simple_allocation:3"``,
-        ``"mspm:PI:2"``, ``"mspm:MSGSpace:3:2"``).
+    game : str or StackelbergGame, optional
+        Deprecated: pass the game to :meth:`fit`.
     followers : {"mw-exact", "mw-sampled", "q-learning"}
         Follower dynamics: exact-expectation MW (ε = 0.1), sampled-reference MW (ε = 0.01), or
         tabular ε-greedy Q-learning (as in the authors' code for Brero et al. 2022, *Stackelberg
@@ -231,15 +257,26 @@ class StackelbergDesigner:
         setting alone. The default 1 is fastest: the tensors are small, and extra threads
         only add synchronisation (measured 10-20x slower on a loaded 2-core machine).
 
+    Attributes
+    ----------
+    policy_ : ActorCritic
+        The returned leader network (the best certified snapshot).
+    result_ : StackelbergResult
+        Training, the exact evaluation and its certificate.
+    history_ : list of (int, float)
+        ``(environment steps, exact leader value)`` of the evaluations during training.
+    evaluation_ : LeaderEvaluation
+        The returned leader's exact evaluation.
+
     Examples
     --------
-    >>> StackelbergDesigner("matrix_design", critic="plain").critic
-    'plain'
+    >>> StackelbergDesigner(critic="plain")
+    StackelbergDesigner(critic='plain')
     """
 
     def __init__(
         self,
-        game: str | StackelbergGame,
+        game: str | StackelbergGame | None = None,
         *,
         followers: str = "mw-exact",
         critic: str = "centralized",
@@ -260,6 +297,7 @@ class StackelbergDesigner:
         eval_every: int = 10,
         max_seconds: float | None = None,
         threads: int | None = 1,
+        **renamed: Any,
     ) -> None:
         self.game = game
         self.followers, self.critic, self.pomdp = followers, critic, pomdp
@@ -271,21 +309,30 @@ class StackelbergDesigner:
         self.num_minibatches, self.threshold = num_minibatches, threshold
         self.eval_every, self.max_seconds = eval_every, max_seconds
         self.threads = threads
+        self._accept_renamed(renamed)
+        if game is not None:
+            warnings.warn(
+                "StackelbergDesigner: pass the game to fit (StackelbergDesigner(**params)"
+                ".fit(game)); StackelbergDesigner(game) goes in the next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
-    def _validate(self) -> tuple[StackelbergGame, dict[str, Any]]:
-        game = _to_game(self.game)
-        for name, val, allowed in (("followers", self.followers, FOLLOWERS),
-                                   ("critic", self.critic, CRITICS),
-                                   ("pomdp", self.pomdp, POMDPS)):
-            if val not in allowed:
-                raise ValueError(f"expected {name} in {allowed}, got {val!r}")
+    def _validate(self, problem: Any = None) -> tuple[StackelbergGame, dict[str, Any]]:
+        given = self.game if problem is None else problem
+        if given is None:
+            raise TypeError("StackelbergDesigner: expected a game to fit (a name or a game of "
+                            "bilevel.models.stackelberg), got None")
+        check_parameters("StackelbergDesigner", self.get_params(deep=False), _RULES)
+        game = _to_game(given)
         cfg = _game_defaults(game)
         cfg["eval_iterations"] = cfg["iterations"]
         if self.followers == "q-learning":
             cfg["iterations"] *= math.prod(game.n_actions)
             if self.response != "deterministic":
-                raise ValueError(f"expected response='deterministic' with Q-learning followers, "
-                                 f"got {self.response!r}")
+                raise bad_parameter("StackelbergDesigner", "response",
+                                    "as 'deterministic' with Q-learning followers",
+                                    self.response)
         cfg.setdefault("objective", "response")
         for k in ("iterations", "reward", "reward_games", "ent_coef", "num_envs",
                   "learning_rate", "objective"):
@@ -294,28 +341,13 @@ class StackelbergDesigner:
                 cfg[k] = v
         if self.followers != "q-learning":
             cfg["eval_iterations"] = cfg["iterations"]
-        if cfg["objective"] not in OBJECTIVES:
-            raise ValueError(f"expected objective in {OBJECTIVES}, got {cfg['objective']!r}")
+        check_parameters("StackelbergDesigner", {"objective": cfg["objective"]}, _RULES)
         if cfg["objective"] == "worst-certified" and any(t != 1 for t in game.n_types):
-            raise ValueError(f"expected a complete-information game for objective "
-                             f"'worst-certified', got n_types {game.n_types}")
-        for name, ival, lo in (("steps", self.steps, 1), ("seed", self.seed, 0),
-                               ("num_envs", cfg["num_envs"], 1),
-                               ("eval_every", self.eval_every, 0),
-                               ("update_epochs", self.update_epochs, 1),
-                               ("num_minibatches", self.num_minibatches, 1)):
-            if isinstance(ival, bool) or not isinstance(ival, int):
-                raise TypeError(f"expected {name} as an int, got {type(ival).__name__}")
-            if ival < lo:
-                raise ValueError(f"expected {name} >= {lo}, got {ival}")
-        for name, fval in (("learning_rate", cfg["learning_rate"]),
-                           ("threshold", self.threshold)):
-            if isinstance(fval, bool) or not isinstance(fval, (int, float)) or not (
-                math.isfinite(fval) and fval > 0
-            ):
-                raise ValueError(f"expected {name} > 0, got {fval!r}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"expected max_seconds > 0 or None, got {self.max_seconds!r}")
+            raise ValueError(f"StackelbergDesigner: expected a complete-information game for "
+                             f"objective 'worst-certified', got n_types {game.n_types}")
+        check_parameters("StackelbergDesigner",
+                         {"num_envs": cfg["num_envs"], "learning_rate": cfg["learning_rate"]},
+                         _RULES)
         cfg.update(followers=self.followers, critic=self.critic, pomdp=self.pomdp,
                    steps=self.steps, seed=self.seed, response=self.response,
                    learning_rate=float(cfg["learning_rate"]),
@@ -324,32 +356,46 @@ class StackelbergDesigner:
                    max_seconds=self.max_seconds)
         return game, cfg
 
-    def fit(self) -> StackelbergResult:
+    def fit(self, game: str | StackelbergGame | None = None) -> StackelbergDesigner:
         """Train the leader and evaluate it exactly.
+
+        Parameters
+        ----------
+        game : str or StackelbergGame
+            A game of :mod:`bilevel.models.stackelberg` or its name
+            (``"normal_form:game_2:randomized"``, ``"matrix_design"``, ``"simple_allocation:3"``,
+            ``"mspm:PI:2"``, ``"mspm:MSGSpace:3:2"``).
 
         Returns
         -------
-        StackelbergResult
-            Also stored as ``self.result_``.
+        StackelbergDesigner
+            ``self``, with ``policy_``, ``result_``, ``history_`` and ``evaluation_``.
 
         Raises
         ------
         TypeError, ValueError
             For invalid hyperparameters or an unknown game.
         """
-        game, cfg = self._validate()
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int)
-            or self.threads < 1
-        ):
-            raise ValueError(f"expected threads to be an int >= 1 or None, got {self.threads!r}")
+        game_, cfg = self._validate(game)
         previous = torch.get_num_threads()
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         try:
-            return self._fit(game, cfg)
+            self._fit(game_, cfg)
         finally:
             torch.set_num_threads(previous)
+        return self
+
+    def save(self, directory: str | Path) -> Path:
+        """Save the design (``result.json`` and ``policy.pt``; read by :func:`bilevel.load`).
+
+        Returns
+        -------
+        pathlib.Path
+            The directory.
+        """
+        self._check_fitted("result_")
+        return self.result_.save(directory)
 
     def _fit(self, game: StackelbergGame, cfg: dict[str, Any]) -> StackelbergResult:
         core: LeaderGameCore = core_from_game(game)
@@ -406,12 +452,9 @@ class StackelbergDesigner:
                 e = evaluate(u.policy)
                 evals.append((float(u.env_steps), e))
                 keep(u.policy, e)
-            if cfg["max_seconds"] is not None and time.perf_counter() - start > cfg[
-                "max_seconds"
-            ]:
-                raise StopIteration
 
-        res = train_ppo(env, ppo, gen, callback=callback, policy=policy)
+        res = train_ppo(env, ppo, gen, callback=callback, policy=policy,
+                        max_seconds=cfg["max_seconds"])
         final = evaluate(res.policy)
         evals.append((float(res.env_steps), final))
         keep(res.policy, final)
@@ -431,5 +474,9 @@ class StackelbergDesigner:
             env_steps=res.env_steps, wall_time=wall, steps_per_second=res.steps_per_second,
             message=res.message, policy=res.policy, final_value=final.value,
             worst_value=(score(best) if cfg["objective"] == "worst-certified" else None),
+            status=RunStatus(res.status), nit=res.updates,
         )
+        self.policy_ = res.policy
+        self.history_ = [(int(s), float(e.value)) for s, e in evals]
+        self.evaluation_ = best
         return self.result_

@@ -71,8 +71,10 @@ def compare_critics(
     for v in variants:
         if v not in VARIANTS:
             raise ValueError(f"expected variants in {tuple(VARIANTS)}, got {v!r}")
-        out[v] = [StackelbergDesigner(game, seed=int(s), **VARIANTS[v], **designer_kwargs).fit()
-                  for s in seeds]
+        out[v] = [
+            StackelbergDesigner(seed=int(s), **VARIANTS[v], **designer_kwargs).fit(game).result_
+            for s in seeds
+        ]
     return out
 
 

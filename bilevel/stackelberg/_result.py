@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bilevel._contract import RunStatus
 from bilevel._jsonsafe import to_json
 from bilevel.solvers.rl import ActorCritic
 
@@ -73,6 +74,13 @@ class StackelbergResult:
     worst_value : float or None
         With ``objective="worst-certified"``: the returned leader's value against its worst
         certified response (:func:`worst_certified_value`); else None.
+    status : RunStatus
+        Why training stopped, as a code: ``completed``, ``time_limit`` (``max_seconds``).
+    nit : int
+        PPO updates.
+
+    With ``success`` (True: a fit that returns has not failed) and ``stats``, the outer-result
+    vocabulary of every designer.
     """
 
     game: str
@@ -97,6 +105,19 @@ class StackelbergResult:
     policy: ActorCritic | None = field(default=None, repr=False, compare=False)
     final_value: float | None = None
     worst_value: float | None = None
+    status: RunStatus = RunStatus.COMPLETED
+    nit: int = 0
+
+    @property
+    def success(self) -> bool:
+        """True: a fit that returns has not failed."""
+        return True
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Training figures."""
+        return {"env_steps": self.env_steps, "steps_per_second": self.steps_per_second,
+                "bcce_gap": self.bcce_gap, "certified": self.certified}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (everything but the network)."""
@@ -116,6 +137,7 @@ class StackelbergResult:
             "message": self.message,
             "final_value": self.value if self.final_value is None else self.final_value,
             "worst_value": self.worst_value,
+            "status": str(self.status), "nit": self.nit,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -176,4 +198,5 @@ def load_stackelberg(directory: str | Path) -> StackelbergResult:
         steps_per_second=num("steps_per_second"), message=r["message"], policy=policy,
         final_value=num("final_value" if "final_value" in r else "value"),
         worst_value=None if r.get("worst_value") is None else float(r["worst_value"]),
+        status=RunStatus(r.get("status", "completed")), nit=int(r.get("nit", 0)),
     )

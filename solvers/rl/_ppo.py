@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -190,6 +191,13 @@ class PPOResult:
         Why training stopped.
     losses : dict of str to float
         Last minibatch's loss terms.
+    status : str
+        Why training stopped, as a code shared by every outer result of the library:
+        ``"completed"`` (the step budget), ``"time_limit"`` (``max_seconds``) or
+        ``"callback"``.
+
+    The outer-result vocabulary also has ``success`` (always True: training that runs does
+    not fail, it raises), ``nit`` (``updates``) and ``stats``.
     """
 
     policy: ActorCritic
@@ -202,6 +210,23 @@ class PPOResult:
     steps_per_second: float
     message: str = "completed the step budget"
     losses: dict[str, float] = field(default_factory=dict)
+    status: str = "completed"
+
+    @property
+    def success(self) -> bool:
+        """True: a training run that returns has not failed."""
+        return True
+
+    @property
+    def nit(self) -> int:
+        """PPO updates performed."""
+        return self.updates
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Environment steps, throughput and the last minibatch's losses."""
+        return {"env_steps": self.env_steps, "steps_per_second": self.steps_per_second,
+                "losses": dict(self.losses)}
 
 
 def _check_step(step: EnvStep, env: BatchedEnv) -> None:
@@ -236,6 +261,7 @@ def train_ppo(
     callback: Callable[[PPOUpdate], None] | None = None,
     progress: bool = False,
     policy: ActorCritic | None = None,
+    max_seconds: float | None = None,
 ) -> PPOResult:
     """Train an actor-critic with PPO on a batched environment.
 
@@ -254,6 +280,9 @@ def train_ppo(
         Print one line per update to stderr.
     policy : ActorCritic, optional
         Continue training this network instead of a fresh one.
+    max_seconds : float, optional
+        Stop after the first update that ends past this many seconds (``status
+        "time_limit"``).
 
     Returns
     -------
@@ -313,6 +342,7 @@ def train_ppo(
     curve_ret: list[float] = []
     losses: dict[str, float] = {}
     message = "completed the step budget"
+    status = "completed"
     ep_return = torch.zeros(E, dtype=torch.float64, device=dev)
 
     start = time.perf_counter()
@@ -419,7 +449,12 @@ def train_ppo(
                 callback(PPOUpdate(update, env_steps, mean_obj, mean_ret, n_fin, losses, policy))
             except StopIteration:
                 message = f"stopped by the callback after update {update}"
+                status = "callback"
                 break
+        if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            message = f"stopped by max_seconds = {max_seconds} after update {update}"
+            status = "time_limit"
+            break
     wall = time.perf_counter() - start
     return PPOResult(
         policy=policy,
@@ -432,6 +467,7 @@ def train_ppo(
         steps_per_second=env_steps / wall if wall > 0 else math.inf,
         message=message,
         losses=losses,
+        status=status,
     )
 
 

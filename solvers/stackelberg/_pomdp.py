@@ -58,7 +58,7 @@ stores every step).
 
 Not done here: SP-B's in-episode certification (extending the response phase until a
 candidate response passes the B-CCE check) would need the leader's policy on observations not
-yet visited; the designer certifies at evaluation instead (:mod:`bilevel.stackelberg._designer`).
+yet visited; the designer certifies at evaluation instead (:mod:`bilevel.stackelberg._evaluation`).
 """
 
 from __future__ import annotations

@@ -320,7 +320,7 @@ def test_unknown_lp_solver(sales: Environment) -> None:
 def test_designer_unknown_method(sales: Environment) -> None:
     with pytest.raises(
         ValueError,
-        match=r"The 'method' parameter of AMADesigner must be one of \('grid', 'first_order'",
+        match=r"^AMADesigner: expected method as one of \('grid', 'first_order'",
     ):
         AMADesigner(method="nope").fit(sales)
 
@@ -328,13 +328,12 @@ def test_designer_unknown_method(sales: Environment) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        (dict(n_points=0), r"The 'n_points' parameter of AMADesigner must be an int >= 1\. Got 0"),
-        (dict(n_points=2.5), r"The 'n_points' parameter .* Got 2\.5"),
-        (dict(n_profiles=0), r"The 'n_profiles' parameter of AMADesigner must be an int >= 1"),
-        (dict(eval_samples=-1), r"The 'eval_samples' parameter of AMADesigner must be an int >= 0"),
-        (dict(seed=-3), r"The 'seed' parameter of AMADesigner must be an int >= 0"),
-        (dict(max_steps=0), r"The 'max_steps' parameter of AMADesigner must be an int >= 1"),
-        (dict(boost_box=(1.0, -1.0)), r"The 'boost_box' parameter of AMADesigner must be"),
+        (dict(n_points=0), r"^AMADesigner: expected n_points as an int >= 1 or None, got 0$"),
+        (dict(n_profiles=0), r"^AMADesigner: expected n_profiles as an int >= 1"),
+        (dict(eval_samples=-1), r"^AMADesigner: expected eval_samples as an int >= 0, got -1$"),
+        (dict(seed=-3), r"^AMADesigner: expected seed as an int >= 0, got -3$"),
+        (dict(max_steps=0), r"^AMADesigner: expected max_steps as an int >= 1 or None, got 0$"),
+        (dict(boost_box=(1.0, -1.0)), r"^AMADesigner: expected boost_box as \(lo, hi\)"),
         (dict(boost_box=(-np.inf, 1.0)), r"finite lo < hi"),
         (dict(inner="simplex"), r"expected inner solver in \('dp', 'lp'\)"),
         (dict(objective="profit"), r"expected objective in \['revenue', 'welfare'\]"),
@@ -347,9 +346,18 @@ def test_designer_bad_parameters(
         AMADesigner(**kwargs).fit(sales)  # type: ignore[arg-type]
 
 
+def test_designer_parameter_of_the_wrong_type(sales: Environment) -> None:
+    with pytest.raises(TypeError, match=r"^AMADesigner: expected n_points as an int >= 1 or None, "
+                                        r"got 2\.5$"):
+        AMADesigner(n_points=2.5).fit(sales)  # type: ignore[arg-type]
+
+
 def test_designer_needs_environment() -> None:
-    with pytest.raises(TypeError, match=r"expected an Environment \(see make_env\), got str"):
-        AMADesigner().fit("sales")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"expected an Environment \(see make_env\), got int"):
+        AMADesigner().fit(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError,
+                       match=r"expected an environment name in \[.*'sales'.*\], got 'salez'"):
+        AMADesigner().fit("salez")
 
 
 def test_grid_search_bad_parameters() -> None:

@@ -193,10 +193,10 @@ DESIGN_ENVS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 DESIGN_BUDGETS: dict[str, dict[str, Any]] = {
     "grid": {"n_points": 32, "n_profiles": 100},
-    "zeroth_order": {"iters": 20, "n_validation": 100, "validate_every": 10},
-    "first_order": {"iters": 20, "n_validation": 100, "validate_every": 10},
-    "multistart": {"n_points": 16, "n_profiles": 100, "iters": 10, "n_starts": 2,
-                   "n_validation": 100, "validate_every": 5, "n_final": 200},
+    "zeroth_order": {"steps": 20, "n_validation": 100, "eval_every": 10},
+    "first_order": {"steps": 20, "n_validation": 100, "eval_every": 10},
+    "multistart": {"n_points": 16, "n_profiles": 100, "steps": 10, "n_starts": 2,
+                   "n_validation": 100, "eval_every": 5, "n_final": 200},
     "cma": {"n_evals": 30, "n_scan": 16, "n_profiles": 200, "n_validation": 100},
 }
 

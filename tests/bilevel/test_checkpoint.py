@@ -119,8 +119,8 @@ class _Plant:
 
 
 def _small_design(path: Path, **kw: object) -> AMADesigner:
-    return AMADesigner(**{"method": "zeroth_order", "iters": 4, "n_profiles": 3,
-                          "n_perturbations": 2, "n_validation": 20, "validate_every": 2,
+    return AMADesigner(**{"method": "zeroth_order", "steps": 4, "n_profiles": 3,
+                          "n_perturbations": 2, "n_validation": 20, "eval_every": 2,
                           "eval_samples": 0, "seed": 7, "checkpoint": path,
                           "checkpoint_every": 0.0, **kw})  # type: ignore[arg-type]
 
@@ -152,7 +152,7 @@ def test_planted_pickle_checkpoint_never_runs(n_trials: int, layout: str, tmp_pa
 @pytest.mark.parametrize("n_trials", [1, 2])
 def test_garbage_and_truncated_store_checkpoints_are_refused(n_trials: int, tmp_path: Path) -> None:
     store_path = tmp_path / "store.sqlite"
-    design = _small_design(store_path, n_trials=n_trials, iters=2)
+    design = _small_design(store_path, n_trials=n_trials, steps=2)
     key = design.checkpoint_key(ENV)
     design.fit(ENV)
     good = ResultStore(store_path).get_blob(key)
@@ -160,30 +160,30 @@ def test_garbage_and_truncated_store_checkpoints_are_refused(n_trials: int, tmp_
     for bad in (b"", b"not a checkpoint", good[: len(good) // 2], good[:-30], b"PK\x03\x04junk"):
         ResultStore(store_path).put_blob(key, bad)
         with pytest.raises(ValueError, match="delete it to start over"):
-            _small_design(store_path, n_trials=n_trials, iters=2).fit(ENV)
+            _small_design(store_path, n_trials=n_trials, steps=2).fit(ENV)
     # a readable table of another kind
     ResultStore(store_path).put_blob(key, dumps({"format": "other", "trials": {0: b"x"}}))
     with pytest.raises(ValueError, match="expected a table of format"):
-        _small_design(store_path, n_trials=n_trials, iters=2).fit(ENV)
+        _small_design(store_path, n_trials=n_trials, steps=2).fit(ENV)
     # the good record still resumes (replays the finished search)
     ResultStore(store_path).put_blob(key, good)
-    again = _small_design(store_path, n_trials=n_trials, iters=2).fit(ENV)
+    again = _small_design(store_path, n_trials=n_trials, steps=2).fit(ENV)
     assert again.result_.search.stats["resumed_at_step"] == 2
 
 
 @pytest.mark.parametrize("n_trials", [1, 2])
 def test_killed_multi_trial_design_resumes_identically(n_trials: int, tmp_path: Path) -> None:
-    ref = _small_design(tmp_path / "ref.sqlite", n_trials=n_trials, iters=6).fit(ENV)
+    ref = _small_design(tmp_path / "ref.sqlite", n_trials=n_trials, steps=6).fit(ENV)
     path = tmp_path / "run.sqlite"
 
     def stop(info: Intermediate) -> None:
         if info.nit >= 3:
             raise StopIteration
 
-    stopped = _small_design(path, n_trials=n_trials, iters=6, callback=stop).fit(ENV)
+    stopped = _small_design(path, n_trials=n_trials, steps=6, callback=stop).fit(ENV)
     assert stopped.result_.search.nit == 3 * n_trials
     # the callback is not part of the key: the same checkpoint, resumed trial by trial
-    d = _small_design(path, n_trials=n_trials, iters=6)
+    d = _small_design(path, n_trials=n_trials, steps=6)
     assert d.checkpoint_key(ENV) == stopped.checkpoint_key(ENV)
     resumed = d.fit(ENV)
     assert resumed.result_.search.stats["resumed_at_step"] == 3
@@ -224,8 +224,8 @@ def cb(info):
     if slow:
         time.sleep(0.05)
 env = make_env("sales", n_agents=3, n_items=2)
-d = AMADesigner(method="zeroth_order", iters=60, n_profiles=5, n_perturbations=4,
-                n_validation=100, validate_every=10, eval_samples=300, seed=4,
+d = AMADesigner(method="zeroth_order", steps=60, n_profiles=5, n_perturbations=4,
+                n_validation=100, eval_every=10, eval_samples=300, seed=4,
                 checkpoint=sys.argv[1], checkpoint_every=0.0, callback=cb).fit(env)
 print(json.dumps({"boosts": d.mechanism_.boosts.tolist(), "mean": d.evaluation_.mean,
                   "resumed": d.result_.search.stats.get("resumed_at_step", 0)}))

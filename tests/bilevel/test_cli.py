@@ -123,8 +123,8 @@ _CONFIG = (
     '[env]\nname = "sales"\nn_agents = 2\nn_items = 1\n\n'
     '[design]\nmethods = ["grid", "zeroth_order"]\nseeds = [0]\neval_samples = 40\n\n'
     "[budgets.grid]\nn_points = 4\nn_profiles = 10\n\n"
-    "[budgets.zeroth_order]\niters = 3\nn_profiles = 3\nn_perturbations = 2\n"
-    "n_validation = 10\nvalidate_every = 1\n"
+    "[budgets.zeroth_order]\nsteps = 3\nn_profiles = 3\nn_perturbations = 2\n"
+    "n_validation = 10\neval_every = 1\n"
 )
 _TINY = QUICK.__class__(
     "quick", grid_points=8, grid_profiles=10, iters=3, multistart_points=8, eval_samples=40,

@@ -29,7 +29,7 @@ n_points = 16
 n_profiles = 50
 
 [budgets.zeroth_order]
-iters = 5
+steps = 5
 n_validation = 0
 """
 

@@ -119,7 +119,7 @@ def test_perturbation_gradient_is_unbiased_on_a_smooth_toy() -> None:
 def test_designer_gradient_methods_improve_on_vcg(method: str) -> None:
     env = make_env("sales", n_agents=3, n_items=2)
     extra = {"n_points": 256} if method == "multistart" else {}
-    d = AMADesigner(method=method, iters=100, n_validation=500, validate_every=20,
+    d = AMADesigner(method=method, steps=100, n_validation=500, eval_every=20,
                     eval_samples=3000, seed=1, n_starts=2, **extra).fit(env)
     ev = d.evaluation_
     assert ev is not None and ev.diff_mean is not None and ev.diff_se is not None
@@ -130,8 +130,8 @@ def test_designer_gradient_methods_improve_on_vcg(method: str) -> None:
 
 def test_first_order_optimises_positive_weights_for_asymmetric() -> None:
     env = make_env("sales", n_agents=3, n_items=2, dist="asymmetric")
-    d = AMADesigner(method="first_order", iters=30, lr=0.05, optimizer="adam", n_validation=0,
-                    eval_samples=500, seed=0).fit(env)
+    d = AMADesigner(method="first_order", steps=30, learning_rate=0.05, optimizer="adam",
+                    n_validation=0, eval_samples=500, seed=0).fit(env)
     w = d.mechanism_.weights
     assert np.all(w > 0)
     assert not np.allclose(w, 1.0)  # weights moved
@@ -139,7 +139,7 @@ def test_first_order_optimises_positive_weights_for_asymmetric() -> None:
 
 def test_makespan_search_minimises() -> None:
     env = make_env("scheduling", n_agents=2, n_tasks=3, makespan="reference")
-    d = AMADesigner(method="zeroth_order", iters=200, n_validation=300, validate_every=20,
+    d = AMADesigner(method="zeroth_order", steps=200, n_validation=300, eval_every=20,
                     eval_samples=2000, seed=0).fit(env)
     ev = d.evaluation_
     assert ev is not None and not ev.maximize and ev.diff_mean is not None
@@ -149,7 +149,7 @@ def test_makespan_search_minimises() -> None:
 
 def test_search_reproducible() -> None:
     env = make_env("sales", n_agents=2, n_items=2)
-    kw = {"method": "zeroth_order", "iters": 10, "n_validation": 0, "eval_samples": 100}
+    kw = {"method": "zeroth_order", "steps": 10, "n_validation": 0, "eval_samples": 100}
     m1 = AMADesigner(**kw, seed=3).fit(env).mechanism_  # type: ignore[arg-type]
     m2 = AMADesigner(**kw, seed=3).fit(env).mechanism_  # type: ignore[arg-type]
     np.testing.assert_array_equal(m1.boosts, m2.boosts)
@@ -177,10 +177,10 @@ def test_bad_searcher_parameters(factory: object, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"method": "first_order", "alpha": -1.0}, "'alpha' parameter"),
-        ({"method": "first_order", "lr": 0.0}, "'lr' parameter"),
-        ({"method": "multistart", "refine": "grid"}, "'refine' parameter"),
-        ({"method": "zeroth_order", "iters": 0}, "'iters' parameter"),
+        ({"method": "first_order", "alpha": -1.0}, "expected alpha as"),
+        ({"method": "first_order", "learning_rate": 0.0}, "expected learning_rate as"),
+        ({"method": "multistart", "refine": "grid"}, "expected refine as"),
+        ({"method": "zeroth_order", "steps": 0}, "expected steps as"),
     ],
 )
 def test_bad_designer_parameters(kwargs: dict[str, object], fragment: str) -> None:
@@ -208,7 +208,7 @@ def test_nan_gradients_raise() -> None:
 
 def test_first_order_through_cvxpylayers_reference_matches_fast_solver() -> None:
     env = make_env("sales", n_agents=2, n_items=2)
-    kw = {"method": "first_order", "iters": 3, "alpha": 0.1, "n_validation": 0,
+    kw = {"method": "first_order", "steps": 3, "alpha": 0.1, "n_validation": 0,
           "eval_samples": 100, "seed": 5}
     fast = AMADesigner(**kw).fit(env).mechanism_  # type: ignore[arg-type]
     ref = AMADesigner(**kw, regularised_solver="cvxpy").fit(env).mechanism_  # type: ignore[arg-type]

@@ -12,8 +12,8 @@ import pytest
 from bilevel import AMADesigner, make_env
 
 ENV = make_env("sales", n_agents=3, n_items=2)
-KW = dict(method="zeroth_order", iters=20, n_profiles=5, n_perturbations=4, n_validation=200,
-          validate_every=5, eval_samples=0, seed=11)
+KW = dict(method="zeroth_order", steps=20, n_profiles=5, n_perturbations=4, n_validation=200,
+          eval_every=5, eval_samples=0, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_grid_chunks_on_an_executor_match_the_sequential_search(
 def test_bad_trial_and_executor_arguments() -> None:
     with pytest.raises(ValueError, match="n_trials"):
         AMADesigner(method="first_order", n_trials=0).fit(ENV)
-    with pytest.raises(ValueError, match="n_validation >= 1"):
+    with pytest.raises(ValueError,
+                       match="expected n_validation as an int >= 1 to choose between n_trials"):
         AMADesigner(method="first_order", n_trials=2, n_validation=0).fit(ENV)
     with pytest.raises(TypeError, match="Executor"):
         AMADesigner(executor=object()).fit(ENV)  # type: ignore[arg-type]
@@ -65,8 +66,8 @@ def test_bad_trial_and_executor_arguments() -> None:
 
 
 def test_multistart_refines_one_default_start_per_trial() -> None:
-    kw = dict(method="multistart", n_points=16, n_starts=1, iters=6, n_profiles=4,
-              n_perturbations=3, n_validation=100, validate_every=3, eval_samples=0, seed=5)
+    kw = dict(method="multistart", n_points=16, n_starts=1, steps=6, n_profiles=4,
+              n_perturbations=3, n_validation=100, eval_every=3, eval_samples=0, seed=5)
     one = AMADesigner(**kw).fit(ENV)  # type: ignore[arg-type]
     three = AMADesigner(**kw, n_trials=3).fit(ENV)  # type: ignore[arg-type]
     sel = three.mechanism_.meta["selection"]
@@ -88,8 +89,8 @@ def test_multistart_default_starts_replay_the_stand_alone_runs_of_their_seed(
     """With ``replay_seeds`` the default starts are exactly the stand-alone trials of that
     seed: the selected stand-alone trial's mechanism is a multistart candidate, bit for bit."""
     iters = 6
-    common = dict(iters=iters, n_profiles=4, n_perturbations=3, n_validation=60,
-                  validate_every=iters, eval_samples=0, n_trials=3)
+    common = dict(steps=iters, n_profiles=4, n_perturbations=3, n_validation=60,
+                  eval_every=iters, eval_samples=0, n_trials=3)
     alone = AMADesigner(method=method, seed=23, **common).fit(ENV)  # type: ignore[arg-type]
     t = alone.result_.search.stats["selected_trial"]
     d = AMADesigner(method="multistart", n_points=8, n_starts=1, seed=5,

@@ -97,12 +97,12 @@ ENV = make_env("sales", n_agents=3, n_items=2)
 GRID_ENV = make_env("gridworld", n_agents=2, grid=3, dist="onecell")
 METHODS: dict[str, dict[str, Any]] = {
     "grid": dict(method="grid", n_points=24, n_profiles=30),
-    "zeroth_order": dict(method="zeroth_order", iters=6, n_profiles=4, n_perturbations=3,
-                         n_validation=50, validate_every=3, n_trials=2),
-    "first_order": dict(method="first_order", iters=6, n_profiles=4, n_validation=50,
-                        validate_every=3, n_trials=2),
-    "multistart": dict(method="multistart", n_points=16, n_profiles=20, n_starts=2, iters=4,
-                       n_perturbations=2, n_validation=40, validate_every=2, n_trials=1,
+    "zeroth_order": dict(method="zeroth_order", steps=6, n_profiles=4, n_perturbations=3,
+                         n_validation=50, eval_every=3, n_trials=2),
+    "first_order": dict(method="first_order", steps=6, n_profiles=4, n_validation=50,
+                        eval_every=3, n_trials=2),
+    "multistart": dict(method="multistart", n_points=16, n_profiles=20, n_starts=2, steps=4,
+                       n_perturbations=2, n_validation=40, eval_every=2, n_trials=1,
                        n_final=60),
     "cma": dict(method="cma", n_evals=12, n_scan=8, n_profiles=60, n_validation=40),
 }

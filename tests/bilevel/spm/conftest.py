@@ -9,5 +9,5 @@ from bilevel.spm._designer import SPMDesigner
 
 @pytest.fixture(scope="session")
 def prop1() -> SPMDesigner:
-    return SPMDesigner("proposition1", steps=20_000, seed=0, baselines=("rsd", "asp"),
-                       price_grid=None).fit()
+    return SPMDesigner(steps=20_000, seed=0, baselines=("rsd", "asp"),
+                       price_grid=None).fit("proposition1")

@@ -59,7 +59,7 @@ def test_save_load_roundtrip(prop1: SPMDesigner, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="written by SPMDesigner"):
         SPMDesigner.load(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="fitted"):
-        SPMDesigner("proposition1").save(tmp_path / "x.pt")
+        SPMDesigner().save(tmp_path / "x.pt")
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_save_load_roundtrip(prop1: SPMDesigner, tmp_path: Path) -> None:
         (dict(statistic="everything"), ValueError, "statistic"),
         (dict(objective="happiness"), ValueError, "objective"),
         (dict(steps=0), ValueError, "steps"),
-        (dict(steps=1.5), ValueError, "steps"),
+        (dict(steps=1.5), TypeError, "steps"),
         (dict(baselines=("rsd", "vcg")), ValueError, "baselines"),
         (dict(baselines="rsd"), ValueError, "baselines"),
         (dict(tie="sometimes"), ValueError, "tie"),
@@ -78,20 +78,20 @@ def test_save_load_roundtrip(prop1: SPMDesigner, tmp_path: Path) -> None:
 )
 def test_designer_bad_input(kw: dict[str, object], exc: type[Exception], match: str) -> None:
     with pytest.raises(exc, match=match):
-        SPMDesigner("proposition1", **kw).fit()  # type: ignore[arg-type]
+        SPMDesigner(**kw).fit("proposition1")  # type: ignore[arg-type]
 
 
 def test_designer_bad_setting() -> None:
     with pytest.raises(TypeError, match="SPMSetting"):
-        SPMDesigner(3).fit()  # type: ignore[arg-type]
+        SPMDesigner().fit(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="setting_params"):
-        SPMDesigner(make_spm_setting("proposition1"), setting_params={"x": 1}).fit()
+        SPMDesigner(setting_params={"x": 1}).fit(make_spm_setting("proposition1"))
 
 
 def test_designer_accepts_ppo_config() -> None:
     cfg = PPOConfig(num_envs=64, num_steps=2, num_minibatches=2)
-    d = SPMDesigner("proposition1", steps=256, baselines=(), ppo=cfg,
-                    exact_references=False).fit()
+    d = SPMDesigner(steps=256, baselines=(), ppo=cfg,
+                    exact_references=False).fit("proposition1")
     assert d.result_.env_steps == 256 and d.result_.best == {}
 
 
@@ -99,7 +99,7 @@ def test_designer_accepts_ppo_config() -> None:
 
 
 def _fit(name: str, steps: int, **kw: object) -> SPMDesigner:
-    return SPMDesigner(name, steps=steps, seed=0, **kw).fit()  # type: ignore[arg-type]
+    return SPMDesigner(steps=steps, seed=0, **kw).fit(name)  # type: ignore[arg-type]
 
 
 # Measured with these exact calls (one seed, 1 torch thread, 2 shared cores): see the

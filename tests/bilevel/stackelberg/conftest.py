@@ -14,5 +14,5 @@ from bilevel.stackelberg._result import StackelbergResult
 def game1() -> StackelbergResult:
     # normal-form game 1 ("Escape"): committing to row 2 earns 30/30 = 1.0 (reference §3.1)
     torch.set_num_threads(1)  # session fixtures run before the autouse one
-    return StackelbergDesigner("normal_form:game_1", steps=20_000, seed=0, num_envs=16,
-                               eval_every=5).fit()
+    return StackelbergDesigner(steps=20_000, seed=0, num_envs=16,
+                               eval_every=5).fit("normal_form:game_1").result_

@@ -42,7 +42,7 @@ def test_cli_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert "bilevel: error: expected" in capsys.readouterr().err
     args = _parser().parse_args(["stackelberg", "matrix_design", "--steps", "0"])
     assert args.func(args) == 2
-    assert "expected steps >= 1" in capsys.readouterr().err
+    assert "expected steps as an int >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parser().parse_args(["stackelberg", "matrix_design", "--critic", "bogus"])
 

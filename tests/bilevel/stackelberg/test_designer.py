@@ -28,30 +28,30 @@ def test_learns_normal_form_game1(game1: StackelbergResult) -> None:
 
 
 def test_simple_allocation_m1_value_is_one_third() -> None:
-    r = StackelbergDesigner("simple_allocation:1", steps=3_000, seed=1, num_envs=4,
-                            eval_every=0).fit()
+    r = StackelbergDesigner(steps=3_000, seed=1, num_envs=4,
+                            eval_every=0).fit("simple_allocation:1").result_
     assert r.value == pytest.approx(1 / 3, abs=1e-9)
     assert r.certified
 
 
 def test_designer_bad_input() -> None:
     with pytest.raises(ValueError, match="expected critic"):
-        StackelbergDesigner("matrix_design", critic="mappo").fit()
+        StackelbergDesigner(critic="mappo").fit("matrix_design")
     with pytest.raises(ValueError, match="expected followers"):
-        StackelbergDesigner("matrix_design", followers="q").fit()
+        StackelbergDesigner(followers="q").fit("matrix_design")
     with pytest.raises(TypeError, match="expected steps as an int"):
-        StackelbergDesigner("matrix_design", steps=1.5).fit()  # type: ignore[arg-type]
+        StackelbergDesigner(steps=1.5).fit("matrix_design")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected a game name"):
-        StackelbergDesigner(3).fit()  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="expected num_envs >= 1"):
-        StackelbergDesigner("matrix_design", num_envs=0).fit()
-    with pytest.raises(ValueError, match="expected learning_rate > 0"):
-        StackelbergDesigner("matrix_design", learning_rate=-1.0).fit()
+        StackelbergDesigner().fit(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected num_envs as an int >= 1"):
+        StackelbergDesigner(num_envs=0).fit("matrix_design")
+    with pytest.raises(ValueError, match="expected learning_rate as a finite float > 0"):
+        StackelbergDesigner(learning_rate=-1.0).fit("matrix_design")
     with pytest.raises(ValueError, match="expected threads"):
-        StackelbergDesigner("matrix_design", threads=0).fit()
-    with pytest.raises(ValueError, match="response='deterministic'"):
-        StackelbergDesigner("simple_allocation:2", followers="q-learning",
-                            response="empirical_average").fit()
+        StackelbergDesigner(threads=0).fit("matrix_design")
+    with pytest.raises(ValueError, match="expected response as 'deterministic'"):
+        StackelbergDesigner(followers="q-learning",
+                            response="empirical_average").fit("simple_allocation:2")
     with pytest.raises(ValueError, match="expected variants"):
         compare_critics("matrix_design", variants=("bogus",))
 
@@ -59,8 +59,8 @@ def test_designer_bad_input() -> None:
 # --- best certified snapshot, worst certified response ---------------------------------------
 
 def test_returned_leader_is_the_best_certified_snapshot() -> None:
-    r = StackelbergDesigner("normal_form:game_2", steps=2_000, seed=0, num_envs=8,
-                            eval_every=1).fit()
+    r = StackelbergDesigner(steps=2_000, seed=0, num_envs=8,
+                            eval_every=1).fit("normal_form:game_2").result_
     certified = r.eval_values[r.eval_gaps <= 0.05]
     assert certified.size >= 2
     assert r.value == pytest.approx(float(certified.max()), abs=1e-12)
@@ -82,7 +82,7 @@ def test_returned_leader_is_the_best_certified_snapshot() -> None:
      ("mspm:PI:2", 1_000_000, -0.005)],
 )
 def test_convergence(game: str, steps: int, target: float) -> None:
-    r = StackelbergDesigner(game, steps=steps, seed=0).fit()
+    r = StackelbergDesigner(steps=steps, seed=0).fit(game).result_
     assert r.value >= target
     assert r.certified and r.bcce_gap <= 0.05
 
@@ -92,7 +92,7 @@ def test_matrix_design_learns_dominance() -> None:
     # issue 6 acceptance: value >= 1.60 with a welfare-optimal outcome in dominant strategies
     from bilevel.stackelberg._report import dominant_outcome
 
-    r = StackelbergDesigner("matrix_design", steps=300_000, seed=0).fit()
+    r = StackelbergDesigner(steps=300_000, seed=0).fit("matrix_design").result_
     assert r.value >= 1.60
     assert dominant_outcome(make_game("matrix_design"), r.leader_table[0]) in ((0, 1), (1, 0))
 
@@ -102,14 +102,14 @@ def test_matrix_design_learns_dominance() -> None:
 def test_msgspace_3_reaches_loss_zero(seed: int) -> None:
     # issue 6 acceptance: MSGSpace k = 3, 2 messages: loss >= -0.01, certified (optimum 0);
     # measured: both seeds reach 0 at an evaluation, and the best certified snapshot is returned
-    r = StackelbergDesigner("mspm:MSGSpace:3:2", steps=1_000_000, seed=seed).fit()
+    r = StackelbergDesigner(steps=1_000_000, seed=seed).fit("mspm:MSGSpace:3:2").result_
     assert r.value >= -0.01
     assert r.certified and r.bcce_gap <= 0.05
 
 
 def test_designer_learns_normal_form_game1_against_q_learners() -> None:
-    r = StackelbergDesigner("normal_form:game_1", followers="q-learning", steps=5_000, seed=0,
-                            num_envs=16, eval_every=0).fit()
+    r = StackelbergDesigner(followers="q-learning", steps=5_000, seed=0,
+                            num_envs=16, eval_every=0).fit("normal_form:game_1").result_
     assert r.config["followers"] == "q-learning"
     assert r.config["iterations"] == 33 * 3  # as many games as 33 exact-MW iterations
     assert r.config["eval_iterations"] == 33
@@ -121,6 +121,6 @@ def test_designer_learns_normal_form_game1_against_q_learners() -> None:
 @pytest.mark.slow
 def test_convergence_simple_allocation_m3_against_q_learners() -> None:
     # measured: value 1.0 (optimum), B-CCE gap 0, ~30 s on a loaded 2-core machine
-    r = StackelbergDesigner("simple_allocation:3", followers="q-learning", steps=400_000,
-                            seed=0).fit()
+    r = StackelbergDesigner(followers="q-learning", steps=400_000,
+                            seed=0).fit("simple_allocation:3").result_
     assert r.value >= 0.98 and r.certified

@@ -73,7 +73,8 @@ def test_worst_certified_value_against_a_grid_and_dominance() -> None:
     assert w[0] == pytest.approx(1.1, abs=1e-9)
     assert w[1] < 1.3 and w[2] > 1.65  # dominance is what the worst response rewards
     # matrix design trains for (and selects snapshots by) the worst certified value
-    r = StackelbergDesigner("matrix_design", steps=2_000, seed=0, num_envs=4, eval_every=2).fit()
+    d = StackelbergDesigner(steps=2_000, seed=0, num_envs=4, eval_every=2)
+    r = d.fit("matrix_design").result_
     assert r.config["objective"] == "worst-certified" and r.worst_value is not None
     assert r.worst_value == pytest.approx(
         float(worst_certified_value(payoff_table(g, r.leader_table[0]))[0]), abs=1e-9)
@@ -83,6 +84,6 @@ def test_worst_certified_value_against_a_grid_and_dominance() -> None:
     with pytest.raises(ValueError, match="threshold"):
         worst_certified_value(payoff_table(g, dom), 0.0)
     with pytest.raises(ValueError, match="objective"):
-        StackelbergDesigner("matrix_design", objective="bogus").fit()
+        StackelbergDesigner(objective="bogus").fit("matrix_design")
     with pytest.raises(ValueError, match="complete-information"):
-        StackelbergDesigner("simple_allocation:2", objective="worst-certified").fit()
+        StackelbergDesigner(objective="worst-certified").fit("simple_allocation:2")

@@ -1,0 +1,10 @@
+from ._designer import REFERENCE_BEST_SPM as REFERENCE_BEST_SPM
+from ._designer import SPMDesigner as SPMDesigner
+from ._designer import SPMDesignResult as SPMDesignResult
+from ._designer import best_values as best_values
+from ._designer import default_ppo_config as default_ppo_config
+from ._designer import mechanism_of as mechanism_of
+from ._report import plot_spm_curves as plot_spm_curves
+from ._report import spm_report_markdown as spm_report_markdown
+from ._report import spm_report_rows as spm_report_rows
+from ._report import write_spm_report as write_spm_report

@@ -1,0 +1,11 @@
+from ._designer import StackelbergDesigner as StackelbergDesigner
+from ._evaluation import LeaderActor as LeaderActor
+from ._evaluation import LeaderEvaluation as LeaderEvaluation
+from ._evaluation import evaluate_leader as evaluate_leader
+from ._evaluation import worst_certified_value as worst_certified_value
+from ._report import compare_critics as compare_critics
+from ._report import dominant_outcome as dominant_outcome
+from ._report import stackelberg_report as stackelberg_report
+from ._report import summary_rows as summary_rows
+from ._result import StackelbergResult as StackelbergResult
+from ._result import load_stackelberg as load_stackelberg
