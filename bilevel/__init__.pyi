@@ -1,3 +1,4 @@
+from . import audit as audit
 from . import models as models
 from . import reproduce as reproduce
 from . import search as search
@@ -44,6 +45,7 @@ from ._report import design_report as design_report
 from ._report import format_table as format_table
 from ._report import write_design as write_design
 from ._store import ResultStore as ResultStore
+from .audit import Exploitability as Exploitability
 from .models import Environment as Environment
 from .models import EnvSpec as EnvSpec
 from .models import Registry as Registry
