@@ -1,0 +1,869 @@
+"""Exact dynamic programming for tabular mechanisms in the discrete bandit auction.
+
+Buyers learn their values by consuming (the bandit auction of the dynamic mechanism-design paper
+with evolving types): every period each buyer reports its current value, the mechanism allocates
+the single good (m = 1) to at most one buyer and charges payments, and the winner's value moves by
+a transition kernel that depends on how often it has been served, while the others' values stay
+put. Allocations are *realised* (drawn from the mechanism's probabilities and made public), so
+the experience counts are integers and the state space is finite.
+
+Everything here is computed exactly in float64 by backward induction over
+(period τ, experience profile, value profile):
+
+* :class:`TabularMechanism` describes a mechanism whose allocation probabilities and payments
+  depend on the period, the current report profile and (optionally) the public experience
+  profile, with the baselines :func:`posted_price`, :func:`myopic_second_price` and
+  :func:`dynamic_pivot` (the dynamic pivot mechanism of Bergemann and Välimäki (2010));
+* :func:`truthful_value` gives revenue, welfare and each buyer's utility under truthful reports;
+* :func:`best_response_value` gives one buyer's best-response value and its exploitability
+  (exact for one buyer; an upper bound, the clairvoyant buyer that also sees the others' values,
+  for several);
+* :func:`best_posted_price` finds the revenue-maximising posted price exactly.
+
+Conventions (these reproduce the benchmark values used in the tests):
+
+* the kernel applied at a buyer's k-th allocation (k = 1, 2, …) is K_disc(α) with
+  α = k/2, i.e. the experience count *includes* the current allocation
+  (``experience_includes_current=True``): the first allocation uses α = 0.5;
+* the mechanism's "experience profile" is the number of realised allocations each buyer has had
+  *before* the current period;
+* revenue is the discounted sum of payments (costs are zero), welfare the discounted sum of the
+  winner's true value.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from bilevel.models.typing import FloatArray, IntArray
+
+__all__ = [
+    "BestResponse",
+    "PostedPriceChoice",
+    "TabularMechanism",
+    "TruthfulValue",
+    "best_posted_price",
+    "best_response_value",
+    "discrete_kernel",
+    "dynamic_pivot",
+    "experience_kernels",
+    "myopic_second_price",
+    "posted_price",
+    "truthful_value",
+]
+
+_TOL = 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# The environment as arrays
+# --------------------------------------------------------------------------------------------
+
+
+def discrete_kernel(support: FloatArray, alpha: float) -> FloatArray:
+    """The value kernel K_disc(α) of the discrete bandit auction.
+
+    Row v is the law of the next value: K(v' | v) ∝ exp(−α |v' − v|), normalised over the support.
+
+    Parameters
+    ----------
+    support : ndarray of shape (V,)
+        The finite value support, strictly increasing.
+    alpha : float
+        The stickiness coefficient, ≥ 0 (α = 0 gives uniform rows).
+
+    Returns
+    -------
+    ndarray of shape (V, V)
+        Row-stochastic transition matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.round(discrete_kernel(np.array([1.0, 2.0, 3.0]), 0.5)[0], 4)
+    array([0.5065, 0.3072, 0.1863])
+    """
+    s = _support(support)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"expected a finite alpha >= 0, got {alpha}")
+    w = np.exp(-float(alpha) * np.abs(s[None, :] - s[:, None]))
+    out: FloatArray = w / w.sum(axis=1, keepdims=True)
+    return out
+
+
+def experience_kernels(
+    support: FloatArray, horizon: int, *, experience_includes_current: bool = True
+) -> FloatArray:
+    """The kernels K_disc(α_k) applied at a buyer's allocation number k + 1, for k < horizon.
+
+    Parameters
+    ----------
+    support : ndarray of shape (V,)
+        The value support.
+    horizon : int
+        The number of periods T (a buyer is served at most T times).
+    experience_includes_current : bool, default True
+        True: α = (k + 1)/2 (the first allocation uses α = 0.5, the discrete setting of the
+        paper); False: α = k/2 (the first allocation uses α = 0, a uniform redraw).
+
+    Returns
+    -------
+    ndarray of shape (horizon, V, V)
+        ``out[k]`` is the kernel used when the buyer has been served k times before.
+    """
+    h = _positive_int(horizon, "horizon")
+    shift = 1.0 if experience_includes_current else 0.0
+    return np.stack([discrete_kernel(support, 0.5 * (k + shift)) for k in range(h)])
+
+
+@dataclass(frozen=True, eq=False)
+class _Setting:
+    """Validated arrays of a discrete bandit auction (one good)."""
+
+    n: int
+    horizon: int
+    gamma: float
+    support: FloatArray  # (V,)
+    prior: FloatArray  # (V,)
+    kernels: FloatArray  # (T, V, V)
+
+    @property
+    def n_values(self) -> int:
+        return int(self.support.shape[0])
+
+
+def _setting(
+    n: int,
+    horizon: int,
+    gamma: float,
+    support: FloatArray,
+    prior: FloatArray | None,
+    kernel: FloatArray | None,
+) -> _Setting:
+    nn = _positive_int(n, "n")
+    h = _positive_int(horizon, "horizon")
+    g = float(gamma)
+    if not np.isfinite(g) or not 0.0 <= g <= 1.0:
+        raise ValueError(f"expected gamma in [0, 1], got {gamma}")
+    s = _support(support)
+    nv = s.shape[0]
+    if prior is None:
+        pr = np.full(nv, 1.0 / nv)
+    else:
+        pr = np.asarray(prior, dtype=np.float64)
+        if pr.shape != (nv,):
+            raise ValueError(f"expected prior of shape ({nv},), got {pr.shape}")
+        if not np.all(np.isfinite(pr)) or np.any(pr < 0) or abs(pr.sum() - 1.0) > 1e-9:
+            raise ValueError(f"expected a probability vector as prior, got {pr.tolist()}")
+    if kernel is None:
+        ks = experience_kernels(s, h)
+    else:
+        k = np.asarray(kernel, dtype=np.float64)
+        if k.shape == (nv, nv):
+            ks = np.broadcast_to(k, (h, nv, nv)).copy()
+        elif k.ndim == 3 and k.shape[0] >= h and k.shape[1:] == (nv, nv):
+            ks = k[:h].copy()
+        else:
+            raise ValueError(
+                f"expected kernel of shape ({nv}, {nv}) or (K >= {h}, {nv}, {nv}), got {k.shape}"
+            )
+        if not np.all(np.isfinite(ks)) or np.any(ks < 0):
+            raise ValueError("expected a kernel with finite non-negative entries, got others")
+        bad = np.abs(ks.sum(axis=-1) - 1.0).max()
+        if bad > 1e-9:
+            raise ValueError(f"expected kernel rows summing to 1, got a deviation of {bad:.3g}")
+    return _Setting(nn, h, g, s, pr, ks)
+
+
+# --------------------------------------------------------------------------------------------
+# Index bookkeeping: flattened experience profiles (T^n) and value/report profiles (V^n)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Index:
+    n: int
+    horizon: int
+    n_values: int
+    e_comp: IntArray  # (n, NE): buyer j's experience count in profile e
+    e_next: IntArray  # (n, NE): profile after serving j (count clipped at T - 1)
+    v_comp: IntArray  # (n, NV): buyer j's value index in profile v
+    v_replace: IntArray  # (n, NV, V): profile v with buyer j's value replaced by w
+
+    @property
+    def n_exp(self) -> int:
+        return int(self.e_comp.shape[1])
+
+    @property
+    def n_prof(self) -> int:
+        return int(self.v_comp.shape[1])
+
+
+def _index(n: int, horizon: int, n_values: int) -> _Index:
+    e = np.array(list(itertools.product(range(horizon), repeat=n)), dtype=np.int64).reshape(-1, n)
+    v = np.array(list(itertools.product(range(n_values), repeat=n)), dtype=np.int64).reshape(-1, n)
+    ew = horizon ** np.arange(n - 1, -1, -1)
+    vw = n_values ** np.arange(n - 1, -1, -1)
+    e_next = np.empty((n, e.shape[0]), dtype=np.int64)
+    v_rep = np.empty((n, v.shape[0], n_values), dtype=np.int64)
+    for j in range(n):
+        ej = e.copy()
+        ej[:, j] = np.minimum(ej[:, j] + 1, horizon - 1)
+        e_next[j] = ej @ ew
+        for w in range(n_values):
+            vj = v.copy()
+            vj[:, j] = w
+            v_rep[j, :, w] = vj @ vw
+    return _Index(n, horizon, n_values, e.T.copy(), e_next, v.T.copy(), v_rep)
+
+
+# --------------------------------------------------------------------------------------------
+# Tabular mechanisms
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class TabularMechanism:
+    """A direct dynamic mechanism for one good, as tables over (τ, experience, reports).
+
+    In period τ the mechanism sees the current report profile and, if it conditions on it, the
+    public experience profile (the number of realised allocations each buyer had before τ). It
+    outputs the probabilities of giving the good to the null buyer or to buyer i, and each
+    buyer's (expected) payment. The realised winner is drawn from these probabilities.
+
+    Profiles are flattened in row-major order: the report profile (r_1, …, r_n), with r_i the
+    index of buyer i's report in the support, has index Σ_i r_i V^{n−1−i}; the experience
+    profile (e_1, …, e_n), e_i ∈ {0, …, T−1}, has index Σ_i e_i T^{n−1−i}.
+
+    Attributes
+    ----------
+    allocation : ndarray of shape (T, NE, V**n, n + 1)
+        Probabilities; column 0 is the null buyer (the good is kept), column i the buyer i.
+        NE = T**n if the mechanism conditions on experience, else 1.
+    payments : ndarray of shape (T, NE, V**n, n)
+        The payment of each buyer to the seller.
+    name : str
+        A label for reports.
+    """
+
+    allocation: FloatArray
+    payments: FloatArray
+    name: str = "tabular"
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.allocation, dtype=np.float64)
+        p = np.asarray(self.payments, dtype=np.float64)
+        if a.ndim != 4 or a.shape[-1] < 2:
+            raise ValueError(f"expected allocation of shape (T, NE, V**n, n + 1), got {a.shape}")
+        t, ne, nr, n1 = a.shape
+        if p.shape != (t, ne, nr, n1 - 1):
+            raise ValueError(f"expected payments of shape {(t, ne, nr, n1 - 1)}, got {p.shape}")
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(p))):
+            raise ValueError("expected finite allocation and payments, got NaN or inf")
+        if np.any(a < -_TOL) or np.abs(a.sum(axis=-1) - 1.0).max() > 1e-9:
+            raise ValueError(
+                "expected allocation probabilities summing to 1 over null + buyers, got others"
+            )
+        if ne != 1 and ne != t ** (n1 - 1):
+            raise ValueError(f"expected NE = 1 or T**n = {t ** (n1 - 1)}, got {ne}")
+        object.__setattr__(self, "allocation", a)
+        object.__setattr__(self, "payments", p)
+
+    @property
+    def horizon(self) -> int:
+        """Number of periods T."""
+        return int(self.allocation.shape[0])
+
+    @property
+    def n(self) -> int:
+        """Number of buyers."""
+        return int(self.allocation.shape[-1] - 1)
+
+    @property
+    def uses_experience(self) -> bool:
+        """Whether the tables depend on the experience profile."""
+        return bool(self.allocation.shape[1] != 1)
+
+
+def _highest_winner(reports: FloatArray, eligible: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Uniform tie-break among the eligible buyers with the highest report.
+
+    reports, eligible: (NR, n). Returns the allocation (NR, n + 1) and the second-highest report
+    among the others for each buyer (NR, n), −inf if none.
+    """
+    nr, n = reports.shape
+    masked = np.where(eligible > 0, reports, -np.inf)
+    top = masked.max(axis=1, keepdims=True)
+    win = (masked == top) & (eligible > 0)
+    cnt = win.sum(axis=1, keepdims=True)
+    alloc = np.zeros((nr, n + 1))
+    alloc[:, 1:] = np.where(cnt > 0, win / np.maximum(cnt, 1), 0.0)
+    alloc[:, 0] = 1.0 - alloc[:, 1:].sum(axis=1)
+    others = np.empty((nr, n))
+    for i in range(n):
+        rest = np.delete(reports, i, axis=1)
+        others[:, i] = rest.max(axis=1) if n > 1 else -np.inf
+    return alloc, others
+
+
+def _report_profiles(support: FloatArray, n: int) -> FloatArray:
+    idx = _index(n, 1, support.shape[0])
+    out: FloatArray = support[idx.v_comp.T]
+    return out
+
+
+def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> TabularMechanism:
+    """The per-period posted price: sell at ``price`` to a buyer whose report is ≥ ``price``.
+
+    Tie rule: if several buyers report at least the price, the good goes to the highest report,
+    and ties among the highest are split uniformly at random; a report equal to the price buys.
+    Only the winner pays, so each buyer's expected payment is price × its winning probability.
+
+    Parameters
+    ----------
+    price : float
+        The posted price.
+    n : int
+        Number of buyers.
+    horizon : int
+        Number of periods T.
+    support : ndarray of shape (V,)
+        The value (and report) support.
+
+    Returns
+    -------
+    TabularMechanism
+        Tables of shape (T, 1, V**n, ·): the mechanism ignores experience and history.
+    """
+    p = float(price)
+    if not np.isfinite(p):
+        raise ValueError(f"expected a finite price, got {price}")
+    nn, h, s = _positive_int(n, "n"), _positive_int(horizon, "horizon"), _support(support)
+    r = _report_profiles(s, nn)
+    alloc, _ = _highest_winner(r, (r >= p - _TOL).astype(np.float64))
+    pay = alloc[:, 1:] * p
+    a = np.broadcast_to(alloc, (h, 1, *alloc.shape)).copy()
+    q = np.broadcast_to(pay, (h, 1, *pay.shape)).copy()
+    return TabularMechanism(a, q, name=f"posted {p:g}")
+
+
+def myopic_second_price(
+    *, n: int, horizon: int, support: FloatArray, reserve: float = 0.0
+) -> TabularMechanism:
+    """The per-period second-price auction, run afresh every period (ignores the future).
+
+    The highest report at or above ``reserve`` wins (ties split uniformly at random) and pays the
+    larger of the reserve and the highest other report (in a tie: the tied value).
+
+    Parameters
+    ----------
+    n : int
+        Number of buyers.
+    horizon : int
+        Number of periods T.
+    support : ndarray of shape (V,)
+        The value support.
+    reserve : float, default 0.0
+        The reserve price.
+
+    Returns
+    -------
+    TabularMechanism
+        Tables of shape (T, 1, V**n, ·).
+    """
+    res = float(reserve)
+    if not np.isfinite(res):
+        raise ValueError(f"expected a finite reserve, got {reserve}")
+    nn, h, s = _positive_int(n, "n"), _positive_int(horizon, "horizon"), _support(support)
+    r = _report_profiles(s, nn)
+    alloc, others = _highest_winner(r, (r >= res - _TOL).astype(np.float64))
+    pay = alloc[:, 1:] * np.maximum(others, res)
+    a = np.broadcast_to(alloc, (h, 1, *alloc.shape)).copy()
+    q = np.broadcast_to(pay, (h, 1, *pay.shape)).copy()
+    return TabularMechanism(a, q, name="myopic second price")
+
+
+def _efficient_values(st: _Setting, ix: _Index, active: IntArray) -> tuple[FloatArray, IntArray]:
+    """Efficient welfare W_τ(e, v) of the buyers in ``active`` and its argmax (0 = keep).
+
+    Returns W of shape (T + 1, NE, NV) and the efficient outcome of shape (T, NE, NV). Ties go
+    to the lowest outcome index (keeping before buyer 1 before buyer 2 …).
+    """
+    ne, nv = ix.n_exp, ix.n_prof
+    w = np.zeros((st.horizon + 1, ne, nv))
+    best = np.zeros((st.horizon, ne, nv), dtype=np.int64)
+    for t in range(st.horizon - 1, -1, -1):
+        nxt = w[t + 1]
+        q = np.full((ne, nv, st.n + 1), -np.inf)
+        q[:, :, 0] = st.gamma * nxt
+        for j in active:
+            cont = _serve(st, ix, int(j), nxt[:, :, None])[:, :, 0]
+            q[:, :, j + 1] = st.support[ix.v_comp[j]][None, :] + st.gamma * cont
+        top = q.max(axis=2, keepdims=True)
+        best[t] = np.argmax(q >= top - 1e-12, axis=2)
+        w[t] = top[:, :, 0]
+    return w, best
+
+
+def dynamic_pivot(
+    *,
+    n: int,
+    horizon: int,
+    support: FloatArray,
+    gamma: float = 1.0,
+    prior: FloatArray | None = None,
+    kernel: FloatArray | None = None,
+) -> TabularMechanism:
+    """The dynamic pivot mechanism of Bergemann and Välimäki (2010) on the reported state.
+
+    The state s = (experience profile, reported value profile). The efficient policy solves
+    W(s) = max_a [Σ_i v_i 1{a = i} + γ E W(s′)] (a = keep or a buyer), W_{−i} solves the same
+    problem without buyer i (i's state frozen). With the efficient outcome a*, buyer i pays its
+    externality on the others this period, net of the change in their future:
+    p_i = W_{−i}(s) − Σ_{j≠i} v_j 1{a* = j} − γ E[W_{−i}(s′) | s, a*].
+    Truthful reporting is then a best response in every state even to an agent who sees the
+    others' values (periodic ex-post incentive compatibility), and the continuation utility
+    W(s) − W_{−i}(s) is ≥ 0 (ex-post participation).
+
+    Ties in the efficient policy go to the lowest outcome index (keep, then buyer 1, 2, …).
+
+    Parameters
+    ----------
+    n : int
+        Number of buyers.
+    horizon : int
+        Number of periods T.
+    support : ndarray of shape (V,)
+        The value support.
+    gamma : float, default 1.0
+        Discount factor.
+    prior : ndarray of shape (V,), optional
+        Unused by the mechanism (validated only); default uniform.
+    kernel : ndarray of shape (V, V) or (K >= T, V, V), optional
+        The kernels per experience count; default :func:`experience_kernels`.
+
+    Returns
+    -------
+    TabularMechanism
+        Tables of shape (T, T**n, V**n, ·), conditioning on experience.
+    """
+    st = _setting(n, horizon, gamma, support, prior, kernel)
+    ix = _index(st.n, st.horizon, st.n_values)
+    everyone = np.arange(st.n)
+    _, best = _efficient_values(st, ix, everyone)
+    vals = st.support[ix.v_comp]  # (n, NV)
+    t_, ne, nv = best.shape
+    alloc = np.zeros((t_, ne, nv, st.n + 1))
+    np.put_along_axis(alloc, best[..., None], 1.0, axis=3)
+    pay = np.zeros((t_, ne, nv, st.n))
+    for i in range(st.n):
+        w_mi, _ = _efficient_values(st, ix, np.delete(everyone, i))
+        for t in range(t_):
+            nxt = w_mi[t + 1]
+            # E[W_{-i}(s') | s, a] for every outcome a.
+            cont = np.empty((ne, nv, st.n + 1))
+            cont[:, :, 0] = nxt
+            for j in range(st.n):
+                cont[:, :, j + 1] = _serve(st, ix, j, nxt[:, :, None])[:, :, 0]
+            others = np.zeros((ne, nv, st.n + 1))
+            for j in range(st.n):
+                if j != i:
+                    others[:, :, j + 1] = vals[j][None, :]
+            a = alloc[t]
+            pay[t, :, :, i] = w_mi[t] - (a * (others + st.gamma * cont)).sum(axis=2)
+    return TabularMechanism(alloc, pay, name="dynamic pivot")
+
+
+# --------------------------------------------------------------------------------------------
+# Dynamic programming
+# --------------------------------------------------------------------------------------------
+
+
+def _serve(st: _Setting, ix: _Index, j: int, u_next: FloatArray) -> FloatArray:
+    """E[u_next(e + 1_j, v with v_j ~ K[e_j](v_j, ·))] for every (e, v); u_next (NE, NV, Q)."""
+    shifted = u_next[ix.e_next[j]]  # (NE, NV, Q)
+    gathered = shifted[:, ix.v_replace[j], :]  # (NE, NV, V, Q)
+    weights = st.kernels[ix.e_comp[j]][:, ix.v_comp[j], :]  # (NE, NV, V)
+    out: FloatArray = np.einsum("evw,evwq->evq", weights, gathered)
+    return out
+
+
+def _check_mechanism(mech: TabularMechanism, st: _Setting) -> None:
+    if not isinstance(mech, TabularMechanism):
+        raise TypeError(f"expected a TabularMechanism, got {type(mech).__name__}")
+    want = (st.horizon, st.n_values**st.n, st.n + 1)
+    got = (mech.horizon, mech.allocation.shape[2], mech.allocation.shape[3])
+    if got != want:
+        raise ValueError(
+            f"expected a mechanism with (T, V**n, n + 1) = {want} to fit the setting, got {got}"
+        )
+
+
+def _flow_value(
+    a_t: FloatArray,
+    p_t: FloatArray,
+    cont: FloatArray,
+    vals: FloatArray,
+    gamma: float,
+    reports: IntArray,
+) -> FloatArray:
+    """Flow + discounted continuation of [utilities, revenue, welfare] for a report index per
+    value profile: a_t (NE, NR, n + 1), p_t (NE, NR, n), cont (NE, NV, n + 1, Q), vals (n, NV),
+    reports (NV,). Returns (NE, NV, Q)."""
+    n = p_t.shape[-1]
+    a = a_t[:, reports]  # (NE, NV, n + 1)
+    p = p_t[:, reports]  # (NE, NV, n)
+    won = a[:, :, 1:] * vals.T[None]
+    flow = np.empty((*cont.shape[:2], n + 2))
+    flow[:, :, :n] = won - p
+    flow[:, :, n] = p.sum(axis=2)
+    flow[:, :, n + 1] = won.sum(axis=2)
+    out: FloatArray = flow + gamma * np.einsum("evo,evoq->evq", a, cont)
+    return out
+
+
+def _evaluate(
+    st: _Setting,
+    ix: _Index,
+    mech: TabularMechanism,
+    agent: int | None,
+) -> tuple[FloatArray, IntArray]:
+    """Backward induction; agent None = everyone truthful, else ``agent`` best-responds seeing
+    the whole state (others truthful).
+
+    Returns the value table (T, NE, NV, n + 2) with columns [utility of each buyer, revenue,
+    welfare] and the agent's chosen report index (T, NE, NV) (truthful if agent is None).
+    Ties in the agent's choice go to the truthful report, then to the lowest report.
+    """
+    n, ne, nv, nvals = st.n, ix.n_exp, ix.n_prof, st.n_values
+    q_dim = n + 2
+    vals = st.support[ix.v_comp]  # (n, NV)
+    table = np.zeros((st.horizon + 1, ne, nv, q_dim))
+    choice = np.zeros((st.horizon, ne, nv), dtype=np.int64)
+    truthful = np.arange(nv)
+    for t in range(st.horizon - 1, -1, -1):
+        nxt = table[t + 1]
+        # Continuation of every quantity for each realised outcome: (NE, NV, n + 1, Q).
+        cont = np.empty((ne, nv, n + 1, q_dim))
+        cont[:, :, 0] = nxt
+        for j in range(n):
+            cont[:, :, j + 1] = _serve(st, ix, j, nxt)
+        a_t = np.broadcast_to(mech.allocation[t], (ne, nv, n + 1))
+        p_t = np.broadcast_to(mech.payments[t], (ne, nv, n))
+
+        truth = _flow_value(a_t, p_t, cont, vals, st.gamma, truthful)
+        if agent is None:
+            table[t] = truth
+            continue
+        cand = np.stack(
+            [
+                _flow_value(a_t, p_t, cont, vals, st.gamma, ix.v_replace[agent][:, w])
+                for w in range(nvals)
+            ]
+        )
+        util = cand[..., agent]  # (V, NE, NV)
+        top = util.max(axis=0)
+        own = ix.v_comp[agent]
+        take_truth = truth[..., agent] >= top - 1e-12
+        pick = np.argmax(util >= top[None] - 1e-12, axis=0)
+        pick = np.where(take_truth, own[None, :], pick)
+        table[t] = np.take_along_axis(cand, pick[None, :, :, None], axis=0)[0]
+        choice[t] = pick
+    return table[: st.horizon], choice
+
+
+def _initial(st: _Setting, ix: _Index, table: FloatArray) -> FloatArray:
+    """Prior expectation at τ = 0 with zero experience: (Q,)."""
+    w = np.prod(st.prior[ix.v_comp], axis=0)  # (NV,)
+    out: FloatArray = w @ table[0, 0]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class TruthfulValue:
+    """Expected values of a mechanism when every buyer reports truthfully.
+
+    Attributes
+    ----------
+    revenue : float
+        Expected discounted sum of payments.
+    welfare : float
+        Expected discounted sum of the winners' true values.
+    utilities : ndarray of shape (n,)
+        Each buyer's expected discounted utility (value won minus payments).
+    utility_by_state : ndarray of shape (T, NE, NV, n)
+        Each buyer's continuation utility from period τ in state (experience profile, value
+        profile), flattened as in :class:`TabularMechanism` (NE = T**n; profiles with an
+        experience count above τ are unreachable; counts are clipped at T − 1).
+    """
+
+    revenue: float
+    welfare: float
+    utilities: FloatArray
+    utility_by_state: FloatArray
+
+
+def truthful_value(
+    mechanism: TabularMechanism,
+    *,
+    support: FloatArray,
+    gamma: float = 1.0,
+    prior: FloatArray | None = None,
+    kernel: FloatArray | None = None,
+) -> TruthfulValue:
+    """Revenue, welfare and utilities of ``mechanism`` under truthful reports, exactly.
+
+    Parameters
+    ----------
+    mechanism : TabularMechanism
+        The mechanism; its tables fix n and T.
+    support : ndarray of shape (V,)
+        The value support.
+    gamma : float, default 1.0
+        Discount factor.
+    prior : ndarray of shape (V,), optional
+        Law of each buyer's initial value (independent across buyers); default uniform.
+    kernel : ndarray of shape (V, V) or (K >= T, V, V), optional
+        Kernel per experience count (see :func:`experience_kernels`, the default).
+
+    Returns
+    -------
+    TruthfulValue
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = np.array([1.0, 2.0, 3.0])
+    >>> v = truthful_value(posted_price(2.0, n=1, horizon=1, support=s), support=s)
+    >>> round(v.revenue, 6), round(float(v.utilities[0]), 6)
+    (1.333333, 0.333333)
+    """
+    if not isinstance(mechanism, TabularMechanism):
+        raise TypeError(f"expected a TabularMechanism, got {type(mechanism).__name__}")
+    st = _setting(mechanism.n, mechanism.horizon, gamma, support, prior, kernel)
+    _check_mechanism(mechanism, st)
+    ix = _index(st.n, st.horizon, st.n_values)
+    table, _ = _evaluate(st, ix, mechanism, None)
+    init = _initial(st, ix, table)
+    return TruthfulValue(
+        revenue=float(init[st.n]),
+        welfare=float(init[st.n + 1]),
+        utilities=init[: st.n].copy(),
+        utility_by_state=table[..., : st.n].copy(),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class BestResponse:
+    """One buyer's exact best response against truthful others.
+
+    Attributes
+    ----------
+    agent : int
+        The deviating buyer.
+    value : float
+        Its best-response expected utility.
+    truthful : float
+        Its expected utility when truthful.
+    gain : float
+        φ_i = value − truthful (≥ 0 up to rounding: truth is one of the strategies).
+    kind : {"exact", "upper_bound"}
+        "exact" for one buyer; "upper_bound" for the clairvoyant buyer with n ≥ 2.
+    policy : ndarray of shape (T, NE, NV)
+        The report index chosen in each (τ, experience profile, true value profile); ties go to
+        the truthful report.
+    revenue : float
+        The seller's revenue when the buyer plays this best response.
+    """
+
+    agent: int
+    value: float
+    truthful: float
+    gain: float
+    kind: Literal["exact", "upper_bound"]
+    policy: IntArray
+    revenue: float
+
+
+def best_response_value(
+    mechanism: TabularMechanism,
+    *,
+    agent: int = 0,
+    observe: Literal["own", "clairvoyant"] = "own",
+    support: FloatArray,
+    gamma: float = 1.0,
+    prior: FloatArray | None = None,
+    kernel: FloatArray | None = None,
+) -> BestResponse:
+    """Exact best response of ``agent`` over all report strategies, the others truthful.
+
+    The buyer's decision problem is an MDP over (τ, experience profile, value profile): the
+    mechanism conditions only on the current reports and the public experience, so this state is
+    sufficient. With one buyer it is exactly what the buyer observes ("own" = exact). With
+    several buyers, "clairvoyant" lets the buyer also see the others' current values: an upper
+    bound on the Bayesian best response (exact 0 proves there is no profitable deviation).
+
+    Parameters
+    ----------
+    mechanism : TabularMechanism
+        The mechanism.
+    agent : int, default 0
+        The deviating buyer, in [0, n).
+    observe : {"own", "clairvoyant"}, default "own"
+        What the buyer observes. "own" needs n = 1 (the Bayesian best response over
+        information sets for n ≥ 2 is not implemented here).
+    support, gamma, prior, kernel
+        As in :func:`truthful_value`.
+
+    Returns
+    -------
+    BestResponse
+    """
+    if not isinstance(mechanism, TabularMechanism):
+        raise TypeError(f"expected a TabularMechanism, got {type(mechanism).__name__}")
+    st = _setting(mechanism.n, mechanism.horizon, gamma, support, prior, kernel)
+    _check_mechanism(mechanism, st)
+    if observe not in ("own", "clairvoyant"):
+        raise ValueError(f"expected observe 'own' or 'clairvoyant', got {observe!r}")
+    if (
+        isinstance(agent, bool)
+        or not isinstance(agent, (int, np.integer))
+        or not (0 <= agent < st.n)
+    ):
+        raise ValueError(f"expected agent in [0, {st.n}), got {agent!r}")
+    if observe == "own" and st.n != 1:
+        raise ValueError(
+            f"expected n = 1 for observe='own' (use observe='clairvoyant' for an upper bound "
+            f"with several buyers), got n = {st.n}"
+        )
+    ix = _index(st.n, st.horizon, st.n_values)
+    truth = _initial(st, ix, _evaluate(st, ix, mechanism, None)[0])
+    table, policy = _evaluate(st, ix, mechanism, int(agent))
+    br = _initial(st, ix, table)
+    value, base = float(br[agent]), float(truth[agent])
+    return BestResponse(
+        agent=int(agent),
+        value=value,
+        truthful=base,
+        gain=value - base,
+        kind="exact" if st.n == 1 else "upper_bound",
+        policy=policy,
+        revenue=float(br[st.n]),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PostedPriceChoice:
+    """The revenue-maximising posted price over a finite candidate set.
+
+    Attributes
+    ----------
+    price : float
+        The best candidate (ties go to the lowest price).
+    revenue : float
+        Its truthful revenue.
+    exploitability : float
+        Σ_i φ_i at that price: exact for one buyer, the clairvoyant upper bound for several.
+    kind : {"exact", "upper_bound"}
+    candidates : ndarray of shape (C,)
+        The candidate prices: the support values and the midpoints between neighbours.
+    revenues : ndarray of shape (C,)
+        Truthful revenue of each candidate.
+    exploitabilities : ndarray of shape (C,)
+        Exploitability of each candidate.
+    """
+
+    price: float
+    revenue: float
+    exploitability: float
+    kind: Literal["exact", "upper_bound"]
+    candidates: FloatArray
+    revenues: FloatArray
+    exploitabilities: FloatArray
+
+
+def best_posted_price(
+    *,
+    n: int,
+    horizon: int,
+    support: FloatArray,
+    gamma: float = 1.0,
+    prior: FloatArray | None = None,
+    kernel: FloatArray | None = None,
+) -> PostedPriceChoice:
+    """Find the posted price of maximal truthful revenue, with its exact exploitability.
+
+    Every posted price is equivalent, under truthful reports, to the smallest support value at or
+    above it, but the midpoints are kept because they differ under deviations. Candidates are the
+    support values and the midpoints between neighbours.
+
+    Parameters
+    ----------
+    n : int
+        Number of buyers.
+    horizon : int
+        Number of periods T.
+    support, gamma, prior, kernel
+        As in :func:`truthful_value`.
+
+    Returns
+    -------
+    PostedPriceChoice
+    """
+    st = _setting(n, horizon, gamma, support, prior, kernel)
+    s = st.support
+    cands = np.sort(np.concatenate([s, 0.5 * (s[1:] + s[:-1])]))
+    revs = np.empty(cands.shape[0])
+    phis = np.empty(cands.shape[0])
+    observe: Literal["own", "clairvoyant"] = "own" if st.n == 1 else "clairvoyant"
+    for c, p in enumerate(cands):
+        mech = posted_price(float(p), n=st.n, horizon=st.horizon, support=s)
+        revs[c] = truthful_value(
+            mech, support=s, gamma=st.gamma, prior=st.prior, kernel=st.kernels
+        ).revenue
+        phis[c] = sum(
+            best_response_value(
+                mech,
+                agent=i,
+                observe=observe,
+                support=s,
+                gamma=st.gamma,
+                prior=st.prior,
+                kernel=st.kernels,
+            ).gain
+            for i in range(st.n)
+        )
+    best = int(np.argmax(revs >= revs.max() - 1e-12))
+    return PostedPriceChoice(
+        price=float(cands[best]),
+        revenue=float(revs[best]),
+        exploitability=float(phis[best]),
+        kind="exact" if st.n == 1 else "upper_bound",
+        candidates=cands,
+        revenues=revs,
+        exploitabilities=phis,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _positive_int(x: object, name: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) < 1:
+        raise ValueError(f"expected {name} to be a positive integer, got {x!r}")
+    return int(x)
+
+
+def _support(support: object) -> FloatArray:
+    s = np.asarray(support, dtype=np.float64)
+    if s.ndim != 1 or s.shape[0] < 1:
+        raise ValueError(f"expected support of shape (V,) with V >= 1, got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or np.any(np.diff(s) <= 0):
+        raise ValueError(f"expected a finite, strictly increasing support, got {s.tolist()}")
+    return s

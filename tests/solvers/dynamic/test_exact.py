@@ -1,0 +1,252 @@
+"""Exact dynamic programming in the discrete bandit auction (the dynamic mechanism-design paper
+with evolving types, its discrete environment: values {1, 2, 3}, uniform prior, kernel
+K(v' | v) ∝ exp(−α|v' − v|) with α = ½ × experience counting the current allocation).
+
+Targets: the posted-price exploitabilities and revenues, and the revenue and welfare of the
+dynamic pivot mechanism of Bergemann and Välimäki (2010) for two buyers and T = 1..4, all derived
+by exact DP; the one-period values also in closed form (posted 2: 4/3; second price: 14/9, welfare
+22/9). The DP's best response is checked independently by enumerating every history-dependent
+report strategy on a tiny randomised mechanism.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bilevel.models.typing import FloatArray
+from bilevel.solvers.dynamic._exact import (
+    TabularMechanism,
+    best_posted_price,
+    best_response_value,
+    discrete_kernel,
+    dynamic_pivot,
+    experience_kernels,
+    myopic_second_price,
+    posted_price,
+    truthful_value,
+)
+
+S = np.array([1.0, 2.0, 3.0])
+
+
+def test_kernel_rows_match_the_table() -> None:
+    """Rows of K_disc(α) for α = 0.5, 1.0, 1.5 (to 1e-4) and the experience indexing."""
+    rows = {
+        0.5: [[0.5065, 0.3072, 0.1863], [0.2741, 0.4519, 0.2741], [0.1863, 0.3072, 0.5065]],
+        1.0: [[0.6652, 0.2447, 0.0900], [0.2119, 0.5761, 0.2119], [0.0900, 0.2447, 0.6652]],
+        1.5: [[0.7856, 0.1753, 0.0391], [0.1543, 0.6914, 0.1543], [0.0391, 0.1753, 0.7856]],
+    }
+    for alpha, want in rows.items():
+        np.testing.assert_allclose(discrete_kernel(S, alpha), want, atol=1e-4)
+    ks = experience_kernels(S, 3)
+    np.testing.assert_allclose(ks[0], discrete_kernel(S, 0.5), atol=0, rtol=0)
+    np.testing.assert_allclose(ks[2], discrete_kernel(S, 1.5), atol=0, rtol=0)
+    np.testing.assert_allclose(ks.sum(axis=2), 1.0, atol=1e-15)
+    np.testing.assert_allclose(
+        experience_kernels(S, 2, experience_includes_current=False)[0], 1 / 3, atol=1e-15
+    )
+
+
+@pytest.mark.parametrize(
+    ("price", "horizon", "revenue", "utility", "phi"),
+    [
+        (2.0, 1, 4 / 3, 1 / 3, 0.0),
+        (2.0, 2, 2.359738, 0.593516, 0.0),
+        (2.0, 3, 3.232044, 0.820226, 0.0),
+        (2.0, 8, 6.878117, 1.818859, 0.086642),
+        (2.0, 10, 8.249203, 2.203847, 0.201693),
+        (1.5, 3, 2.424033, 1.628237, 0.109320),
+    ],
+)
+def test_posted_price_one_buyer(
+    price: float, horizon: int, revenue: float, utility: float, phi: float
+) -> None:
+    """Truthful revenue and utility, and the exact exploitability of a posted price (n = 1)."""
+    mech = posted_price(price, n=1, horizon=horizon, support=S)
+    tv = truthful_value(mech, support=S)
+    assert tv.revenue == pytest.approx(revenue, abs=1e-6)
+    assert float(tv.utilities[0]) == pytest.approx(utility, abs=1e-6)
+    assert tv.welfare == pytest.approx(tv.revenue + float(tv.utilities[0]), abs=1e-12)
+    br = best_response_value(mech, support=S)
+    assert br.kind == "exact"
+    assert br.truthful == pytest.approx(float(tv.utilities[0]), abs=1e-12)
+    assert br.gain == pytest.approx(phi, abs=1e-6)
+    assert br.gain >= -1e-12
+
+
+def test_posted_one_point_five_overbids_only_at_value_one() -> None:
+    """At p = 1.5, T = 3 the deviation is the experimentation of a v₀ = 1 buyer: gain 0.3280
+    for v₀ = 1, i.e. 0.10932 averaged over v₀; buyers with v₀ ≥ 2 buy anyway."""
+    mech = posted_price(1.5, n=1, horizon=3, support=S)
+    br = best_response_value(mech, support=S)
+    assert br.policy[0, 0, 0] >= 1  # v = 1 at τ = 0: report at least 2 (buy)
+    assert br.policy[0, 0, 1] == 1 and br.policy[0, 0, 2] == 2  # truthful otherwise
+    assert 3 * br.gain == pytest.approx(0.3280, abs=1e-4)
+
+
+def test_best_posted_price() -> None:
+    """Candidates are the support values and midpoints; T = 1 gives Myerson's price 2 (4/3);
+    T = 3 gives 2 (3.232044, exploitability 0), with 1.5 the exploitable candidate."""
+    one = best_posted_price(n=1, horizon=1, support=S)
+    assert one.price == 2.0 and one.revenue == pytest.approx(4 / 3, abs=1e-12)
+    three = best_posted_price(n=1, horizon=3, support=S)
+    np.testing.assert_allclose(three.candidates, [1.0, 1.5, 2.0, 2.5, 3.0], atol=0)
+    assert three.price == 2.0 and three.kind == "exact"
+    assert three.revenue == pytest.approx(3.232044, abs=1e-6)
+    assert three.exploitability == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(three.exploitabilities, [0, 0.109320, 0, 0, 0], atol=1e-6)
+
+
+def test_myopic_second_price_one_period() -> None:
+    """T = 1, n = 2: the second-price auction has revenue 14/9 and welfare 22/9, and is IC."""
+    mech = myopic_second_price(n=2, horizon=1, support=S)
+    tv = truthful_value(mech, support=S)
+    assert tv.revenue == pytest.approx(14 / 9, abs=1e-12)
+    assert tv.welfare == pytest.approx(22 / 9, abs=1e-12)
+    br = best_response_value(mech, agent=1, observe="clairvoyant", support=S)
+    assert br.kind == "upper_bound" and br.gain == pytest.approx(0.0, abs=1e-12)
+
+
+PIVOT = [
+    (1, 1.555556, 2.444444),
+    (2, 3.265868, 4.734132),
+    (3, 4.997166, 7.002834),
+    (4, 6.736382, 9.263618),
+]
+
+
+@pytest.mark.parametrize(("horizon", "revenue", "welfare"), PIVOT)
+def test_dynamic_pivot_two_buyers(horizon: int, revenue: float, welfare: float) -> None:
+    """Dynamic pivot, n = 2, m = 1: revenue and welfare (1e-6), clairvoyant gain ≤ 1e-9 for both
+    buyers (so φ = 0 is proved), and every continuation utility is ≥ 0 (ex-post IR)."""
+    mech = dynamic_pivot(n=2, horizon=horizon, support=S)
+    tv = truthful_value(mech, support=S)
+    assert tv.revenue == pytest.approx(revenue, abs=1e-6)
+    assert tv.welfare == pytest.approx(welfare, abs=1e-6)
+    assert tv.welfare == pytest.approx(tv.revenue + float(tv.utilities.sum()), abs=1e-12)
+    assert float(tv.utility_by_state.min()) >= -1e-12
+    for i in range(2):
+        br = best_response_value(mech, agent=i, observe="clairvoyant", support=S)
+        assert br.kind == "upper_bound"
+        assert abs(br.gain) <= 1e-9
+
+
+def test_myopic_second_price_is_exploitable_dynamically() -> None:
+    """With learning, the per-period second price is not dynamically IC (clairvoyant gain > 0):
+    the pivot's externality pricing is what removes the gain."""
+    mech = myopic_second_price(n=2, horizon=3, support=S)
+    gains = [
+        best_response_value(mech, agent=i, observe="clairvoyant", support=S).gain for i in range(2)
+    ]
+    assert gains[0] == pytest.approx(gains[1], abs=1e-12)
+    assert gains[0] > 0.1
+
+
+# ------------------------------------------------------------------------------------------
+# Independent check: enumerate every history-dependent strategy on a tiny case (n = 1, T = 2)
+# ------------------------------------------------------------------------------------------
+
+
+def _random_mechanism(rng: np.random.Generator, support: FloatArray) -> TabularMechanism:
+    """A randomised mechanism over (τ, experience, report), one buyer, T = 2."""
+    nv = support.shape[0]
+    p1 = rng.uniform(0.1, 0.9, size=(2, 2, nv))
+    alloc = np.stack([1 - p1, p1], axis=-1)
+    pay = rng.uniform(-0.5, 2.5, size=(2, 2, nv, 1))
+    return TabularMechanism(alloc, pay)
+
+
+def _brute_force(
+    mech: TabularMechanism, support: FloatArray, prior: FloatArray, kernel: FloatArray
+) -> tuple[float, float]:
+    """(best, truthful) expected utility over every strategy s0(v0), s1(v0, a0, v1), n = 1, T = 2.
+
+    The buyer observes its values and the realised allocation (its report r0 = s0(v0) is a
+    function of v0, so (v0, a0, v1) is its whole information at τ = 1).
+    """
+    nv = support.shape[0]
+    x, p = mech.allocation, mech.payments[..., 0]
+
+    def value(s0: tuple[int, ...], s1: dict[tuple[int, int, int], int]) -> float:
+        total = 0.0
+        for v0 in range(nv):
+            r0 = s0[v0]
+            u = x[0, 0, r0, 1] * support[v0] - p[0, 0, r0]
+            for a0 in (0, 1):
+                pa = x[0, 0, r0, a0]
+                for v1 in range(nv):
+                    pv = kernel[0, v0, v1] if a0 == 1 else float(v1 == v0)
+                    r1 = s1[(v0, a0, v1)]
+                    u += pa * pv * (x[1, a0, r1, 1] * support[v1] - p[1, a0, r1])
+            total += prior[v0] * u
+        return total
+
+    infos = list(itertools.product(range(nv), (0, 1), range(nv)))
+    best = -np.inf
+    for s0 in itertools.product(range(nv), repeat=nv):
+        for choice in itertools.product(range(nv), repeat=len(infos)):
+            best = max(best, value(s0, dict(zip(infos, choice, strict=True))))
+    truth = value(tuple(range(nv)), {k: k[2] for k in infos})
+    return float(best), truth
+
+
+def test_dp_matches_enumeration_of_all_strategies() -> None:
+    """On a random randomised mechanism (support {1, 3}, T = 2, random kernel and prior, random
+    payments of both signs), the DP's best response and truthful value equal the maximum over
+    all 4 × 256 history-dependent strategies and the truthful strategy's value (1e-12)."""
+    rng = np.random.default_rng(7)
+    support = np.array([1.0, 3.0])
+    prior = np.array([0.3, 0.7])
+    k = rng.uniform(size=(2, 2, 2))
+    kernel = k / k.sum(axis=2, keepdims=True)
+    mech = _random_mechanism(rng, support)
+    best, truth = _brute_force(mech, support, prior, kernel)
+    br = best_response_value(mech, support=support, prior=prior, kernel=kernel)
+    assert br.value == pytest.approx(best, abs=1e-12)
+    assert br.truthful == pytest.approx(truth, abs=1e-12)
+    assert br.gain > 0.05  # the case is not trivially truthful
+    tv = truthful_value(mech, support=support, prior=prior, kernel=kernel)
+    assert float(tv.utilities[0]) == pytest.approx(truth, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------
+
+
+def test_bad_input() -> None:
+    """Shapes that do not fit, an invalid support, prior or kernel, a wrong agent or observe,
+    and the Bayesian "own" best response for n ≥ 2 all raise one-line errors."""
+    mech = posted_price(2.0, n=1, horizon=2, support=S)
+    with pytest.raises(ValueError, match=r"expected a mechanism with \(T, V\*\*n, n \+ 1\)"):
+        truthful_value(mech, support=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="expected a finite, strictly increasing support, got"):
+        posted_price(2.0, n=1, horizon=2, support=np.array([1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"expected prior of shape \(3,\), got \(2,\)"):
+        truthful_value(mech, support=S, prior=np.array([0.5, 0.5]))
+    with pytest.raises(ValueError, match="expected a probability vector as prior, got"):
+        truthful_value(mech, support=S, prior=np.array([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="expected kernel rows summing to 1, got"):
+        truthful_value(mech, support=S, kernel=np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"expected kernel of shape \(3, 3\) or"):
+        truthful_value(mech, support=S, kernel=np.ones((1, 3, 3)) / 3)
+    with pytest.raises(ValueError, match=r"expected gamma in \[0, 1\], got 1.5"):
+        truthful_value(mech, support=S, gamma=1.5)
+    with pytest.raises(ValueError, match=r"expected agent in \[0, 1\), got 1"):
+        best_response_value(mech, agent=1, support=S)
+    with pytest.raises(ValueError, match="expected observe 'own' or 'clairvoyant', got 'all'"):
+        best_response_value(mech, observe="all", support=S)  # type: ignore[arg-type]
+    two = posted_price(2.0, n=2, horizon=2, support=S)
+    with pytest.raises(ValueError, match=r"expected n = 1 for observe='own'.*got n = 2"):
+        best_response_value(two, support=S)
+    with pytest.raises(ValueError, match="expected horizon to be a positive integer, got 0"):
+        posted_price(2.0, n=1, horizon=0, support=S)
+    with pytest.raises(ValueError, match="expected allocation probabilities summing to 1"):
+        TabularMechanism(np.full((1, 1, 3, 2), 0.7), np.zeros((1, 1, 3, 1)))
+    with pytest.raises(ValueError, match=r"expected payments of shape \(1, 1, 3, 1\), got"):
+        TabularMechanism(np.full((1, 1, 3, 2), 0.5), np.zeros((1, 1, 3, 2)))
+    with pytest.raises(TypeError, match="expected a TabularMechanism, got dict"):
+        truthful_value({}, support=S)  # type: ignore[arg-type]
