@@ -239,6 +239,7 @@ def _run(store: Path, mode: str) -> dict[str, object]:
     return result
 
 
+@pytest.mark.integration
 def test_sigkilled_design_resumes_mid_search_with_identical_results(tmp_path: Path) -> None:
     reference = _run(tmp_path / "ref.sqlite", "fast")
     store = tmp_path / "killed.sqlite"

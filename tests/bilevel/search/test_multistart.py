@@ -1,10 +1,7 @@
-"""Trials and executors of AMADesigner: best-of-trials selection, worker-independent results."""
+"""MultiStart: one refined default start per trial, default starts that replay the stand-alone
+runs of their seed, bad replay seeds and selection sizes."""
 
 from __future__ import annotations
-
-import multiprocessing
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,57 +9,6 @@ import pytest
 from bilevel import AMADesigner, make_env
 
 ENV = make_env("sales", n_agents=3, n_items=2)
-KW = dict(method="zeroth_order", steps=20, n_profiles=5, n_perturbations=4, n_validation=200,
-          eval_every=5, eval_samples=0, seed=11)
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as p:
-        yield p
-
-
-def test_trials_keep_the_best_held_out_run_and_the_first_is_the_single_run() -> None:
-    single = AMADesigner(**KW).fit(ENV)  # type: ignore[arg-type]
-    multi = AMADesigner(**KW, n_trials=3).fit(ENV)  # type: ignore[arg-type]
-    stats = multi.result_.search.stats
-    scores = stats["trial_scores"]
-    assert len(scores) == 3
-    assert scores[0] == single.result_.search.score
-    assert stats["selected_trial"] == int(np.argmax(scores))
-    assert multi.result_.search.score == max(scores)
-    assert len({round(s, 12) for s in scores}) > 1  # trials start from different points
-
-
-def test_trials_on_an_executor_match_the_sequential_run(pool: ProcessPoolExecutor) -> None:
-    seq = AMADesigner(**KW, n_trials=3).fit(ENV)  # type: ignore[arg-type]
-    par = AMADesigner(**KW, n_trials=3, executor=pool).fit(ENV)  # type: ignore[arg-type]
-    assert par.result_.search.stats["trial_scores"] == seq.result_.search.stats["trial_scores"]
-    np.testing.assert_array_equal(par.mechanism_.boosts, seq.mechanism_.boosts)
-
-
-def test_grid_chunks_on_an_executor_match_the_sequential_search(
-    pool: ProcessPoolExecutor,
-) -> None:
-    kw = dict(method="grid", n_points=48, n_profiles=40, batch_candidates=5, eval_samples=0,
-              seed=2)
-    seq = AMADesigner(**kw).fit(ENV)  # type: ignore[arg-type]
-    par = AMADesigner(**kw, executor=pool).fit(ENV)  # type: ignore[arg-type]
-    assert [s for _, s in par.history_] == [s for _, s in seq.history_]
-    np.testing.assert_array_equal(par.mechanism_.boosts, seq.mechanism_.boosts)
-    assert par.result_.search.nit < seq.result_.search.nit  # 8 chunks per step in parallel
-
-
-def test_bad_trial_and_executor_arguments() -> None:
-    with pytest.raises(ValueError, match="n_trials"):
-        AMADesigner(method="first_order", n_trials=0).fit(ENV)
-    with pytest.raises(ValueError,
-                       match="expected n_validation as an int >= 1 to choose between n_trials"):
-        AMADesigner(method="first_order", n_trials=2, n_validation=0).fit(ENV)
-    with pytest.raises(TypeError, match="Executor"):
-        AMADesigner(executor=object()).fit(ENV)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="expected a parameter among"):
-        AMADesigner().set_params(n_trails=3)
 
 
 def test_multistart_refines_one_default_start_per_trial() -> None:
