@@ -1,5 +1,6 @@
-"""StackelbergDesigner: smoke training that learns the known optima of small games, the returned
-best certified snapshot, Q-learning followers and bad input (reference §3.1 values)."""
+"""StackelbergDesigner: smoke training that learns the known optima of small games (those of
+Brero et al., *Stackelberg POMDP*, §5 and Appendices G and H), the returned best certified
+snapshot, Q-learning followers and bad input."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_returned_leader_is_the_best_certified_snapshot() -> None:
     assert again.value == pytest.approx(r.value, abs=1e-12)
 
 
-# --- convergence (slow): reference §3.1 optima, one seed each ---------------------------------
+# --- convergence (slow): the optima of §5.1, §5.2 and Appendix G, one seed each --------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
