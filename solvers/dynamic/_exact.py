@@ -15,9 +15,10 @@ Everything here is computed exactly in float64 by backward induction over
   profile, with the baselines :func:`posted_price`, :func:`myopic_second_price` and
   :func:`dynamic_pivot` (the dynamic pivot mechanism of Bergemann and Välimäki (2010));
 * :func:`truthful_value` gives revenue, welfare and each buyer's utility under truthful reports;
-* :func:`best_response_value` gives one buyer's best-response value and its exploitability
-  (exact for one buyer; an upper bound, the clairvoyant buyer that also sees the others' values,
-  for several);
+* :func:`best_response_value` gives one buyer's best-response value and its exploitability:
+  exact for one buyer (an MDP), exact for several by a Bayesian recursion over the buyer's
+  belief about the others' values, and an upper bound from the clairvoyant buyer that also sees
+  the others' values (an MDP over the joint state);
 * :func:`best_posted_price` finds the revenue-maximising posted price exactly.
 
 Conventions (these reproduce the benchmark values used in the tests):
@@ -204,8 +205,9 @@ class _Index:
 
 
 def _index(n: int, horizon: int, n_values: int) -> _Index:
-    e = np.array(list(itertools.product(range(horizon), repeat=n)), dtype=np.int64).reshape(-1, n)
-    v = np.array(list(itertools.product(range(n_values), repeat=n)), dtype=np.int64).reshape(-1, n)
+    e = np.array(list(itertools.product(range(horizon), repeat=n)), dtype=np.int64)
+    v = np.array(list(itertools.product(range(n_values), repeat=n)), dtype=np.int64)
+    e, v = e.reshape(horizon**n, n), v.reshape(n_values**n, n)  # n = 0: one empty profile
     ew = horizon ** np.arange(n - 1, -1, -1)
     vw = n_values ** np.arange(n - 1, -1, -1)
     e_next = np.empty((n, e.shape[0]), dtype=np.int64)
@@ -319,9 +321,10 @@ def _report_profiles(support: FloatArray, n: int) -> FloatArray:
 def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> TabularMechanism:
     """The per-period posted price: sell at ``price`` to a buyer whose report is ≥ ``price``.
 
-    Tie rule: if several buyers report at least the price, the good goes to the highest report,
-    and ties among the highest are split uniformly at random; a report equal to the price buys.
-    Only the winner pays, so each buyer's expected payment is price × its winning probability.
+    Tie rule: a report equal to the price buys; if several buyers report at least the price,
+    the good goes to one of them uniformly at random (whatever their reports, so that at T = 1 a
+    report matters only through whether it reaches the price). Only the winner pays, so each
+    buyer's expected payment is price × its winning probability.
 
     Parameters
     ----------
@@ -344,7 +347,8 @@ def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> 
         raise ValueError(f"expected a finite price, got {price}")
     nn, h, s = _positive_int(n, "n"), _positive_int(horizon, "horizon"), _support(support)
     r = _report_profiles(s, nn)
-    alloc, _ = _highest_winner(r, (r >= p - _TOL).astype(np.float64))
+    takers = (r >= p - _TOL).astype(np.float64)
+    alloc, _ = _highest_winner(np.where(takers > 0, 1.0, 0.0), takers)
     pay = alloc[:, 1:] * p
     a = np.broadcast_to(alloc, (h, 1, *alloc.shape)).copy()
     q = np.broadcast_to(pay, (h, 1, *pay.shape)).copy()
@@ -657,6 +661,114 @@ def truthful_value(
     )
 
 
+class _BayesBestResponse:
+    """Best response of one buyer over its belief about the others' value profile (n ≥ 2)."""
+
+    def __init__(
+        self, st: _Setting, ix: _Index, mech: TabularMechanism, agent: int, sees_payments: bool
+    ) -> None:
+        self.st, self.ix, self.mech, self.i = st, ix, mech, agent
+        self.sees_payments = sees_payments
+        others = [j for j in range(st.n) if j != agent]
+        self.others = others
+        nv = st.n_values
+        # Profiles of the others (K = V**(n-1)), row-major over `others`.
+        sub = _index(len(others), 1, nv)
+        self.k = sub.n_prof
+        vw = nv ** np.arange(st.n - 1, -1, -1)
+        full = np.empty((nv, self.k), dtype=np.int64)  # full report index of (r_i, v_-i)
+        for r in range(nv):
+            prof = np.zeros((self.k, st.n), dtype=np.int64)
+            prof[:, agent] = r
+            prof[:, others] = sub.v_comp.T
+            full[r] = prof @ vw
+        self.full = full
+        self.sub = sub
+        self.memo: dict[tuple[int, int, int, bytes], tuple[float, float]] = {}
+
+    def _move(self, belief: FloatArray, pos: int, count: int) -> FloatArray:
+        """The belief after the other buyer at position ``pos`` (with ``count`` allocations
+        before) is served: its value moves by the kernel."""
+        ker = self.st.kernels[count]  # (V, V)
+        comp = self.sub.v_comp[pos]  # (K,)
+        out = np.zeros(self.k)
+        for w in range(self.st.n_values):
+            np.add.at(out, self.sub.v_replace[pos][:, w], belief * ker[comp, w])
+        return out
+
+    def value(self, t: int, e: int, vi: int, belief: FloatArray) -> tuple[float, float]:
+        """(own utility, revenue) of the best response from (τ, experience, own value, belief)."""
+        st = self.st
+        if t == st.horizon:
+            return 0.0, 0.0
+        key = (t, e, vi, np.round(belief, 12).tobytes())
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        ex = e if self.mech.uses_experience else 0
+        own_val = float(st.support[vi])
+        best: tuple[float, float] | None = None
+        truth: tuple[float, float] | None = None
+        for r in range(st.n_values):
+            rep = self.full[r]
+            alloc = self.mech.allocation[t, ex, rep]  # (K, n + 1)
+            pay = self.mech.payments[t, ex, rep]  # (K, n)
+            util = float(belief @ (alloc[:, self.i + 1] * own_val - pay[:, self.i]))
+            rev = float(belief @ pay.sum(axis=1))
+            seen = np.round(pay[:, self.i], 9) if self.sees_payments else np.zeros(self.k)
+            for a in range(st.n + 1):
+                like = belief * alloc[:, a]
+                if like.sum() <= 1e-300:
+                    continue
+                for g in np.unique(seen[like > 0]):
+                    lk = np.where(seen == g, like, 0.0)
+                    prob = float(lk.sum())
+                    if prob <= 1e-300:
+                        continue
+                    post = lk / prob
+                    cu, cr = self._continue(t, e, vi, a, post)
+                    util += st.gamma * prob * cu
+                    rev += st.gamma * prob * cr
+            cand = (util, rev)
+            if r == vi:
+                truth = cand
+            if best is None or util > best[0] + 1e-12:
+                best = cand
+        assert best is not None and truth is not None
+        out = truth if truth[0] >= best[0] - 1e-12 else best
+        self.memo[key] = out
+        return out
+
+    def _continue(self, t: int, e: int, vi: int, a: int, post: FloatArray) -> tuple[float, float]:
+        """Expected continuation after outcome a (0 = kept, j + 1 = buyer j) with posterior post."""
+        st, ix = self.st, self.ix
+        if a == 0:
+            return self.value(t + 1, e, vi, post)
+        j = a - 1
+        e2 = int(ix.e_next[j][e])
+        count = int(ix.e_comp[j][e])
+        if j == self.i:
+            row = st.kernels[count][vi]
+            u = r = 0.0
+            for w in range(st.n_values):
+                if row[w] > 0:
+                    cu, cr = self.value(t + 1, e2, w, post)
+                    u += row[w] * cu
+                    r += row[w] * cr
+            return u, r
+        return self.value(t + 1, e2, vi, self._move(post, self.others.index(j), count))
+
+    def __call__(self) -> tuple[float, float]:
+        st = self.st
+        b0 = np.prod(st.prior[self.sub.v_comp], axis=0)  # (K,)
+        u = r = 0.0
+        for vi in range(st.n_values):
+            cu, cr = self.value(0, 0, vi, b0)
+            u += st.prior[vi] * cu
+            r += st.prior[vi] * cr
+        return u, r
+
+
 @dataclass(frozen=True, eq=False)
 class BestResponse:
     """One buyer's exact best response against truthful others.
@@ -672,10 +784,11 @@ class BestResponse:
     gain : float
         φ_i = value − truthful (≥ 0 up to rounding: truth is one of the strategies).
     kind : {"exact", "upper_bound"}
-        "exact" for one buyer; "upper_bound" for the clairvoyant buyer with n ≥ 2.
-    policy : ndarray of shape (T, NE, NV)
+        "exact" for one buyer or the Bayesian best response ("own" with n ≥ 2);
+        "upper_bound" for the clairvoyant buyer with n ≥ 2.
+    policy : ndarray of shape (T, NE, NV) or None
         The report index chosen in each (τ, experience profile, true value profile); ties go to
-        the truthful report.
+        the truthful report. None for the Bayesian best response, whose states are beliefs.
     revenue : float
         The seller's revenue when the buyer plays this best response.
     """
@@ -685,7 +798,7 @@ class BestResponse:
     truthful: float
     gain: float
     kind: Literal["exact", "upper_bound"]
-    policy: IntArray
+    policy: IntArray | None
     revenue: float
 
 
@@ -694,6 +807,7 @@ def best_response_value(
     *,
     agent: int = 0,
     observe: Literal["own", "clairvoyant"] = "own",
+    sees_payments: bool = True,
     support: FloatArray,
     gamma: float = 1.0,
     prior: FloatArray | None = None,
@@ -701,11 +815,19 @@ def best_response_value(
 ) -> BestResponse:
     """Exact best response of ``agent`` over all report strategies, the others truthful.
 
-    The buyer's decision problem is an MDP over (τ, experience profile, value profile): the
-    mechanism conditions only on the current reports and the public experience, so this state is
-    sufficient. With one buyer it is exactly what the buyer observes ("own" = exact). With
-    several buyers, "clairvoyant" lets the buyer also see the others' current values: an upper
-    bound on the Bayesian best response (exact 0 proves there is no profitable deviation).
+    With one buyer, or with a clairvoyant buyer that also sees the others' current values, the
+    decision problem is an MDP over (τ, experience profile, value profile): the mechanism
+    conditions only on the current reports and the public experience, so this state is
+    sufficient, and backward induction solves it. With one buyer this is exact; with several,
+    "clairvoyant" is an upper bound on the Bayesian best response (0 proves that no deviation
+    pays).
+
+    With several buyers, "own" is the exact Bayesian best response: the buyer sees its own
+    values and reports, the realised winners and (``sees_payments``) its own payment each
+    period. Its belief over the others' value profile is then a sufficient statistic (the others
+    are truthful, and their values move only when they are served, by a known kernel), so the
+    recursion runs over (τ, experience profile, own value, belief), Bayes-updated on each
+    observation; beliefs are merged when equal to 12 decimals.
 
     Parameters
     ----------
@@ -714,8 +836,11 @@ def best_response_value(
     agent : int, default 0
         The deviating buyer, in [0, n).
     observe : {"own", "clairvoyant"}, default "own"
-        What the buyer observes. "own" needs n = 1 (the Bayesian best response over
-        information sets for n ≥ 2 is not implemented here).
+        What the buyer observes besides its own values: "own" = the public winners and its own
+        payments; "clairvoyant" = also the others' current values.
+    sees_payments : bool, default True
+        Whether the "own" buyer with n ≥ 2 observes its own payment (which may reveal the others'
+        reports); False: only the realised winners.
     support, gamma, prior, kernel
         As in :func:`truthful_value`.
 
@@ -735,13 +860,19 @@ def best_response_value(
         or not (0 <= agent < st.n)
     ):
         raise ValueError(f"expected agent in [0, {st.n}), got {agent!r}")
-    if observe == "own" and st.n != 1:
-        raise ValueError(
-            f"expected n = 1 for observe='own' (use observe='clairvoyant' for an upper bound "
-            f"with several buyers), got n = {st.n}"
-        )
     ix = _index(st.n, st.horizon, st.n_values)
     truth = _initial(st, ix, _evaluate(st, ix, mechanism, None)[0])
+    if observe == "own" and st.n > 1:
+        value, revenue = _BayesBestResponse(st, ix, mechanism, int(agent), bool(sees_payments))()
+        return BestResponse(
+            agent=int(agent),
+            value=value,
+            truthful=float(truth[agent]),
+            gain=value - float(truth[agent]),
+            kind="exact",
+            policy=None,
+            revenue=revenue,
+        )
     table, policy = _evaluate(st, ix, mechanism, int(agent))
     br = _initial(st, ix, table)
     value, base = float(br[agent]), float(truth[agent])
@@ -767,8 +898,8 @@ class PostedPriceChoice:
     revenue : float
         Its truthful revenue.
     exploitability : float
-        Σ_i φ_i at that price: exact for one buyer, the clairvoyant upper bound for several.
-    kind : {"exact", "upper_bound"}
+        Σ_i φ_i at that price, exact (the Bayesian best response of each buyer for n ≥ 2).
+    kind : {"exact"}
     candidates : ndarray of shape (C,)
         The candidate prices: the support values and the midpoints between neighbours.
     revenues : ndarray of shape (C,)
@@ -819,7 +950,6 @@ def best_posted_price(
     cands = np.sort(np.concatenate([s, 0.5 * (s[1:] + s[:-1])]))
     revs = np.empty(cands.shape[0])
     phis = np.empty(cands.shape[0])
-    observe: Literal["own", "clairvoyant"] = "own" if st.n == 1 else "clairvoyant"
     for c, p in enumerate(cands):
         mech = posted_price(float(p), n=st.n, horizon=st.horizon, support=s)
         revs[c] = truthful_value(
@@ -829,7 +959,7 @@ def best_posted_price(
             best_response_value(
                 mech,
                 agent=i,
-                observe=observe,
+                observe="own",
                 support=s,
                 gamma=st.gamma,
                 prior=st.prior,
@@ -842,7 +972,7 @@ def best_posted_price(
         price=float(cands[best]),
         revenue=float(revs[best]),
         exploitability=float(phis[best]),
-        kind="exact" if st.n == 1 else "upper_bound",
+        kind="exact",
         candidates=cands,
         revenues=revs,
         exploitabilities=phis,
