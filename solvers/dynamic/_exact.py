@@ -291,8 +291,11 @@ class TabularMechanism:
         return bool(self.allocation.shape[1] != 1)
 
 
-def _highest_winner(reports: FloatArray, eligible: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Uniform tie-break among the eligible buyers with the highest report.
+def _highest_winner(
+    reports: FloatArray, eligible: FloatArray, ties: str = "split"
+) -> tuple[FloatArray, FloatArray]:
+    """The eligible buyer with the highest report wins; ties split uniformly ("split") or go to
+    the lowest index ("lowest").
 
     reports, eligible: (NR, n). Returns the allocation (NR, n + 1) and the second-highest report
     among the others for each buyer (NR, n), −inf if none.
@@ -301,6 +304,9 @@ def _highest_winner(reports: FloatArray, eligible: FloatArray) -> tuple[FloatArr
     masked = np.where(eligible > 0, reports, -np.inf)
     top = masked.max(axis=1, keepdims=True)
     win = (masked == top) & (eligible > 0)
+    if ties == "lowest":
+        first = np.argmax(win, axis=1)
+        win = win & (np.arange(n)[None, :] == first[:, None])
     cnt = win.sum(axis=1, keepdims=True)
     alloc = np.zeros((nr, n + 1))
     alloc[:, 1:] = np.where(cnt > 0, win / np.maximum(cnt, 1), 0.0)
@@ -318,13 +324,23 @@ def _report_profiles(support: FloatArray, n: int) -> FloatArray:
     return out
 
 
-def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> TabularMechanism:
+def posted_price(
+    price: float,
+    *,
+    n: int,
+    horizon: int,
+    support: FloatArray,
+    among: Literal["takers", "highest"] = "takers",
+    ties: Literal["split", "lowest"] = "split",
+) -> TabularMechanism:
     """The per-period posted price: sell at ``price`` to a buyer whose report is ≥ ``price``.
 
-    Tie rule: a report equal to the price buys; if several buyers report at least the price,
-    the good goes to one of them uniformly at random (whatever their reports, so that at T = 1 a
-    report matters only through whether it reaches the price). Only the winner pays, so each
-    buyer's expected payment is price × its winning probability.
+    Tie rule: a report equal to the price buys. If several buyers report at least the price,
+    by default (``among="takers"``, ``ties="split"``) the good goes to one of them uniformly at
+    random whatever their reports, so that at T = 1 a report matters only through whether it
+    reaches the price. ``among="highest"`` gives it to the highest report instead, and
+    ``ties="lowest"`` breaks the remaining ties by the lowest buyer index. Only the winner pays,
+    so each buyer's expected payment is price × its winning probability.
 
     Parameters
     ----------
@@ -336,6 +352,10 @@ def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> 
         Number of periods T.
     support : ndarray of shape (V,)
         The value (and report) support.
+    among : {"takers", "highest"}, default "takers"
+        Whether every buyer at or above the price is a candidate, or only the highest reports.
+    ties : {"split", "lowest"}, default "split"
+        How the remaining candidates are separated: uniformly at random, or the lowest index.
 
     Returns
     -------
@@ -347,8 +367,12 @@ def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> 
         raise ValueError(f"expected a finite price, got {price}")
     nn, h, s = _positive_int(n, "n"), _positive_int(horizon, "horizon"), _support(support)
     r = _report_profiles(s, nn)
+    if among not in ("takers", "highest"):
+        raise ValueError(f"expected among 'takers' or 'highest', got {among!r}")
+    _check_ties(ties)
     takers = (r >= p - _TOL).astype(np.float64)
-    alloc, _ = _highest_winner(np.where(takers > 0, 1.0, 0.0), takers)
+    ranked = r if among == "highest" else np.where(takers > 0, 1.0, 0.0)
+    alloc, _ = _highest_winner(ranked, takers, ties)
     pay = alloc[:, 1:] * p
     a = np.broadcast_to(alloc, (h, 1, *alloc.shape)).copy()
     q = np.broadcast_to(pay, (h, 1, *pay.shape)).copy()
@@ -356,12 +380,18 @@ def posted_price(price: float, *, n: int, horizon: int, support: FloatArray) -> 
 
 
 def myopic_second_price(
-    *, n: int, horizon: int, support: FloatArray, reserve: float = 0.0
+    *,
+    n: int,
+    horizon: int,
+    support: FloatArray,
+    reserve: float = 0.0,
+    ties: Literal["split", "lowest"] = "split",
 ) -> TabularMechanism:
     """The per-period second-price auction, run afresh every period (ignores the future).
 
-    The highest report at or above ``reserve`` wins (ties split uniformly at random) and pays the
-    larger of the reserve and the highest other report (in a tie: the tied value).
+    The highest report at or above ``reserve`` wins (ties split uniformly at random, or
+    ``ties="lowest"``: the lowest buyer index) and pays the larger of the reserve and the highest
+    other report (in a tie: the tied value).
 
     Parameters
     ----------
@@ -373,6 +403,8 @@ def myopic_second_price(
         The value support.
     reserve : float, default 0.0
         The reserve price.
+    ties : {"split", "lowest"}, default "split"
+        Tie rule among the highest reports.
 
     Returns
     -------
@@ -384,7 +416,8 @@ def myopic_second_price(
         raise ValueError(f"expected a finite reserve, got {reserve}")
     nn, h, s = _positive_int(n, "n"), _positive_int(horizon, "horizon"), _support(support)
     r = _report_profiles(s, nn)
-    alloc, others = _highest_winner(r, (r >= res - _TOL).astype(np.float64))
+    _check_ties(ties)
+    alloc, others = _highest_winner(r, (r >= res - _TOL).astype(np.float64), ties)
     pay = alloc[:, 1:] * np.maximum(others, res)
     a = np.broadcast_to(alloc, (h, 1, *alloc.shape)).copy()
     q = np.broadcast_to(pay, (h, 1, *pay.shape)).copy()
@@ -982,6 +1015,11 @@ def best_posted_price(
 # --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _check_ties(ties: object) -> None:
+    if ties not in ("split", "lowest"):
+        raise ValueError(f"expected ties 'split' or 'lowest', got {ties!r}")
 
 
 def _positive_int(x: object, name: str) -> int:

@@ -308,6 +308,23 @@ def test_bayesian_bounds_are_ordered_two_buyers(horizon: int) -> None:
     assert abs(best_response_value(pivot, agent=1, support=S).gain) <= 1e-9
 
 
+def test_priority_buyer_faces_the_single_buyer_problem() -> None:
+    """Posted 1.5, T = 3, two buyers, ties to the lowest index: buyer 0 is served whenever it
+    takes, whatever buyer 1 does, so its exact Bayesian gain is the one-buyer 0.109320, and the
+    clairvoyant bound is tight for it."""
+    mech = posted_price(1.5, n=2, horizon=3, support=S, ties="lowest")
+    own = best_response_value(mech, agent=0, support=S)
+    clair = best_response_value(mech, agent=0, observe="clairvoyant", support=S)
+    assert own.gain == pytest.approx(0.109320, abs=1e-6)
+    assert clair.gain == pytest.approx(own.gain, abs=1e-12)
+    high = posted_price(2.0, n=2, horizon=1, support=S, among="highest", ties="lowest")
+    # Profiles (r0, r1) in row-major order: (2, 2) goes to buyer 0, (2, 3) to buyer 1.
+    np.testing.assert_array_equal(high.allocation[0, 0, 4], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(high.allocation[0, 0, 5], [0.0, 0.0, 1.0])
+    split = posted_price(2.0, n=2, horizon=1, support=S)
+    np.testing.assert_array_equal(split.allocation[0, 0, 5], [0.0, 0.5, 0.5])
+
+
 # ------------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------------
@@ -341,5 +358,9 @@ def test_bad_input() -> None:
         TabularMechanism(np.full((1, 1, 3, 2), 0.7), np.zeros((1, 1, 3, 1)))
     with pytest.raises(ValueError, match=r"expected payments of shape \(1, 1, 3, 1\), got"):
         TabularMechanism(np.full((1, 1, 3, 2), 0.5), np.zeros((1, 1, 3, 2)))
+    with pytest.raises(ValueError, match="expected ties 'split' or 'lowest', got 'random'"):
+        myopic_second_price(n=2, horizon=1, support=S, ties="random")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected among 'takers' or 'highest', got 'all'"):
+        posted_price(2.0, n=2, horizon=1, support=S, among="all")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected a TabularMechanism, got dict"):
         truthful_value({}, support=S)  # type: ignore[arg-type]
