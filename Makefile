@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check bilevel models solvers tests benchmarks notebooks
-	$(BIN)/mypy -p bilevel
+	$(BIN)/mypy -p bilevel -p tests
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -31,7 +31,10 @@ def test_every_listed_name_exists_in_its_layer(row: str) -> None:
             elif name.startswith("bilevel "):  # a CLI subcommand
                 from bilevel._cli import build_parser
 
-                assert name.split()[1] in build_parser()._subparsers._actions[-1].choices  # type: ignore[union-attr]
+                sub = build_parser()._subparsers
+                assert sub is not None
+                choices = sub._actions[-1].choices
+                assert isinstance(choices, dict) and name.split()[1] in choices
             elif "." not in name and name[0].isalpha() and " " not in name:
                 found = any(
                     hasattr(importlib.import_module(f"{layer}.{sub}"), name)

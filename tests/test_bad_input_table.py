@@ -414,6 +414,7 @@ def test_bad_input_fails_clearly(case: Case, tmp_path: Path, monkeypatch: pytest
         assert "\n" not in str(info.value) and "allow_pickle" not in str(info.value)
         return
     assert case.argv is not None
+    code: str | int | None
     try:
         code = main(case.argv(tmp_path))
     except SystemExit as e:  # argparse

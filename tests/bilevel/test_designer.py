@@ -8,6 +8,7 @@ import json
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -172,7 +173,7 @@ def test_bad_trial_and_executor_arguments() -> None:
 @pytest.mark.parametrize("method", ["first_order", "zeroth_order", "multistart"])
 def test_designer_gradient_methods_improve_on_vcg(method: str) -> None:
     env = make_env("sales", n_agents=3, n_items=2)
-    extra = {"n_points": 256} if method == "multistart" else {}
+    extra: dict[str, Any] = {"n_points": 256} if method == "multistart" else {}
     d = AMADesigner(method=method, steps=100, n_validation=500, eval_every=20,
                     eval_samples=3000, seed=1, n_starts=2, **extra).fit(env)
     ev = d.evaluation_

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,11 +18,13 @@ import pytest
 from bilevel import AMADesigner, ResultStore, make_env
 from bilevel._designer import _SLOTS_FORMAT
 from bilevel.search import (
+    DesignProblem,
     FileCheckpoint,
     FirstOrder,
     GridSearch,
     Intermediate,
     MultiStart,
+    Searcher,
     StoreCheckpoint,
     ZerothOrder,
     run_search,
@@ -31,11 +34,11 @@ from bilevel.search._serialize import dumps
 ENV = make_env("sales", n_agents=3, n_items=2)
 
 
-def _problem() -> object:
+def _problem() -> DesignProblem:
     return AMADesigner(method="grid")._validate(ENV)
 
 
-SEARCHERS = {
+SEARCHERS: dict[str, Searcher[Any]] = {
     "grid": GridSearch(n_points=40, n_profiles=30, batch_candidates=4),
     "first_order": FirstOrder(iters=8, n_profiles=4),
     "zeroth_order": ZerothOrder(iters=12, n_profiles=5, n_perturbations=4),
@@ -52,13 +55,13 @@ SEARCHERS = {
 def test_stopped_search_resumes_to_the_uninterrupted_result(name: str, tmp_path: Path) -> None:
     problem = _problem()
     searcher = SEARCHERS[name]
-    full = run_search(searcher, problem, rng=np.random.default_rng(3))  # type: ignore[arg-type]
+    full = run_search(searcher, problem, rng=np.random.default_rng(3))
     ck = FileCheckpoint(tmp_path / "ck.pickle")
-    part = run_search(searcher, problem, rng=np.random.default_rng(3), max_steps=3,  # type: ignore[arg-type]
+    part = run_search(searcher, problem, rng=np.random.default_rng(3), max_steps=3,
                       checkpoint=ck, checkpoint_every=0.0)
     assert part.nit == 3 and ck.load() is not None
     # A different generator proves that the state comes from the checkpoint.
-    resumed = run_search(searcher, problem, rng=np.random.default_rng(99),  # type: ignore[arg-type]
+    resumed = run_search(searcher, problem, rng=np.random.default_rng(99),
                          checkpoint=ck, checkpoint_every=0.0)
     assert resumed.stats["resumed_at_step"] == 3
     assert resumed.nit == full.nit
@@ -73,14 +76,14 @@ def test_validated_search_resumes_on_the_same_schedule(tmp_path: Path) -> None:
     types = ENV.sample_types(np.random.default_rng(5), 60)
     from bilevel._designer import HeldOutScore
 
-    val = HeldOutScore(problem, types)  # type: ignore[arg-type]
+    val = HeldOutScore(problem, types)
     s = FirstOrder(iters=10, n_profiles=4)
-    kw = dict(validate=val, validate_every=4)
-    full = run_search(s, problem, rng=np.random.default_rng(1), **kw)  # type: ignore[arg-type]
+    kw: dict[str, Any] = {"validate": val, "validate_every": 4}
+    full = run_search(s, problem, rng=np.random.default_rng(1), **kw)
     ck = FileCheckpoint(tmp_path / "ck")
-    run_search(s, problem, rng=np.random.default_rng(1), max_steps=5, checkpoint=ck,  # type: ignore[arg-type]
+    run_search(s, problem, rng=np.random.default_rng(1), max_steps=5, checkpoint=ck,
                checkpoint_every=0.0, **kw)
-    resumed = run_search(s, problem, rng=np.random.default_rng(1), checkpoint=ck, **kw)  # type: ignore[arg-type]
+    resumed = run_search(s, problem, rng=np.random.default_rng(1), checkpoint=ck, **kw)
     assert resumed.stats["validation"] == full.stats["validation"]
     assert resumed.stats["selected_step"] == full.stats["selected_step"]
     np.testing.assert_array_equal(resumed.mechanism.boosts, full.mechanism.boosts)
@@ -90,11 +93,11 @@ def test_checkpoint_of_another_format_is_refused(tmp_path: Path) -> None:
     ck = FileCheckpoint(tmp_path / "ck")
     ck.save(dumps({"format": -1}))
     with pytest.raises(ValueError, match="expected a search checkpoint of format 2"):
-        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
+        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),
                    checkpoint=ck)
     ck.save(dumps({"format": 1, "state": None}))
     with pytest.raises(ValueError, match=r"older version.*delete it to start over"):
-        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
+        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),
                    checkpoint=ck)
 
 
@@ -104,7 +107,7 @@ def test_old_pickled_checkpoint_is_refused_not_loaded(tmp_path: Path) -> None:
     ck.save(pickle.dumps({"format": 1, "state": None, "nit": 0, "best_val": None,
                           "val_history": [], "elapsed": 0.0}))
     with pytest.raises(ValueError, match=r"older version of bilevel.*delete it to start over"):
-        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),  # type: ignore[arg-type]
+        run_search(SEARCHERS["grid"], _problem(), rng=np.random.default_rng(0),
                    checkpoint=ck)
 
 
@@ -271,6 +274,6 @@ def _has_blob(store: Path) -> bool:
 
     con = sqlite3.connect(store)
     try:
-        return con.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] > 0
+        return bool(con.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] > 0)
     finally:
         con.close()

@@ -30,7 +30,8 @@ def test_perturbation_gradient_is_unbiased_on_a_smooth_toy() -> None:
     theta = rng.normal(size=d)
 
     def h(t: np.ndarray) -> np.ndarray:
-        return np.sin(t @ a) + np.einsum("...i,ij,...j->...", t, Q, t)
+        out: np.ndarray = np.sin(t @ a) + np.einsum("...i,ij,...j->...", t, Q, t)
+        return out
 
     true = np.cos(theta @ a) * a + 2 * Q @ theta
     mu, N, reps = 1e-3, 50, 400

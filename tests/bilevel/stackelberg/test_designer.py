@@ -91,11 +91,14 @@ def test_convergence(game: str, steps: int, target: float) -> None:
 @pytest.mark.slow
 def test_matrix_design_learns_dominance() -> None:
     # issue 6 acceptance: value >= 1.60 with a welfare-optimal outcome in dominant strategies
+    from bilevel.models.stackelberg import MatrixDesignGame
     from bilevel.stackelberg._report import dominant_outcome
 
     r = StackelbergDesigner(steps=300_000, seed=0).fit("matrix_design").result_
     assert r.value >= 1.60
-    assert dominant_outcome(make_game("matrix_design"), r.leader_table[0]) in ((0, 1), (1, 0))
+    g = make_game("matrix_design")
+    assert isinstance(g, MatrixDesignGame)
+    assert dominant_outcome(g, r.leader_table[0]) in ((0, 1), (1, 0))
 
 
 @pytest.mark.slow

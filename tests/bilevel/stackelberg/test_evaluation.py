@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel.models.stackelberg import make_game
+from bilevel.models.stackelberg import MatrixDesignGame, make_game
 from bilevel.solvers.rl._policy import ActorCritic
 from bilevel.solvers.rl._protocol import ActionSpec
 from bilevel.solvers.stackelberg._exact import payoff_table
@@ -39,6 +39,7 @@ def test_evaluate_leader_of_a_hand_set_network() -> None:
 def _grid_worst(t: np.ndarray, delta: float, step: float = 0.02) -> float:
     # naive check: minimum welfare over a grid of the 4-outcome simplex under the CCE constraints
     g = make_game("matrix_design")
+    assert isinstance(g, MatrixDesignGame)
     u = (g.payoffs_normalised + t).reshape(4, 2)
     w = g.payoffs_normalised.reshape(4, 2).sum(1)
     n = round(1 / step)
