@@ -46,6 +46,7 @@ from ._report import format_table as format_table
 from ._report import write_design as write_design
 from ._store import ResultStore as ResultStore
 from .audit import Exploitability as Exploitability
+from .audit import exploitability as exploitability
 from .models import Environment as Environment
 from .models import EnvSpec as EnvSpec
 from .models import Registry as Registry

@@ -130,8 +130,6 @@ class Exploitability:
         return out
 
     def __str__(self) -> str:
-        from bilevel._report import format_table
-
         head = (f"exploitability ({self.notion}, {self.method}, {self.n_profiles} profiles): "
                 f"{self.total:.6g} [{self.kind}]")
         return head + "\n" + format_table(self.rows())
@@ -140,6 +138,15 @@ class Exploitability:
         se = "" if self.se is None else f" ± {self.se:.3g}"
         return (f"Exploitability(total={self.total:.6g}{se}, kind={self.kind!r}, "
                 f"notion={self.notion!r}, method={self.method!r})")
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Align rows as a plain-text table (first row = header, then a rule)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _describe(dev: FloatArray) -> str:
