@@ -5,6 +5,8 @@ Conventions item 10: no asserts for user input; every check is tested with ``mat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,7 @@ from bilevel import (
     vcg,
 )
 from bilevel.models import Environment
+from bilevel.models.typing import FloatArray
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ def test_counterfactual_agent_index(sales: Environment) -> None:
             sales.counterfactual(np.zeros((1, 3)), i)  # type: ignore[arg-type]
 
 
-def _custom(reward_fn) -> Environment:  # type: ignore[no-untyped-def]
+def _custom(reward_fn: Callable[[FloatArray], FloatArray]) -> Environment:
     mdp = mdp_from_arrays(np.zeros((1, 2, 1)), [1.0], 1.0)
     return custom_env(
         mdp,
