@@ -8,11 +8,12 @@ put. Allocations are *realised* (drawn from the mechanism's probabilities and ma
 the experience counts are integers and the state space is finite.
 
 Everything here is computed exactly in float64 by backward induction over
-(period τ, experience profile, value profile):
+(period τ, experience profile or history, value profile):
 
 * :class:`TabularMechanism` describes a mechanism whose allocation probabilities and payments
   depend on the period, the current report profile and (optionally) the public experience
-  profile, with the baselines :func:`posted_price`, :func:`myopic_second_price` and
+  profile; :class:`HistoryMechanism` one that conditions on the whole public history of reports
+  and winners; the baselines are :func:`posted_price`, :func:`myopic_second_price` and
   :func:`dynamic_pivot` (the dynamic pivot mechanism of Bergemann and Välimäki (2010));
 * :func:`truthful_value` gives revenue, welfare and each buyer's utility under truthful reports;
 * :func:`best_response_value` gives one buyer's best-response value and its exploitability:
@@ -44,6 +45,7 @@ from bilevel.models.typing import FloatArray, IntArray
 
 __all__ = [
     "BestResponse",
+    "HistoryMechanism",
     "PostedPriceChoice",
     "TabularMechanism",
     "TruthfulValue",
@@ -291,6 +293,105 @@ class TabularMechanism:
         return bool(self.allocation.shape[1] != 1)
 
 
+@dataclass(frozen=True, eq=False)
+class HistoryMechanism:
+    """A direct dynamic mechanism for one good that conditions on the whole public history.
+
+    In period τ the history is the sequence of (report profile, realised winner) of periods
+    0..τ−1; with B = V**n · (n + 1) it has the index h = Σ_k (r_k (n + 1) + a_k) B^{τ−1−k}
+    (report profile index r_k as in :class:`TabularMechanism`, winner a_k ∈ {0 = kept, 1..n}),
+    so a child of h is h B + r (n + 1) + a. Experience is a function of the history.
+
+    Attributes
+    ----------
+    allocation : tuple of T ndarrays, the τ-th of shape (B**τ, V**n, n + 1)
+        Probabilities of keeping the good (column 0) or giving it to buyer i.
+    payments : tuple of T ndarrays, the τ-th of shape (B**τ, V**n, n)
+        Payments to the seller.
+    name : str
+        A label for reports.
+    """
+
+    allocation: tuple[FloatArray, ...]
+    payments: tuple[FloatArray, ...]
+    name: str = "history"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allocation, (tuple, list)) or not isinstance(
+            self.payments, (tuple, list)
+        ):
+            raise TypeError(
+                "expected allocation and payments as tuples of arrays, got "
+                f"{type(self.allocation).__name__} and {type(self.payments).__name__}"
+            )
+        allocs = tuple(np.asarray(a, dtype=np.float64) for a in self.allocation)
+        pays = tuple(np.asarray(q, dtype=np.float64) for q in self.payments)
+        if not allocs or len(pays) != len(allocs):
+            raise ValueError(
+                f"expected T >= 1 allocation and payment tables, got {len(allocs)} and {len(pays)}"
+            )
+        if allocs[0].ndim != 3 or allocs[0].shape[-1] < 2:
+            raise ValueError(
+                f"expected allocation[0] of shape (1, V**n, n + 1), got {allocs[0].shape}"
+            )
+        nr, n1 = allocs[0].shape[1:]
+        branch = nr * n1
+        for tau, (a, q) in enumerate(zip(allocs, pays, strict=True)):
+            want = (branch**tau, nr, n1)
+            if a.shape != want or q.shape != (*want[:2], n1 - 1):
+                raise ValueError(
+                    f"expected allocation[{tau}] of shape {want} and payments[{tau}] of shape "
+                    f"{(*want[:2], n1 - 1)}, got {a.shape} and {q.shape}"
+                )
+            if not (np.all(np.isfinite(a)) and np.all(np.isfinite(q))):
+                raise ValueError("expected finite allocation and payments, got NaN or inf")
+            if np.any(a < -_TOL) or np.abs(a.sum(axis=-1) - 1.0).max() > 1e-9:
+                raise ValueError(
+                    "expected allocation probabilities summing to 1 over null + buyers, got others"
+                )
+        object.__setattr__(self, "allocation", allocs)
+        object.__setattr__(self, "payments", pays)
+
+    @property
+    def horizon(self) -> int:
+        """Number of periods T."""
+        return len(self.allocation)
+
+    @property
+    def n(self) -> int:
+        """Number of buyers."""
+        return int(self.allocation[0].shape[-1] - 1)
+
+    @classmethod
+    def from_tabular(cls, mechanism: TabularMechanism) -> HistoryMechanism:
+        """The same mechanism written over histories (its experience read off each history)."""
+        if not isinstance(mechanism, TabularMechanism):
+            raise TypeError(f"expected a TabularMechanism, got {type(mechanism).__name__}")
+        n, h = mechanism.n, mechanism.horizon
+        nr = mechanism.allocation.shape[2]
+        exp = _history_experience(n, h, nr)
+        allocs, pays = [], []
+        for tau in range(h):
+            e = exp[tau] if mechanism.uses_experience else np.zeros_like(exp[tau])
+            allocs.append(mechanism.allocation[tau][e])
+            pays.append(mechanism.payments[tau][e])
+        return cls(tuple(allocs), tuple(pays), name=mechanism.name)
+
+
+def _history_experience(n: int, horizon: int, n_reports: int) -> list[IntArray]:
+    """Experience-profile index (counts clipped at T − 1) of every history, per period."""
+    ix = _index(n, horizon, 1)
+    out = [np.zeros(1, dtype=np.int64)]
+    for _ in range(horizon - 1):
+        prev = out[-1]
+        nxt = np.empty((prev.shape[0], n_reports, n + 1), dtype=np.int64)
+        nxt[:, :, 0] = prev[:, None]
+        for j in range(n):
+            nxt[:, :, j + 1] = ix.e_next[j][prev][:, None]
+        out.append(nxt.reshape(-1))
+    return out
+
+
 def _highest_winner(
     reports: FloatArray, eligible: FloatArray, ties: str = "split"
 ) -> tuple[FloatArray, FloatArray]:
@@ -529,11 +630,12 @@ def _serve(st: _Setting, ix: _Index, j: int, u_next: FloatArray) -> FloatArray:
     return out
 
 
-def _check_mechanism(mech: TabularMechanism, st: _Setting) -> None:
-    if not isinstance(mech, TabularMechanism):
-        raise TypeError(f"expected a TabularMechanism, got {type(mech).__name__}")
+def _check_mechanism(mech: TabularMechanism | HistoryMechanism, st: _Setting) -> None:
     want = (st.horizon, st.n_values**st.n, st.n + 1)
-    got = (mech.horizon, mech.allocation.shape[2], mech.allocation.shape[3])
+    if isinstance(mech, HistoryMechanism):
+        got = (mech.horizon, *mech.allocation[0].shape[1:])
+    else:
+        got = (mech.horizon, mech.allocation.shape[2], mech.allocation.shape[3])
     if got != want:
         raise ValueError(
             f"expected a mechanism with (T, V**n, n + 1) = {want} to fit the setting, got {got}"
@@ -613,6 +715,78 @@ def _evaluate(
     return table[: st.horizon], choice
 
 
+def _history_step(
+    st: _Setting,
+    ix: _Index,
+    a_t: FloatArray,
+    p_t: FloatArray,
+    u5: FloatArray,
+    e: IntArray,
+    reports: IntArray,
+) -> FloatArray:
+    """Flow + discounted continuation at one period of a history mechanism: a_t (H, NR, n + 1),
+    p_t (H, NR, n), u5 (H, NR, n + 1, NV, Q) the next values by (history, report, winner),
+    e (H,) experience index, reports (NV,) the report profile played in each value profile.
+    Returns (H, NV, Q)."""
+    n, nv = st.n, ix.n_prof
+    hs, q_dim = a_t.shape[0], u5.shape[-1]
+    ar = np.arange(nv)
+    vals = st.support[ix.v_comp]  # (n, NV)
+    a = a_t[:, reports]  # (H, NV, n + 1)
+    p = p_t[:, reports]  # (H, NV, n)
+    won = a[:, :, 1:] * vals.T[None]
+    out = np.empty((hs, nv, q_dim))
+    out[:, :, :n] = won - p
+    out[:, :, n] = p.sum(axis=2)
+    out[:, :, n + 1] = won.sum(axis=2)
+    cont = a[:, :, 0, None] * u5[:, reports, 0, ar]
+    for j in range(n):
+        moved = u5[:, reports[:, None], j + 1, ix.v_replace[j]]  # (H, NV, V, Q)
+        w = st.kernels[ix.e_comp[j][e]][:, ix.v_comp[j], :]  # (H, NV, V)
+        cont += a[:, :, j + 1, None] * np.einsum("hvw,hvwq->hvq", w, moved)
+    res: FloatArray = out + st.gamma * cont
+    return res
+
+
+def _evaluate_history(
+    st: _Setting, ix: _Index, mech: HistoryMechanism, agent: int | None
+) -> FloatArray:
+    """Backward induction over (τ, history, value profile); agent None = everyone truthful, else
+    ``agent`` best-responds seeing the whole state. Returns the prior expectation of
+    [utility of each buyer, revenue, welfare] (n + 2,)."""
+    n, nv, nvals = st.n, ix.n_prof, st.n_values
+    q_dim = n + 2
+    exp = _history_experience(n, st.horizon, nv)
+    ar = np.arange(nv)
+    nxt = np.zeros((nv * (n + 1), nv, q_dim))  # placeholder for τ = T
+    for t in range(st.horizon - 1, -1, -1):
+        a_t, p_t = mech.allocation[t], mech.payments[t]
+        hs = a_t.shape[0]
+        last = t == st.horizon - 1
+        u5 = np.zeros((hs, nv, n + 1, nv, q_dim)) if last else nxt.reshape(hs, nv, n + 1, nv, q_dim)
+        e = exp[t]
+
+        truth = _history_step(st, ix, a_t, p_t, u5, e, ar)
+        if agent is None:
+            cur = truth
+        else:
+            cand = np.stack(
+                [
+                    _history_step(st, ix, a_t, p_t, u5, e, ix.v_replace[agent][:, w])
+                    for w in range(nvals)
+                ]
+            )
+            util = cand[..., agent]
+            top = util.max(axis=0)
+            pick = np.argmax(util >= top[None] - 1e-12, axis=0)
+            pick = np.where(truth[..., agent] >= top - 1e-12, ix.v_comp[agent][None, :], pick)
+            cur = np.take_along_axis(cand, pick[None, :, :, None], axis=0)[0]
+        nxt = cur
+    w0 = np.prod(st.prior[ix.v_comp], axis=0)
+    init: FloatArray = w0 @ nxt[0]
+    return init
+
+
 def _initial(st: _Setting, ix: _Index, table: FloatArray) -> FloatArray:
     """Prior expectation at τ = 0 with zero experience: (Q,)."""
     w = np.prod(st.prior[ix.v_comp], axis=0)  # (NV,)
@@ -632,20 +806,21 @@ class TruthfulValue:
         Expected discounted sum of the winners' true values.
     utilities : ndarray of shape (n,)
         Each buyer's expected discounted utility (value won minus payments).
-    utility_by_state : ndarray of shape (T, NE, NV, n)
+    utility_by_state : ndarray of shape (T, NE, NV, n) or None
         Each buyer's continuation utility from period τ in state (experience profile, value
         profile), flattened as in :class:`TabularMechanism` (NE = T**n; profiles with an
-        experience count above τ are unreachable; counts are clipped at T − 1).
+        experience count above τ are unreachable; counts are clipped at T − 1). None for a
+        :class:`HistoryMechanism`.
     """
 
     revenue: float
     welfare: float
     utilities: FloatArray
-    utility_by_state: FloatArray
+    utility_by_state: FloatArray | None
 
 
 def truthful_value(
-    mechanism: TabularMechanism,
+    mechanism: TabularMechanism | HistoryMechanism,
     *,
     support: FloatArray,
     gamma: float = 1.0,
@@ -656,7 +831,7 @@ def truthful_value(
 
     Parameters
     ----------
-    mechanism : TabularMechanism
+    mechanism : TabularMechanism or HistoryMechanism
         The mechanism; its tables fix n and T.
     support : ndarray of shape (V,)
         The value support.
@@ -679,11 +854,18 @@ def truthful_value(
     >>> round(v.revenue, 6), round(float(v.utilities[0]), 6)
     (1.333333, 0.333333)
     """
-    if not isinstance(mechanism, TabularMechanism):
-        raise TypeError(f"expected a TabularMechanism, got {type(mechanism).__name__}")
+    _check_type(mechanism)
     st = _setting(mechanism.n, mechanism.horizon, gamma, support, prior, kernel)
     _check_mechanism(mechanism, st)
     ix = _index(st.n, st.horizon, st.n_values)
+    if isinstance(mechanism, HistoryMechanism):
+        q = _evaluate_history(st, ix, mechanism, None)
+        return TruthfulValue(
+            revenue=float(q[st.n]),
+            welfare=float(q[st.n + 1]),
+            utilities=q[: st.n].copy(),
+            utility_by_state=None,
+        )
     table, _ = _evaluate(st, ix, mechanism, None)
     init = _initial(st, ix, table)
     return TruthfulValue(
@@ -821,7 +1003,8 @@ class BestResponse:
         "upper_bound" for the clairvoyant buyer with n ≥ 2.
     policy : ndarray of shape (T, NE, NV) or None
         The report index chosen in each (τ, experience profile, true value profile); ties go to
-        the truthful report. None for the Bayesian best response, whose states are beliefs.
+        the truthful report. None for the Bayesian best response (its states are beliefs) and
+        for a :class:`HistoryMechanism` (its states hold the history).
     revenue : float
         The seller's revenue when the buyer plays this best response.
     """
@@ -836,7 +1019,7 @@ class BestResponse:
 
 
 def best_response_value(
-    mechanism: TabularMechanism,
+    mechanism: TabularMechanism | HistoryMechanism,
     *,
     agent: int = 0,
     observe: Literal["own", "clairvoyant"] = "own",
@@ -862,9 +1045,13 @@ def best_response_value(
     recursion runs over (τ, experience profile, own value, belief), Bayes-updated on each
     observation; beliefs are merged when equal to 12 decimals.
 
+    A :class:`HistoryMechanism` adds the public history to the MDP state; the Bayesian case is
+    not available for it with n ≥ 2 (the buyer would also have to infer the others' reports in
+    the history), only the clairvoyant bound.
+
     Parameters
     ----------
-    mechanism : TabularMechanism
+    mechanism : TabularMechanism or HistoryMechanism
         The mechanism.
     agent : int, default 0
         The deviating buyer, in [0, n).
@@ -881,8 +1068,7 @@ def best_response_value(
     -------
     BestResponse
     """
-    if not isinstance(mechanism, TabularMechanism):
-        raise TypeError(f"expected a TabularMechanism, got {type(mechanism).__name__}")
+    _check_type(mechanism)
     st = _setting(mechanism.n, mechanism.horizon, gamma, support, prior, kernel)
     _check_mechanism(mechanism, st)
     if observe not in ("own", "clairvoyant"):
@@ -894,6 +1080,23 @@ def best_response_value(
     ):
         raise ValueError(f"expected agent in [0, {st.n}), got {agent!r}")
     ix = _index(st.n, st.horizon, st.n_values)
+    if isinstance(mechanism, HistoryMechanism):
+        if observe == "own" and st.n > 1:
+            raise ValueError(
+                "expected observe='clairvoyant' (or n = 1) for a HistoryMechanism, got "
+                f"observe='own' with n = {st.n}"
+            )
+        base_q = _evaluate_history(st, ix, mechanism, None)
+        br_q = _evaluate_history(st, ix, mechanism, int(agent))
+        return BestResponse(
+            agent=int(agent),
+            value=float(br_q[agent]),
+            truthful=float(base_q[agent]),
+            gain=float(br_q[agent] - base_q[agent]),
+            kind="exact" if st.n == 1 else "upper_bound",
+            policy=None,
+            revenue=float(br_q[st.n]),
+        )
     truth = _initial(st, ix, _evaluate(st, ix, mechanism, None)[0])
     if observe == "own" and st.n > 1:
         value, revenue = _BayesBestResponse(st, ix, mechanism, int(agent), bool(sees_payments))()
@@ -1015,6 +1218,13 @@ def best_posted_price(
 # --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _check_type(mechanism: object) -> None:
+    if not isinstance(mechanism, (TabularMechanism, HistoryMechanism)):
+        raise TypeError(
+            f"expected a TabularMechanism or HistoryMechanism, got {type(mechanism).__name__}"
+        )
 
 
 def _check_ties(ties: object) -> None:

@@ -12,12 +12,14 @@ report strategy on a tiny randomised mechanism.
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import numpy as np
 import pytest
 
 from bilevel.models.typing import FloatArray
 from bilevel.solvers.dynamic._exact import (
+    HistoryMechanism,
     TabularMechanism,
     _BayesBestResponse,
     _index,
@@ -131,6 +133,7 @@ def test_dynamic_pivot_two_buyers(horizon: int, revenue: float, welfare: float) 
     assert tv.revenue == pytest.approx(revenue, abs=1e-6)
     assert tv.welfare == pytest.approx(welfare, abs=1e-6)
     assert tv.welfare == pytest.approx(tv.revenue + float(tv.utilities.sum()), abs=1e-12)
+    assert tv.utility_by_state is not None
     assert float(tv.utility_by_state.min()) >= -1e-12
     for i in range(2):
         br = best_response_value(mech, agent=i, observe="clairvoyant", support=S)
@@ -164,27 +167,34 @@ def _random_mechanism(rng: np.random.Generator, support: FloatArray) -> TabularM
 
 
 def _brute_force(
-    mech: TabularMechanism, support: FloatArray, prior: FloatArray, kernel: FloatArray
+    x0: FloatArray,
+    p0: FloatArray,
+    x1: FloatArray,
+    p1: FloatArray,
+    support: FloatArray,
+    prior: FloatArray,
+    kernel: FloatArray,
 ) -> tuple[float, float]:
     """(best, truthful) expected utility over every strategy s0(v0), s1(v0, a0, v1), n = 1, T = 2.
 
-    The buyer observes its values and the realised allocation (its report r0 = s0(v0) is a
-    function of v0, so (v0, a0, v1) is its whole information at τ = 1).
+    The mechanism: period 0 allocates with x0[r0] (V, 2) and charges p0[r0]; period 1 with
+    x1[r0, a0, r1] (V, 2, V, 2) and p1[r0, a0, r1], i.e. it may depend on the whole history. The
+    buyer observes its values and the realised allocation (its report r0 = s0(v0) is a function
+    of v0, so (v0, a0, v1) is its whole information at τ = 1).
     """
     nv = support.shape[0]
-    x, p = mech.allocation, mech.payments[..., 0]
 
     def value(s0: tuple[int, ...], s1: dict[tuple[int, int, int], int]) -> float:
         total = 0.0
         for v0 in range(nv):
             r0 = s0[v0]
-            u = x[0, 0, r0, 1] * support[v0] - p[0, 0, r0]
+            u = x0[r0, 1] * support[v0] - p0[r0]
             for a0 in (0, 1):
-                pa = x[0, 0, r0, a0]
+                pa = x0[r0, a0]
                 for v1 in range(nv):
                     pv = kernel[0, v0, v1] if a0 == 1 else float(v1 == v0)
                     r1 = s1[(v0, a0, v1)]
-                    u += pa * pv * (x[1, a0, r1, 1] * support[v1] - p[1, a0, r1])
+                    u += pa * pv * (x1[r0, a0, r1, 1] * support[v1] - p1[r0, a0, r1])
             total += prior[v0] * u
         return total
 
@@ -207,13 +217,66 @@ def test_dp_matches_enumeration_of_all_strategies() -> None:
     k = rng.uniform(size=(2, 2, 2))
     kernel = k / k.sum(axis=2, keepdims=True)
     mech = _random_mechanism(rng, support)
-    best, truth = _brute_force(mech, support, prior, kernel)
+    x, p = mech.allocation, mech.payments[..., 0]
+    x1 = np.broadcast_to(x[1][None], (2, 2, 2, 2))  # x1[r0, a0] = x[1, experience a0]
+    p1 = np.broadcast_to(p[1][None], (2, 2, 2))
+    best, truth = _brute_force(x[0, 0], p[0, 0], x1, p1, support, prior, kernel)
     br = best_response_value(mech, support=support, prior=prior, kernel=kernel)
     assert br.value == pytest.approx(best, abs=1e-12)
     assert br.truthful == pytest.approx(truth, abs=1e-12)
     assert br.gain > 0.05  # the case is not trivially truthful
     tv = truthful_value(mech, support=support, prior=prior, kernel=kernel)
     assert float(tv.utilities[0]) == pytest.approx(truth, abs=1e-12)
+
+
+def test_history_dp_matches_enumeration_of_all_strategies() -> None:
+    """A random mechanism over the whole history (period 1 depends on the report and winner of
+    period 0), n = 1, T = 2, support {1, 3}: its exact best response and truthful value equal
+    the enumeration over all strategies (1e-12)."""
+    rng = np.random.default_rng(11)
+    support = np.array([1.0, 3.0])
+    prior = np.array([0.55, 0.45])
+    k = rng.uniform(size=(2, 2, 2))
+    kernel = k / k.sum(axis=2, keepdims=True)
+    q0, q1 = rng.uniform(0.1, 0.9, size=(1, 2)), rng.uniform(0.1, 0.9, size=(4, 2))
+    alloc = (np.stack([1 - q0, q0], axis=-1), np.stack([1 - q1, q1], axis=-1))
+    pay = (rng.uniform(-0.5, 2.5, size=(1, 2, 1)), rng.uniform(-0.5, 2.5, size=(4, 2, 1)))
+    mech = HistoryMechanism(alloc, pay)
+    # Histories at τ = 1 index as r0 · 2 + a0.
+    x1 = alloc[1].reshape(2, 2, 2, 2)
+    p1 = pay[1][..., 0].reshape(2, 2, 2)
+    best, truth = _brute_force(alloc[0][0], pay[0][0, :, 0], x1, p1, support, prior, kernel)
+    br = best_response_value(mech, support=support, prior=prior, kernel=kernel)
+    assert br.kind == "exact" and br.policy is None
+    assert br.value == pytest.approx(best, abs=1e-12)
+    assert br.truthful == pytest.approx(truth, abs=1e-12)
+    assert br.gain > 0.05
+    tv = truthful_value(mech, support=support, prior=prior, kernel=kernel)
+    assert float(tv.utilities[0]) == pytest.approx(truth, abs=1e-12)
+    assert tv.utility_by_state is None
+
+
+@pytest.mark.parametrize(
+    ("mech", "agent", "observe"),
+    [
+        (posted_price(1.5, n=1, horizon=3, support=S), 0, "own"),
+        (myopic_second_price(n=2, horizon=3, support=S, ties="lowest"), 1, "clairvoyant"),
+        (dynamic_pivot(n=2, horizon=3, support=S), 0, "clairvoyant"),
+    ],
+)
+def test_history_form_of_a_tabular_mechanism_has_the_same_values(
+    mech: TabularMechanism, agent: int, observe: Literal["own", "clairvoyant"]
+) -> None:
+    """Writing a mechanism over histories (experience read off each history) leaves its revenue,
+    welfare and best-response gain unchanged (1e-12): the two DPs agree."""
+    hist = HistoryMechanism.from_tabular(mech)
+    a, b = truthful_value(mech, support=S), truthful_value(hist, support=S)
+    assert b.revenue == pytest.approx(a.revenue, abs=1e-12)
+    assert b.welfare == pytest.approx(a.welfare, abs=1e-12)
+    ga = best_response_value(mech, agent=agent, observe=observe, support=S)
+    gb = best_response_value(hist, agent=agent, observe=observe, support=S)
+    assert gb.gain == pytest.approx(ga.gain, abs=1e-12)
+    assert gb.revenue == pytest.approx(ga.revenue, abs=1e-12)
 
 
 def _brute_force_two(
@@ -362,5 +425,12 @@ def test_bad_input() -> None:
         myopic_second_price(n=2, horizon=1, support=S, ties="random")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="expected among 'takers' or 'highest', got 'all'"):
         posted_price(2.0, n=2, horizon=1, support=S, among="all")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="expected a TabularMechanism, got dict"):
+    hist = HistoryMechanism.from_tabular(posted_price(2.0, n=2, horizon=2, support=S))
+    with pytest.raises(ValueError, match=r"expected observe='clairvoyant' .* got observe='own'"):
+        best_response_value(hist, support=S)
+    with pytest.raises(ValueError, match=r"expected allocation\[1\] of shape \(27, 9, 3\)"):
+        HistoryMechanism(hist.allocation[:1] + hist.allocation[:1], hist.payments)
+    with pytest.raises(
+        TypeError, match="expected a TabularMechanism or HistoryMechanism, got dict"
+    ):
         truthful_value({}, support=S)  # type: ignore[arg-type]
