@@ -82,6 +82,15 @@ def test_posted_price_one_buyer(
     assert br.gain >= -1e-12
 
 
+def test_discounting_by_hand() -> None:
+    """Posted 2, T = 2, γ = 1/2: period 0 earns 4/3; in period 1 only buyers with v₀ ≥ 2 have
+    learned, and they buy again with probability K_0.5(2, ≥2) resp. K_0.5(3, ≥2)."""
+    k = discrete_kernel(S, 0.5)
+    second = 2.0 * (k[1, 1:].sum() + k[2, 1:].sum()) / 3
+    tv = truthful_value(posted_price(2.0, n=1, horizon=2, support=S), support=S, gamma=0.5)
+    assert tv.revenue == pytest.approx(4 / 3 + 0.5 * second, abs=1e-12)
+
+
 def test_posted_one_point_five_overbids_only_at_value_one() -> None:
     """At p = 1.5, T = 3 the deviation is the experimentation of a v₀ = 1 buyer: gain 0.3280
     for v₀ = 1, i.e. 0.10932 averaged over v₀; buyers with v₀ ≥ 2 buy anyway."""
