@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from bilevel._flags import add_flag
 from bilevel._memory import MemoryLimitError, limited_memory, parse_bytes
+from bilevel.audit._cli import register as register_audit
 from bilevel.spm._cli import register as register_spm
 from bilevel.stackelberg._cli import register as register_stackelberg
 
@@ -630,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_report)
     register_spm(sub)  # learned sequential price mechanisms (bilevel.spm._cli)
+    register_audit(sub)  # exploitability audits (bilevel.audit._cli)
     register_stackelberg(sub)  # Stackelberg POMDP leaders (bilevel.stackelberg._cli)
     for name in _WRITES_OUT:
         cmd = sub.choices[name]
