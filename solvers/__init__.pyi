@@ -1,3 +1,4 @@
+from . import dynamic as dynamic
 from . import rl as rl
 from . import spm as spm
 from . import stackelberg as stackelberg
