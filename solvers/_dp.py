@@ -258,7 +258,9 @@ def check_reward(mdp: TabularMDP, reward: ArrayLike) -> FloatArray:
     if c.ndim == 2:
         c = c[None]
     if c.ndim != 3 or c.shape[1:] != (S, A):
-        raise ValueError(f"reward must have shape (S, A) = ({S}, {A}) or (K, S, A), got {c.shape}")
+        raise ValueError(
+            f"expected reward of shape (S, A) = ({S}, {A}) or (K, S, A), got {c.shape}"
+        )
     if c.shape[0] == 0:
         raise ValueError("expected at least one reward array (K >= 1), got K = 0")
     if not np.all(np.isfinite(c)):

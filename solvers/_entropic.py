@@ -519,7 +519,7 @@ class EntropicSolver:
         """
         if c.ndim != 3 or tuple(c.shape[1:]) != (self.S, self.A):
             raise ValueError(
-                f"c must have shape (B, S, A) = (B, {self.S}, {self.A}), got {tuple(c.shape)}"
+                f"expected c of shape (B, S, A) = (B, {self.S}, {self.A}), got {tuple(c.shape)}"
             )
         tol = self.tol if tol is None else float(tol)
         max_iter = self.max_iter if max_iter is None else int(max_iter)

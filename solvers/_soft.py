@@ -105,7 +105,7 @@ class SoftBellmanSolver:
             c = c[None]
         if c.dim() != 3 or tuple(c.shape[1:]) != (self.S, self.A):
             raise ValueError(
-                f"reward must have shape (S, A) = ({self.S}, {self.A}) or (B, S, A), "
+                f"expected reward of shape (S, A) = ({self.S}, {self.A}) or (B, S, A), "
                 f"got {tuple(c.shape)}"
             )
         if not bool(torch.isfinite(c).all()):

@@ -53,7 +53,7 @@ def chain_p() -> np.ndarray:
 @pytest.mark.parametrize("solver", ["dp", "lp"])
 def test_reward_wrong_shape(sales: Environment, shape: tuple[int, ...], solver: str) -> None:
     fn = solve_dp if solver == "dp" else solve_lp
-    with pytest.raises(ValueError, match=r"reward must have shape \(S, A\) = \(5, 4\).*got"):
+    with pytest.raises(ValueError, match=r"expected reward of shape \(S, A\) = \(5, 4\).*got"):
         fn(sales.mdp, np.zeros(shape))
 
 

@@ -138,7 +138,7 @@ def _design(tmp: Path, **kw: Any) -> Any:
 
 API: list[Case] = [
     # rewards, types and solvers
-    Case("dp-reward-shape", ValueError, r"reward must have shape \(S, A\) = \(5, 4\)",
+    Case("dp-reward-shape", ValueError, r"expected reward of shape \(S, A\) = \(5, 4\)",
          api=lambda t: solve_dp(SALES.mdp, np.zeros((4, 4)))),
     Case("dp-reward-nan", ValueError, r"expected finite rewards, got NaN or inf",
          api=lambda t: solve_dp(SALES.mdp, np.full((5, 4), np.nan))),

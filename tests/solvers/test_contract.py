@@ -54,7 +54,6 @@ ALL = catalogue.problem_keys()
 # a layered environment, a cyclic one and two random MDPs: for the slow cvxpylayers solver
 SMALL = ["sales-2x1", "gridworld-3", "layered-stochastic-0", "cyclic-deterministic-1"]
 # the messages of these solvers do not read "expected ..., got ..." yet (see the xfails)
-_OLD_SHAPE_MESSAGE = "the shape error reads 'reward must have shape ...' (library change asked)"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -199,21 +198,18 @@ class ExactContract(SolverContract):
 
 
 class TestSolveDPNumpy(ExactContract):
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve(self, mdp: TabularMDP, rewards: FloatArray) -> InnerSolution:
         return solve_dp(mdp, rewards, backend="numpy")
 
 
 class TestSolveDPTorch(ExactContract):
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve(self, mdp: TabularMDP, rewards: FloatArray) -> InnerSolution:
         return solve_dp(mdp, rewards, backend="torch")
 
 
 class TestSolveLPHighs(ExactContract):
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve(self, mdp: TabularMDP, rewards: FloatArray) -> InnerSolution:
         return solve_lp(mdp, rewards, solver="highs")
@@ -222,7 +218,6 @@ class TestSolveLPHighs(ExactContract):
 class TestSolveLPCvxpy(ExactContract):
     """The cvxpy model with its free back end (HiGHS, or Clarabel), passed explicitly."""
 
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve(self, mdp: TabularMDP, rewards: FloatArray) -> InnerSolution:
         return solve_lp(mdp, rewards, solver="cvxpy")
@@ -230,7 +225,6 @@ class TestSolveLPCvxpy(ExactContract):
 
 @pytest.mark.skipif(not mosek_licensed(), reason="no MOSEK licence on this machine")
 class TestSolveLPMosek(ExactContract):
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve(self, mdp: TabularMDP, rewards: FloatArray) -> InnerSolution:
         return solve_lp(mdp, rewards, solver="mosek")
@@ -323,7 +317,6 @@ class OccupancyEntropyContract(RegularisedContract):
 
 
 class TestSolveEntropic(OccupancyEntropyContract):
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve(self, mdp: TabularMDP, rewards: FloatArray) -> InnerSolution:
         return solve_entropic(mdp, rewards, self.alpha)
@@ -341,7 +334,6 @@ class TestEntropicSolver(OccupancyEntropyContract):
     """The differentiable call ``EntropicSolver(mdp, alpha)(c)`` (torch in, torch out)."""
 
     returns_solution = False
-    shape_message_xfail = "the shape error reads 'c must have shape ...' (library change asked)"
 
     def solve_at(self, alpha: float, mdp: TabularMDP, rewards: FloatArray) -> FloatArray:
         x = EntropicSolver(mdp, alpha)(torch.as_tensor(rewards, dtype=torch.float64))
@@ -373,7 +365,6 @@ class TestSoftBellmanSolver(RegularisedContract):
     """Causal-entropy regularisation (soft value iteration), torch in, torch out."""
 
     returns_solution = False
-    shape_message_xfail = _OLD_SHAPE_MESSAGE
 
     def solve_at(self, alpha: float, mdp: TabularMDP, rewards: FloatArray) -> FloatArray:
         x = SoftBellmanSolver(mdp, alpha)(torch.as_tensor(rewards, dtype=torch.float64))

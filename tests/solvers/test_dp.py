@@ -276,7 +276,7 @@ def test_nonfinite_reward_raises(small_mdp: TabularMDP, bad: float) -> None:
 
 @pytest.mark.parametrize("shape", [(5,), (4, 5), (5, 5), (2, 5, 3), (1, 2, 5, 4)])
 def test_wrong_shape_raises(small_mdp: TabularMDP, shape: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match=r"reward must have shape \(S, A\) = \(5, 4\)"):
+    with pytest.raises(ValueError, match=r"expected reward of shape \(S, A\) = \(5, 4\)"):
         solve_dp(small_mdp, np.zeros(shape))
 
 

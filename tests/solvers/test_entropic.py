@@ -280,9 +280,9 @@ def test_bad_rewards() -> None:
     c[0, 0] = np.nan
     with pytest.raises(ValueError, match="expected finite rewards"):
         solve_entropic(env.mdp, c, 0.1)
-    with pytest.raises(ValueError, match=r"reward must have shape \(S, A\)"):
+    with pytest.raises(ValueError, match=r"expected reward of shape \(S, A\)"):
         solve_entropic(env.mdp, np.zeros((S, A + 1)), 0.1)
-    with pytest.raises(ValueError, match=r"c must have shape \(B, S, A\)"):
+    with pytest.raises(ValueError, match=r"expected c of shape \(B, S, A\)"):
         EntropicSolver(env.mdp, 0.1).solve(torch.zeros(S, A, dtype=torch.float64))
 
 

@@ -326,7 +326,7 @@ def test_unknown_solver_raises() -> None:
 
 @pytest.mark.parametrize("shape", [(3,), (2, 2), (3, 3), (2, 3, 3), (1, 1, 3, 2)])
 def test_bad_reward_shape_raises(shape: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match=r"reward must have shape \(S, A\) = \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"expected reward of shape \(S, A\) = \(3, 2\)"):
         solve_lp(two_step_mdp(), np.zeros(shape))
 
 

@@ -83,7 +83,7 @@ def test_bad_input() -> None:
     mdp, c = _rewards("sales", {"n_agents": 2, "n_items": 2})
     with pytest.raises(ValueError, match="expected alpha > 0"):
         SoftBellmanSolver(mdp, 0.0)
-    with pytest.raises(ValueError, match="reward must have shape"):
+    with pytest.raises(ValueError, match="expected reward of shape"):
         SoftBellmanSolver(mdp, 1.0)(torch.zeros(2, 3))
     bad = torch.tensor(c)
     bad[0, 0, 0] = float("nan")
