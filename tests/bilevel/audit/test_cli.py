@@ -58,3 +58,20 @@ def test_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert code == 2
     assert err == f"bilevel: error: {message}\n"
+
+
+def test_benchmark_quick_json() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "exploitability.py"), "--quick", "--json"],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    out = json.loads(proc.stdout)
+    assert [r["mechanism"] for r in out["rows"]] == ["vcg", "random-ama"]
+    assert out["gains_below_1e-9"] is True and float(out["ratio"]) > 0
