@@ -61,17 +61,54 @@ def test_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[
 
 
 def test_benchmark_quick_json() -> None:
+    """The issue-15 benchmark's smoke run: every row judged against its target, one headline."""
+    import importlib.util
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
+    have_sb3 = importlib.util.find_spec("stable_baselines3") is not None
     proc = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / "exploitability.py"), "--quick", "--json"],
+        [sys.executable, str(root / "benchmarks" / "exploitability.py"), "--quick", "--json",
+         *([] if have_sb3 else ["--ours-only"])],
         capture_output=True, text=True, check=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     out = json.loads(proc.stdout)
-    assert [r["mechanism"] for r in out["rows"]] == ["vcg", "random-ama"]
-    assert out["gains_below_1e-9"] is True and float(out["ratio"]) > 0
+    rows = out["rows"]
+    assert out["quick"] is True and out["sb3"] is have_sb3
+    assert [r["mechanism"] for r in rows if r["benchmark"] == "static_audit"] == [
+        "vcg", "random-ama"]
+    assert out["gains_below_1e-9"] is True
+    exact = [(r["mechanism"], r["n"], r["horizon"]) for r in rows if r["benchmark"] == "exact_dp"]
+    assert exact == [("posted 1.5", 1, 5), ("dynamic pivot", 1, 5), ("posted 1.5", 2, 3),
+                     ("dynamic pivot", 2, 3)]
+    assert [(r["n"], r["horizon"]) for r in rows if r["benchmark"] == "pivot_baseline"] == [(2, 4)]
+    assert out["pivot_exploitability_below_1e-9"] is True
+    assert out["reference_check"]["agrees_1e-6"] is True
+    for r in rows:
+        if r["benchmark"] == "exact_dp":
+            # n = 1: the clairvoyant buyer is the buyer (one MDP); n = 2: an upper bound
+            assert r["exploitability"] <= r["clairvoyant_bound"] + 1e-12
+            if r["n"] == 1:
+                assert r["clairvoyant_bound"] == pytest.approx(r["exploitability"], abs=1e-12)
+    posted_two = next(r for r in rows if r["benchmark"] == "exact_dp" and r["n"] == 2
+                      and r["mechanism"] == "posted 1.5")
+    assert posted_two["exploitability"] > 0.01  # posted 1.5 is exploitable at n = 2 as well
+    speed = [r for r in rows if r["benchmark"] == "deviator_throughput"]
+    assert [r["metric"] for r in speed] == (["steps_per_second", "speedup"] if have_sb3
+                                            else ["steps_per_second"])
+    assert speed[0]["env_steps"] == 2 * 1024 * 12 and speed[0]["steps_per_second"] > 0
+    if have_sb3:
+        assert speed[0]["sb3_env_steps"] == 2048 and speed[0]["sb3_steps_per_second"] > 0
+        assert speed[0]["speedup"] == pytest.approx(
+            speed[0]["steps_per_second"] / speed[0]["sb3_steps_per_second"], rel=1e-3)
+    for r in rows:
+        assert isinstance(r["meets_target"], bool) and r["target"] > 0
+        assert r["meets_target"] is (r["target_ratio"] <= 1.0)
+    # the headline: the worst normalised row, <= 1 exactly when every target holds
+    assert isinstance(out["ratio"], float)
+    assert out["ratio"] == max(r["target_ratio"] for r in rows)
+    assert out["all_targets_met"] is all(r["meets_target"] for r in rows)
