@@ -82,11 +82,8 @@ def _resolve(
             )
         return (own, mechanism.mechanism_, mechanism.statistic if statistic is None else statistic,
                 mechanism.tie if tie is None else tie)
-    if setting is None:
-        raise TypeError(
-            "expected a setting with a policy or ActorCritic (only a fitted SPMDesigner "
-            "carries its own), got None"
-        )
+    if setting is None:  # pragma: no cover - spm_exploitability passes the designer alone
+        raise TypeError("expected a setting, got None")
     stat = "price_allocation" if statistic is None else statistic
     if isinstance(mechanism, ActorCritic):
         grid = price_grid
@@ -177,8 +174,8 @@ def _simulate(setting: SPMSetting, policy: SPMPolicy, values: Tensor, forced_age
 
 
 def spm_exploitability(
-    mechanism: Any,
-    setting: SPMSetting | str | None = None,
+    problem: Any,
+    mechanism: Any = None,
     *,
     samples: int | None = None,
     seed: int = 0,
@@ -198,15 +195,14 @@ def spm_exploitability(
 
     Parameters
     ----------
-    mechanism : SPMDesigner, ActorCritic or SPMPolicy
-        A fitted :class:`bilevel.spm.SPMDesigner` (its greedy ``mechanism_``, setting,
-        statistic and tie rule are used), a trained ``policy_`` network (with ``setting`` and
-        ``price_grid``), or any deterministic mechanism ``policy(obs (E, obs_dim), agent_mask
-        (E, n)) -> (agent (E,), prices (E, d))`` such as
-        :func:`bilevel.solvers.spm.static_mechanism`.
-    setting : SPMSetting or str, optional
-        The setting (or its registered name, default parameters); required unless
-        ``mechanism`` is a designer.
+    problem : SPMSetting, str or SPMDesigner
+        The setting (or its registered name, default parameters) -- or a fitted
+        :class:`bilevel.spm.SPMDesigner` alone (``mechanism`` None), which carries its setting.
+    mechanism : SPMDesigner, ActorCritic or SPMPolicy, optional
+        A fitted designer (its greedy ``mechanism_``, statistic and tie rule are used; its
+        setting must be ``problem``), a trained ``policy_`` network (with ``price_grid``), or
+        any deterministic mechanism ``policy(obs (E, obs_dim), agent_mask (E, n)) -> (agent
+        (E,), prices (E, d))`` such as :func:`bilevel.solvers.spm.static_mechanism`.
     samples : int, optional
         Number of sampled value profiles K (seeded by ``seed``). Default: every profile of a
         finite support of at most ``exact_limit`` profiles (probability weighted), else 1000
@@ -242,7 +238,7 @@ def spm_exploitability(
     Raises
     ------
     TypeError
-        For a mechanism or setting of the wrong type, or a policy without a setting.
+        For a mechanism or setting of the wrong type, or a setting without a mechanism.
     ValueError
         For an unfitted designer, a setting that is not the designer's, an unknown statistic,
         tie rule or horizon, or ``samples``/``exact_limit`` that are not ints >= 1.
@@ -251,7 +247,7 @@ def spm_exploitability(
     --------
     >>> from bilevel.solvers.spm import static_mechanism
     >>> mech = static_mechanism([0, 1], [[2 / 3], [0.0]])   # Proposition 1's optimal SPM
-    >>> r = spm_exploitability(mech, "proposition1")
+    >>> r = spm_exploitability("proposition1", mech)
     >>> r.max_gain <= 1e-9, r.kind, r.n_profiles
     (True, 'exact', 4)
     """
@@ -260,7 +256,16 @@ def spm_exploitability(
             raise ValueError(f"expected {name} as an int >= {lo}, got {val!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"expected seed as an int, got {type(seed).__name__}")
-    st, policy, stat, tie_ = _resolve(mechanism, setting, statistic, tie, price_grid)
+    from bilevel.spm._designer import SPMDesigner
+
+    if mechanism is None and isinstance(problem, SPMDesigner):
+        problem, mechanism = None, problem
+    elif mechanism is None:
+        raise TypeError(
+            f"expected a mechanism (or a fitted SPMDesigner alone), got {type(problem).__name__} "
+            "and None"
+        )
+    st, policy, stat, tie_ = _resolve(mechanism, problem, statistic, tie, price_grid)
     if stat not in STATISTICS:
         raise ValueError(f"expected statistic in {STATISTICS}, got {stat!r}")
     if tie_ not in TIE_RULES:

@@ -84,7 +84,7 @@ def test_optimal_spm_of_proposition1_exhaustively() -> None:
     # prices 2/3 then 0: agent 1 buys only with value 1 (utility 1/3, probability 1/2); agent
     # 2 gets the item for free otherwise (E[v_2] = 2/3, probability 1/2)
     mech = static_mechanism([0, 1], [[2 / 3], [0.0]])
-    r = spm_exploitability(mech, "proposition1")
+    r = spm_exploitability("proposition1", mech)
     assert r.total == pytest.approx(0.0, abs=TOL)
     np.testing.assert_allclose(r.truthful_utility, [1 / 6, 1 / 3], atol=1e-12)
     # agent 1's best bundle is its own purchase: the item exactly when its value is 1
@@ -97,7 +97,7 @@ def test_two_worlds_static_and_adaptive_exhaustively(n_agents: int) -> None:
     half = n_agents // 2
     psp = static_mechanism(range(n_agents), [[0.9]] * half + [[0.2]] * (n_agents - half))
     for mech in (psp, _adaptive(n_agents, 1, (1,))):
-        r = spm_exploitability(mech, setting)
+        r = spm_exploitability(setting, mech)
         assert r.n_profiles == 2 * 2**n_agents and r.se is None
         assert r.max_gain <= TOL
         assert r.per_agent.shape == (n_agents,)
@@ -117,31 +117,31 @@ def test_random_history_dependent_networks(name: str, params: dict[str, int]) ->
     # units (proposition 2) and item types (the kitchen sink)
     for seed in range(3):
         net, setting = _random_network(name, seed, **params)
-        r = spm_exploitability(net, setting, price_grid=None)
+        r = spm_exploitability(setting, net, price_grid=None)
         assert r.kind == "exact" and r.max_gain <= TOL
 
 
 def test_adaptive_prices_with_several_units_react_to_deviations() -> None:
     # proposition 2 (2 units): declining lowers the next agents' prices, still no gain
     setting = make_spm_setting("proposition2")
-    r = spm_exploitability(_adaptive(3, 1, (2,)), setting)
+    r = spm_exploitability(setting, _adaptive(3, 1, (2,)))
     assert r.n_profiles == 8 and r.max_gain <= TOL
 
 
 def test_sampled_profiles_have_a_paired_standard_error() -> None:
     setting = make_spm_setting("two_worlds", n_agents=6)
     mech = _adaptive(6, 1, (1,))
-    r = spm_exploitability(mech, setting, samples=300, seed=3)
+    r = spm_exploitability(setting, mech, samples=300, seed=3)
     assert r.n_profiles == 300 and r.kind == "exact"
     assert r.se == pytest.approx(0.0, abs=TOL) and r.per_agent_se is not None
     assert r.max_gain <= TOL
-    again = spm_exploitability(mech, setting, samples=300, seed=3)
+    again = spm_exploitability(setting, mech, samples=300, seed=3)
     np.testing.assert_array_equal(r.truthful_utility, again.truthful_utility)
 
 
 def test_additive_valuations_enumerate_every_set_of_types() -> None:
     setting = make_spm_setting("additive_across_types", n_agents=3)
-    r = spm_exploitability(_adaptive(3, 2, setting.units), setting, samples=200)
+    r = spm_exploitability(setting, _adaptive(3, 2, setting.units), samples=200)
     assert r.max_gain <= TOL
     assert r.best_deviation[0].shape == (200, 2)
 
@@ -151,13 +151,13 @@ def test_additive_valuations_enumerate_every_set_of_types() -> None:
 
 def test_detects_the_gain_of_buyers_that_do_not_maximise_utility() -> None:
     mech = static_mechanism([0, 1], [[2 / 3], [0.0]])
-    r = spm_exploitability(mech, "proposition1", response=_take_everything)
+    r = spm_exploitability("proposition1", mech, response=_take_everything)
     # agent 1 pays 2/3 for a value of 1/3 half the time; declining gains 1/3 there
     np.testing.assert_allclose(r.per_agent, [1 / 6, 0.0], atol=1e-12)
     assert r.total == pytest.approx(1 / 6, abs=1e-12)
     # its best deviation: decline at value 1/3 (profiles 0, 1), buy at value 1
     np.testing.assert_array_equal(r.best_deviation[0][:, 0], [0.0, 0.0, 1.0, 1.0])
-    sampled = spm_exploitability(mech, "proposition1", response=_take_everything,
+    sampled = spm_exploitability("proposition1", mech, response=_take_everything,
                                  samples=4000, seed=0)
     assert sampled.se is not None and sampled.se > 0
     assert abs(sampled.total - 1 / 6) <= 4 * sampled.se
@@ -168,38 +168,38 @@ def test_detects_the_gain_of_buyers_that_do_not_maximise_utility() -> None:
 
 def test_bad_input() -> None:
     mech = static_mechanism([0, 1], [[2 / 3], [0.0]])
-    with pytest.raises(TypeError, match="expected a setting"):
-        spm_exploitability(mech)
+    with pytest.raises(TypeError, match="expected a mechanism"):
+        spm_exploitability("proposition1")
     with pytest.raises(ValueError, match="expected a fitted SPMDesigner"):
-        spm_exploitability(SPMDesigner(), "proposition1")
+        spm_exploitability("proposition1", SPMDesigner())
     with pytest.raises(TypeError, match="expected a fitted SPMDesigner, an ActorCritic"):
-        spm_exploitability(42, "proposition1")
+        spm_exploitability("proposition1", 42)
     with pytest.raises(TypeError, match="expected the setting as an SPMSetting"):
-        spm_exploitability(mech, 3)  # type: ignore[arg-type]
+        spm_exploitability(3, mech)
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="expected samples as an int >= 1"):
-            spm_exploitability(mech, "proposition1", samples=bad)  # type: ignore[arg-type]
+            spm_exploitability("proposition1", mech, samples=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="expected statistic in"):
-        spm_exploitability(mech, "proposition1", statistic="prices")
+        spm_exploitability("proposition1", mech, statistic="prices")
     with pytest.raises(ValueError, match="expected tie in"):
-        spm_exploitability(mech, "proposition1", tie="loose")
+        spm_exploitability("proposition1", mech, tie="loose")
     with pytest.raises(ValueError, match="expected horizon in"):
-        spm_exploitability(mech, "proposition1", horizon="never")
+        spm_exploitability("proposition1", mech, horizon="never")
     with pytest.raises(ValueError, match="expected response bundles of shape"):
-        spm_exploitability(mech, "proposition1",
+        spm_exploitability("proposition1", mech,
                            response=lambda v, p, a: torch.ones(1, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="expected an agent mask with 3 columns"):
-        spm_exploitability(static_mechanism([0, 1, 2], [[0.5]] * 3), "proposition1")
+        spm_exploitability("proposition1", static_mechanism([0, 1, 2], [[0.5]] * 3))
 
     def two_prices(obs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         return mask.to(torch.int64).argmax(dim=1), torch.zeros(mask.shape[0], 2)
 
     with pytest.raises(ValueError, match=r"expected the policy to return agent \(4,\) and "
                                          r"prices \(4, 1\), got \(4,\) and \(4, 2\)"):
-        spm_exploitability(two_prices, "proposition1")
+        spm_exploitability("proposition1", two_prices)
 
 
 def test_designer_setting_must_match(prop1_designer: SPMDesigner) -> None:
     with pytest.raises(ValueError, match="expected the designer's setting 'proposition1'"):
-        spm_exploitability(prop1_designer, "two_worlds")
-    assert spm_exploitability(prop1_designer, "proposition1").max_gain <= TOL
+        spm_exploitability("two_worlds", prop1_designer)
+    assert spm_exploitability("proposition1", prop1_designer).max_gain <= TOL
