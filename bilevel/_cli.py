@@ -4,14 +4,18 @@ Subcommands::
 
     bilevel envs [--json]
     bilevel evaluate ENV [env options] [--mechanism vcg|optimal|FILE] [--samples K] [--seed S]
-                     [--json]
+                     [--exploitability K] [--json]
     bilevel bound ENV [env options] [--objective O] [--samples K] [--seed S] [--json]
     bilevel design ENV [env options] --method grid|first_order|zeroth_order|multistart
                    [--points P] [--profiles K] [--steps I] [--learning-rate L] [--alpha A]
-                   [--seed S] [--eval-samples N] [--out DIR] [--json]
+                   [--seed S] [--eval-samples N] [--exploitability K] [--out DIR] [--json]
 
 Env options: ``--n-agents``, ``--n-items`` (sales), ``--tasks`` (scheduling), ``--grid``
 (gridworld), ``--rounds`` (matching), ``--dist``, ``--gamma``, ``--makespan clamped|reference``.
+
+``evaluate`` and ``design`` tables, JSON and reports carry each mechanism's measured static
+ex-post exploitability (:func:`bilevel.audit.exploitability` on ``--exploitability K`` profiles,
+200 by default, seeded by ``--seed``; ``--exploitability 0`` skips it).
 
 Errors print one line on stderr, never a traceback (``--debug``, anywhere on the command line,
 shows it): exit code 2 for usage errors (bad options, unreadable input files or configs), 1 for
@@ -44,6 +48,7 @@ from bilevel.stackelberg._cli import register as register_stackelberg
 if TYPE_CHECKING:
     from bilevel._evaluate import Evaluation
     from bilevel._mechanism import AMA
+    from bilevel.audit import Exploitability
     from bilevel.models import Environment
 
 __all__ = ["main"]
@@ -97,6 +102,13 @@ def _add_checkpoint_every(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
                    help=f"{what} (default 30; the first completed step is always saved; "
                    "results do not depend on it)")
+
+
+def _add_exploitability(p: argparse.ArgumentParser) -> None:
+    # the default is bilevel._report.AUDIT_SAMPLES (not imported here: the parser stays light)
+    p.add_argument("--exploitability", type=int, default=200, metavar="K",
+                   help="type profiles of each mechanism's static exploitability audit, the "
+                   "'exploitability (kind)' column (default 200; 0: skip)")
 
 
 def _add_env_args(p: argparse.ArgumentParser) -> None:
@@ -187,15 +199,49 @@ def evaluate(env: Environment, mechanism: AMA, **kwargs: Any) -> Evaluation:
     return evaluate_(env, mechanism, **kwargs)
 
 
+def _check_exploitability(args: argparse.Namespace) -> None:
+    if args.exploitability < 0:
+        raise CLIError(f"expected --exploitability >= 0, got {args.exploitability}")
+
+
+def _audits(env: Environment, mech: AMA, ev: Evaluation | None, optimal: Evaluation | None,
+            args: argparse.Namespace) -> dict[str, Exploitability] | None:
+    """The exploitability audits of a report's rows by role (None with --exploitability 0)."""
+    if args.exploitability == 0:
+        return None
+    from bilevel._mechanism import vcg
+    from bilevel._optimal import optimal_mechanism
+    from bilevel._report import audit_mechanisms
+
+    mechs = {"mechanism": mech}
+    if ev is not None and ev.baseline is not None:
+        mechs["vcg"] = vcg(env)
+    if optimal is not None and ev is not None:
+        # the mechanism optimal_evaluation evaluated (it exists: optimal is not None)
+        mechs["optimal"] = optimal_mechanism(
+            env, ev.objective if args.objective is None else args.objective)
+    try:
+        return audit_mechanisms(env, mechs, samples=args.exploitability, seed=args.seed)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from bilevel._jsonsafe import to_json
     from bilevel._optimal import optimal_evaluation
-    from bilevel._report import bound_line, comparison_rows, format_table
+    from bilevel._report import (
+        bound_line,
+        comparison_rows,
+        exploitability_dict,
+        exploitability_line,
+        format_table,
+    )
 
     env = _env_from_args(args)
     mech = _mechanism_from_arg(env, args.mechanism, args.objective, args.allow_transfer)
     if args.samples < 1:
         raise CLIError(f"expected --samples >= 1, got {args.samples}")
+    _check_exploitability(args)
     try:
         ev = evaluate(env, mech, n_samples=args.samples, seed=args.seed,
                       objective=args.objective, allow_transfer=args.allow_transfer,
@@ -203,12 +249,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(to_json(ev.to_dict(), indent=2))
+        out = ev.to_dict()
+        audits = _audits(env, mech, ev, None, args)
+        if audits is not None:
+            out["exploitability"] = exploitability_dict(audits)
+        print(to_json(out, indent=2))
         return 0
     optimal = None if args.mechanism == "optimal" else optimal_evaluation(env, ev, args.objective)
+    audits = _audits(env, mech, ev, optimal, args)
     print(f"{env!r}")
-    print(format_table(comparison_rows(ev, mech.name, 0.0, optimal=optimal)))
+    print(format_table(comparison_rows(ev, mech.name, 0.0, optimal=optimal,
+                                       exploitability=audits)))
     print(bound_line(ev))
+    if audits:
+        print(exploitability_line(audits))
     return 0
 
 
@@ -270,10 +324,18 @@ def _cmd_design(args: argparse.Namespace) -> int:
     from bilevel._designer import AMADesigner
     from bilevel._jsonsafe import to_json
     from bilevel._optimal import optimal_evaluation
-    from bilevel._report import bound_line, comparison_rows, format_table, result_dict, write_design
+    from bilevel._report import (
+        bound_line,
+        comparison_rows,
+        exploitability_line,
+        format_table,
+        result_dict,
+        write_design,
+    )
     from bilevel._workers import process_pool
 
     _check_out(args.out)
+    _check_exploitability(args)
     env = _env_from_args(args)
     designer = AMADesigner(
         method=args.method,
@@ -320,9 +382,11 @@ def _cmd_design(args: argparse.Namespace) -> int:
     optimal = None
     if result.evaluation is not None and result.mechanism.name != "optimal":
         optimal = optimal_evaluation(env, result.evaluation, args.objective)
-    paths = write_design(args.out, env, result, optimal=optimal) if args.out else {}
+    audits = _audits(env, result.mechanism, result.evaluation, optimal, args)
+    paths = (write_design(args.out, env, result, optimal=optimal, exploitability=audits)
+             if args.out else {})
     if args.json:
-        out = result_dict(env, result, optimal=optimal)
+        out = result_dict(env, result, optimal=optimal, exploitability=audits)
         out["files"] = {k: str(v) for k, v in paths.items()}
         print(to_json(out, indent=2))
         return 0
@@ -333,8 +397,10 @@ def _cmd_design(args: argparse.Namespace) -> int:
         ev = result.evaluation
         print(f"evaluation on {ev.n_samples} fresh profiles (common random numbers):")
         print(format_table(comparison_rows(ev, result.mechanism.name, result.search.wall_time,
-                                           optimal=optimal)))
+                                           optimal=optimal, exploitability=audits)))
         print(bound_line(ev))
+        if audits:
+            print(exploitability_line(audits))
     for k, v in paths.items():
         print(f"wrote {k}: {v}")
     return 0
@@ -536,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10_000, help="fresh type profiles")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
+    _add_exploitability(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -596,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes for grid chunks and trials")
     p.add_argument("--eval-samples", type=int, default=10_000,
                    help="fresh profiles for the final evaluation against VCG")
+    _add_exploitability(p)
     p.add_argument("--objective", help="revenue, welfare, makespan (default: the env's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="directory for mechanism.json, report.md, result.json and "

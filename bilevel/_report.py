@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilevel._designer import DesignResult
 from bilevel._evaluate import Evaluation
 from bilevel._jsonsafe import to_json
+from bilevel._mechanism import AMA
 from bilevel._outdir import atomic_write_text
 from bilevel.models import Environment
 
-__all__ = ["bound_line", "comparison_rows", "design_report", "format_table", "write_design"]
+if TYPE_CHECKING:
+    from bilevel.audit import Exploitability
+
+__all__ = [
+    "AUDIT_SAMPLES",
+    "audit_mechanisms",
+    "bound_line",
+    "comparison_rows",
+    "design_report",
+    "exploitability_cell",
+    "exploitability_dict",
+    "exploitability_line",
+    "format_table",
+    "write_design",
+]
+
+#: Default number of type profiles of the exploitability audit behind the reports' column.
+AUDIT_SAMPLES = 200
+
+#: Gains below this print as 0 (rounding of the inner solves, ~1e-15).
+_ZERO = 5e-13
 
 
 def _pm(mean: float | None, se: float | None) -> str:
@@ -32,8 +54,60 @@ def _diff_cell(ev: Evaluation) -> str:
     return f"{sign}{ev.diff_mean:.4f} ± {ev.diff_se:.4f}{pct}"
 
 
+def audit_mechanisms(
+    env: Environment, mechanisms: Mapping[str, AMA], *, samples: int = AUDIT_SAMPLES,
+    seed: int = 0,
+) -> dict[str, Exploitability]:
+    """Static ex-post exploitability of each mechanism of a report.
+
+    Runs :func:`bilevel.audit.exploitability` with its default misreport search (41-point grid
+    plus breakpoints and golden-section refinement for scalar types, 41 prior draws otherwise)
+    on ``samples`` profiles drawn with ``seed``, the same profiles for every mechanism.
+
+    Parameters
+    ----------
+    env : Environment
+    mechanisms : mapping of str to AMA
+        The report's rows by role (``"vcg"``, ``"optimal"``, ``"mechanism"``).
+    samples : int, default :data:`AUDIT_SAMPLES`
+        Type profiles of the audit.
+    seed : int, default 0
+
+    Returns
+    -------
+    dict of str to Exploitability
+        Same keys as ``mechanisms``.
+    """
+    from bilevel.audit import exploitability
+
+    return {k: exploitability(env, m, samples=samples, seed=seed) for k, m in mechanisms.items()}
+
+
+def exploitability_cell(r: Exploitability | None) -> str:
+    """A table cell ``"0.0000 (lower bound)"``: the total gain and its kind ("—" if None)."""
+    if r is None:
+        return "—"
+    total = 0.0 if abs(r.total) < _ZERO else r.total
+    return f"{total:.4f} ({r.kind.replace('_', ' ')})"
+
+
+def exploitability_dict(audits: Mapping[str, Exploitability]) -> dict[str, Any]:
+    """JSON form of the audits by role: each result's ``to_dict()`` without the per-profile
+    best deviations (``bilevel audit`` prints them)."""
+    return {k: {f: v for f, v in r.to_dict().items() if f != "best_deviation"}
+            for k, r in audits.items()}
+
+
+def exploitability_line(audits: Mapping[str, Exploitability]) -> str:
+    """One sentence saying how the exploitability column was measured."""
+    r = next(iter(audits.values()))
+    return (f"Exploitability: summed best misreport gain at truth ({r.notion.replace('_', '-')}, "
+            f"{r.method}, {r.n_profiles} profiles); 0 up to rounding for AMAs (truthful).")
+
+
 def comparison_rows(
-    ev: Evaluation, name: str, search_time: float, *, optimal: Evaluation | None = None
+    ev: Evaluation, name: str, search_time: float, *, optimal: Evaluation | None = None,
+    exploitability: Mapping[str, Exploitability] | None = None,
 ) -> list[list[str]]:
     """Table rows (VCG, the optimal mechanism if given, then the mechanism) of an evaluation.
 
@@ -48,6 +122,10 @@ def comparison_rows(
     optimal : Evaluation, optional
         The optimal mechanism evaluated on the same profiles (see
         :func:`bilevel.optimal_evaluation`); adds an ``"optimal"`` row.
+    exploitability : mapping of str to Exploitability, optional
+        Audits by role (``"vcg"``, ``"optimal"``, ``"mechanism"``, see
+        :func:`audit_mechanisms`); adds an "exploitability (kind)" column ("—" for a row
+        without an audit).
 
     Returns
     -------
@@ -77,6 +155,11 @@ def comparison_rows(
                      _pct_cell(optimal.pct_of_bound), "—"])
     if ev.baseline is not None:
         rows.append(mech)
+    if exploitability is not None:
+        rows[0].append("exploitability (kind)")
+        for r in rows[1:]:  # the other rows are the VCG baseline and the optimal mechanism
+            role = "mechanism" if r is mech else ("vcg" if r[0] == "VCG" else "optimal")
+            r.append(exploitability_cell(exploitability.get(role)))
     return rows
 
 
@@ -103,7 +186,8 @@ def format_table(rows: list[list[str]], *, markdown: bool = False) -> str:
 
 
 def design_report(
-    env: Environment, result: DesignResult, *, optimal: Evaluation | None = None
+    env: Environment, result: DesignResult, *, optimal: Evaluation | None = None,
+    exploitability: Mapping[str, Exploitability] | None = None,
 ) -> str:
     """Markdown report of a design: setting, protocol, comparison with VCG, mechanism.
 
@@ -113,6 +197,9 @@ def design_report(
     result : DesignResult
     optimal : Evaluation, optional
         The optimal mechanism on the evaluation's profiles (an extra table row).
+    exploitability : mapping of str to Exploitability, optional
+        Audits of the rows by role (an "exploitability (kind)" column and a sentence on how
+        it was measured).
 
     Returns
     -------
@@ -149,10 +236,12 @@ def design_report(
             "## Comparison with VCG",
             "",
             format_table(comparison_rows(ev, mech.name, result.search.wall_time,
-                                         optimal=optimal), markdown=True),
+                                         optimal=optimal, exploitability=exploitability),
+                         markdown=True),
             "",
             bound_line(ev),
             "",
+            *([exploitability_line(exploitability), ""] if exploitability else []),
             f"Paired difference {'significant' if ev.significant else 'not significant'} at "
             "2 standard errors. Smallest sampled agent utility: "
             f"{ev.min_utility:.3g} (≥ 0 means individually rational on every sample).",
@@ -179,11 +268,14 @@ def write_design(
     result: DesignResult,
     *,
     optimal: Evaluation | None = None,
+    exploitability: Mapping[str, Exploitability] | None = None,
 ) -> dict[str, Path]:
     """Write ``mechanism.json``, ``report.md`` and ``result.json`` to ``out_dir``.
 
     ``optimal`` (the optimal mechanism evaluated on the same profiles) adds a row to the report
-    and an ``"optimal"`` entry to ``result.json``.
+    and an ``"optimal"`` entry to ``result.json``; ``exploitability`` (audits by role, see
+    :func:`audit_mechanisms`) adds the report's "exploitability (kind)" column and an
+    ``"exploitability"`` entry to ``result.json``.
 
     Returns
     -------
@@ -213,22 +305,24 @@ def write_design(
         figures.append(plot_gridworld_boosts(env, result.mechanism, out / "boosts.png"))
     if "makespan" in env.costs:
         figures.append(plot_makespan_distribution(env, result.mechanism, out / "makespan.png"))
-    report = design_report(env, result, optimal=optimal)
+    report = design_report(env, result, optimal=optimal, exploitability=exploitability)
     if figures:
         report += "\n## Figures\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures)
         report += "\n"
     for f in figures:
         paths[f.stem] = f
     atomic_write_text(paths["report"], report)
-    atomic_write_text(paths["result"], to_json(result_dict(env, result, optimal=optimal),
-                                               indent=2))
+    summary = result_dict(env, result, optimal=optimal, exploitability=exploitability)
+    atomic_write_text(paths["result"], to_json(summary, indent=2))
     return paths
 
 
 def result_dict(
-    env: Environment, result: DesignResult, *, optimal: Evaluation | None = None
+    env: Environment, result: DesignResult, *, optimal: Evaluation | None = None,
+    exploitability: Mapping[str, Exploitability] | None = None,
 ) -> dict[str, Any]:
-    """JSON-serialisable summary of a design (with ``"optimal"`` when ``optimal`` is given)."""
+    """JSON-serialisable summary of a design (with ``"optimal"`` when ``optimal`` is given and
+    ``"exploitability"``, the audits by role, when ``exploitability`` is)."""
     out: dict[str, Any] = {
         "env": env.name,
         "params": dict(env.params),
@@ -243,4 +337,6 @@ def result_dict(
     }
     if optimal is not None:
         out["optimal"] = optimal.to_dict()
+    if exploitability is not None:
+        out["exploitability"] = exploitability_dict(exploitability)
     return out

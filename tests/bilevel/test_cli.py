@@ -72,6 +72,55 @@ def test_design_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "VCG" in text and "makespan (mean ± se)" in text
 
 
+# ---------------------------------------------------------------------- exploitability column
+# VCG, the optimal mechanism and any designed AMA are truthful: the audit of each row is 0 up
+# to rounding (<= 1e-9), a lower bound from the default grid search over continuous values.
+
+_SMALL = ["sales", "--n-agents", "2", "--n-items", "1"]
+
+
+def test_evaluate_reports_exploitability(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(capsys, ["evaluate", *_SMALL, "--samples", "300", "--exploitability", "50",
+                         "--json"])
+    assert isinstance(out, dict) and set(out["exploitability"]) == {"mechanism"}
+    audit = out["exploitability"]["mechanism"]
+    assert audit["n_profiles"] == 50 and audit["kind"] == "lower_bound"
+    assert 0 <= audit["total"] <= 1e-9 and max(audit["per_agent"]) <= 1e-9
+    assert main(["evaluate", *_SMALL, "--samples", "300", "--exploitability", "50"]) == 0
+    text = capsys.readouterr().out
+    header, _, *rows = text.splitlines()[1:5]
+    assert header.split("  ")[-1].strip() == "exploitability (kind)"
+    assert [r.split()[0] for r in rows] == ["vcg", "optimal"]
+    assert all(r.rstrip().endswith("0.0000 (lower bound)") for r in rows)
+    assert "Exploitability: summed best misreport gain at truth (ex-post" in text
+    # --exploitability 0: the outputs of before
+    off = _json(capsys, ["evaluate", *_SMALL, "--samples", "300", "--exploitability", "0",
+                         "--json"])
+    assert isinstance(off, dict) and "exploitability" not in off
+    assert main(["evaluate", *_SMALL, "--samples", "300", "--exploitability", "0"]) == 0
+    assert "exploitability" not in capsys.readouterr().out.lower()
+
+
+def test_design_reports_exploitability(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["design", *_SMALL, "--points", "8", "--profiles", "100", "--eval-samples", "400",
+            "--exploitability", "40", "--seed", "2"]
+    out = _json(capsys, [*argv, "--out", str(tmp_path), "--json"])
+    assert isinstance(out, dict)
+    audits = out["exploitability"]
+    assert set(audits) == {"vcg", "optimal", "mechanism"}
+    for role in ("vcg", "mechanism", "optimal"):
+        assert audits[role]["n_profiles"] == 40 and audits[role]["total"] <= 1e-9
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["exploitability"] == audits
+    report = (tmp_path / "report.md").read_text()
+    assert "| exploitability (kind) |" in report
+    assert report.count("| 0.0000 (lower bound) |") == 3
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "exploitability (kind)" in text and text.count("0.0000 (lower bound)") == 3
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
@@ -81,6 +130,8 @@ def test_design_table_output(capsys: pytest.CaptureFixture[str]) -> None:
         (["evaluate", "sales", "--mechanism", "missing.json"], "not found"),
         (["evaluate", "sales", "--samples", "0"], "expected --samples >= 1"),
         (["design", "sales", "--points", "0"], "n_points"),
+        (["evaluate", "sales", "--exploitability", "-1"], "expected --exploitability >= 0"),
+        (["design", "sales", "--exploitability", "-1"], "expected --exploitability >= 0"),
     ],
 )
 def test_cli_errors(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
