@@ -30,8 +30,14 @@ import numpy as np
 import torch
 
 from bilevel.audit._result import Exploitability
-from bilevel.models.spm import TIE_RULES, SPMProcess, SPMSetting, make_spm_setting
-from bilevel.models.spm._process import HORIZONS, STATISTICS
+from bilevel.models.spm import (
+    HORIZONS,
+    STATISTICS,
+    TIE_RULES,
+    SPMProcess,
+    SPMSetting,
+    make_spm_setting,
+)
 from bilevel.models.typing import FloatArray
 from bilevel.solvers.rl import ActorCritic
 from bilevel.solvers.spm import SPMPolicy, resolve_price_grid
@@ -64,7 +70,7 @@ def _resolve(
     price_grid: Any,
 ) -> tuple[SPMSetting, SPMPolicy, str, str]:
     """The setting, the greedy mechanism, its statistic and the tie rule."""
-    from bilevel.spm._designer import SPMDesigner
+    from bilevel.spm import SPMDesigner
 
     if isinstance(setting, str):
         setting = make_spm_setting(setting)
@@ -89,7 +95,7 @@ def _resolve(
         grid = price_grid
         if isinstance(grid, str) and grid == "finite":
             grid = "auto" if setting.finite else None
-        from bilevel.spm._designer import mechanism_of
+        from bilevel.spm import mechanism_of
 
         return setting, mechanism_of(mechanism, resolve_price_grid(setting, grid)), stat, (
             "strict" if tie is None else tie)
@@ -256,7 +262,7 @@ def spm_exploitability(
             raise ValueError(f"expected {name} as an int >= {lo}, got {val!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"expected seed as an int, got {type(seed).__name__}")
-    from bilevel.spm._designer import SPMDesigner
+    from bilevel.spm import SPMDesigner
 
     if mechanism is None and isinstance(problem, SPMDesigner):
         problem, mechanism = None, problem
