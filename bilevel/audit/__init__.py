@@ -4,7 +4,11 @@
 truthful reporting (NashConv at truth) of a static-report mechanism on one of the library's MDP
 environments: an :class:`bilevel.AMA` (VCG, Myerson's optimum, designed mechanisms) or any
 :class:`DirectMechanism`. The result is an :class:`Exploitability`, exact for enumerated finite
-type supports, otherwise a documented lower bound with its resolution.
+type supports, otherwise a documented lower bound with its resolution. Given a
+:class:`bilevel.models.dynamic.BanditAuctionSetting` instead of an environment, it audits a
+dynamic mechanism (reports every period, evolving types) by :func:`dynamic_exploitability`:
+exact dynamic programming of the buyer's own decision problem, the clairvoyant upper bound, or
+learned PPO deviators (a lower bound).
 """
 
 import lazy_loader as _lazy

@@ -1,8 +1,12 @@
+from ._audit import exploitability as exploitability
+from ._dynamic import ESTIMATORS as ESTIMATORS
+from ._dynamic import dynamic_exploitability as dynamic_exploitability
 from ._reference import first_price as first_price
 from ._reference import pay_your_bid as pay_your_bid
 from ._result import KINDS as KINDS
 from ._result import NOTIONS as NOTIONS
 from ._result import Exploitability as Exploitability
+from ._static import STATIC_NOTIONS as STATIC_NOTIONS
 from ._static import AMAOutcome as AMAOutcome
 from ._static import DirectMechanism as DirectMechanism
-from ._static import exploitability as exploitability
+from ._static import static_exploitability as static_exploitability

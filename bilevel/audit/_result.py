@@ -12,9 +12,9 @@ from bilevel.models.typing import FloatArray
 __all__ = ["KINDS", "NOTIONS", "Exploitability"]
 
 Kind = Literal["exact", "lower_bound", "upper_bound"]
-Notion = Literal["ex_post", "bayes"]
+Notion = Literal["ex_post", "bayes", "clairvoyant"]
 KINDS: tuple[str, ...] = ("exact", "lower_bound", "upper_bound")
-NOTIONS: tuple[str, ...] = ("ex_post", "bayes")
+NOTIONS: tuple[str, ...] = ("ex_post", "bayes", "clairvoyant")
 
 
 @dataclass(frozen=True, eq=False)

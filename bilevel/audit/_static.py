@@ -33,11 +33,14 @@ from numpy.typing import ArrayLike
 from bilevel._mechanism import AMA
 from bilevel._memory import fit_batch, outcome_bytes_per_profile
 from bilevel._outcomes import ExactInner, batch_outcomes, counterfactual_rewards, exact_inner
-from bilevel.audit._result import NOTIONS, Exploitability, Kind, Notion
+from bilevel.audit._result import Exploitability, Kind, Notion
 from bilevel.models import Environment
 from bilevel.models.typing import FloatArray
 
-__all__ = ["AMAOutcome", "DirectMechanism", "exploitability"]
+__all__ = ["STATIC_NOTIONS", "AMAOutcome", "DirectMechanism", "static_exploitability"]
+
+#: Notions of the static audit (the dynamic one adds "clairvoyant").
+STATIC_NOTIONS: tuple[str, ...] = ("ex_post", "bayes")
 
 _BREAK = 1e-9  # offset of the breakpoints (others' values ± 1e-9)
 _GOLDEN_STEPS = 30
@@ -184,7 +187,7 @@ def _value_supports(env: Environment) -> list[tuple[float, float]] | None:
     return [tuple(d.support) for d in dists]
 
 
-def exploitability(
+def static_exploitability(
     problem: Environment | str,
     mechanism: AMA | DirectMechanism,
     *,
@@ -261,14 +264,14 @@ def exploitability(
     >>> from bilevel import make_env, vcg
     >>> from bilevel.audit import first_price
     >>> env = make_env("sales", n_agents=2, n_items=1)
-    >>> exploitability(env, vcg(env), samples=200).max_gain <= 1e-9
+    >>> static_exploitability(env, vcg(env), samples=200).max_gain <= 1e-9
     True
-    >>> r = exploitability(env, first_price(env), samples=2000, grid=101)
+    >>> r = static_exploitability(env, first_price(env), samples=2000, grid=101)
     >>> round(r.total, 1), r.kind
     (0.3, 'lower_bound')
     """
-    if notion not in NOTIONS:
-        raise ValueError(f"expected notion in {NOTIONS}, got {notion!r}")
+    if notion not in STATIC_NOTIONS:
+        raise ValueError(f"expected notion in {STATIC_NOTIONS}, got {notion!r}")
     env = _resolve_env(problem)
     mech = _resolve_mechanism(env, mechanism, inner)
     call = _Outcomes(env, mech)

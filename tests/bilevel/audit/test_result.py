@@ -60,7 +60,7 @@ def test_str_is_a_table() -> None:
     [
         ({"kind": "upper"},
          "expected kind in ('exact', 'lower_bound', 'upper_bound'), got 'upper'"),
-        ({"notion": "bne"}, "expected notion in ('ex_post', 'bayes'), got 'bne'"),
+        ({"notion": "bne"}, "expected notion in ('ex_post', 'bayes', 'clairvoyant'), got 'bne'"),
         ({"per_agent": np.zeros((2, 2))}, "expected per_agent of shape (n,), got (2, 2)"),
         ({"best_deviation": (np.zeros(1),)},
          "expected 2 best deviations (one per agent), got 1"),

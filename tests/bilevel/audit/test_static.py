@@ -57,7 +57,7 @@ def test_ama_and_vcg_are_not_exploitable(name: str, inner: str) -> None:
     notions = ("ex_post", "bayes") if inner == "dp" else ("ex_post",)
     for mech in (vcg(env), _random_ama(env)):
         for notion in notions:
-            r = exploitability(env, mech, inner=inner, notion=notion, **kw)  # type: ignore[arg-type]
+            r = exploitability(env, mech, inner=inner, notion=notion, **kw)
             assert r.kind == "lower_bound"
             assert r.max_gain <= 1e-9, (name, inner, mech.name, notion, r.per_agent)
             if notion == "ex_post":
@@ -207,7 +207,7 @@ def test_bad_input_messages() -> None:
         "expected an AMA or a DirectMechanism (an object with outcome(env, reports)), got str"
     )
     assert _message(env=3, mechanism=first_price(env)) == (
-        "expected an Environment or a registered environment name, got int"
+        "expected an Environment, an environment name or a BanditAuctionSetting, got int"
     )
     assert _message(grid=[0.0, 0.5, 1.5]) == (
         "expected a report grid within agent 1's type support [0, 1], got reports in [0, 1.5]"
