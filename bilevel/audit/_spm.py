@@ -239,7 +239,9 @@ def spm_exploitability(
         ``method="spm-bundle-enumeration"``, ``resolution=None``; ``se`` None when the support
         is enumerated, else the paired standard error over the K sampled profiles.
         ``best_deviation[i]`` has shape (K, d): the units of each type of agent i's best bundle
-        per profile (its truthful bundle when nothing beats it; zeros when never visited).
+        per profile (its truthful bundle when nothing beats it; zeros when never visited). A
+        bundle with a sold-out type is infeasible and counts as taking the bundle's available
+        types (unit demand: nothing).
 
     Raises
     ------
@@ -308,10 +310,11 @@ def spm_exploitability(
         j = own_u.argmax(dim=2)  # (k, n)
         bu = own_u.gather(2, j.unsqueeze(2)).squeeze(2)
         bb = own_t.gather(2, j[:, :, None, None].expand(k, n, 1, d)).squeeze(2)
-        better = bu > u
-        best_u[s : s + k] = torch.where(better, bu, u)
-        best_b[s : s + k] = torch.where(better.unsqueeze(2), bb, took)
-    gains = (best_u - u_tr).numpy()  # (K, n), >= 0
+        # not clamped at 0: forcing the truthful bundle replays the truthful episode, so the
+        # max is >= the truthful utility unless the mechanism is not deterministic
+        best_u[s : s + k] = bu
+        best_b[s : s + k] = torch.where((bu > u).unsqueeze(2), bb, took)
+    gains = (best_u - u_tr).numpy()  # (K, n)
     w = weights.numpy()
     per: FloatArray = gains.T @ w
     if enumerated:

@@ -203,3 +203,14 @@ def test_designer_setting_must_match(prop1_designer: SPMDesigner) -> None:
     with pytest.raises(ValueError, match="expected the designer's setting 'proposition1'"):
         spm_exploitability("two_worlds", prop1_designer)
     assert spm_exploitability("proposition1", prop1_designer).max_gain <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "samples"), [("two_worlds", None), ("kitchen_sink", None),
+                                               ("colors", 500)])
+def test_trained_designers_on_the_paper_settings(name: str, samples: int | None) -> None:
+    # the paper's sizes (two worlds: n = 10, all 2,048 profiles; colors: 30 agents, sampled)
+    d = SPMDesigner(steps=20_000, baselines=(), exact_references=False).fit(name)
+    r = spm_exploitability(d, samples=samples, seed=1)
+    assert r.kind == "exact" and r.max_gain <= TOL
+    assert r.n_profiles == (samples or d.setting_.n_profiles)
