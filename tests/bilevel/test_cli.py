@@ -62,6 +62,10 @@ def test_design_writes_loadable_mechanism(
                         "--mechanism", str(out_dir / "mechanism.json"), "--samples", "500",
                         "--json"])
     assert isinstance(ev, dict) and ev["baseline"] == "vcg"
+    # the designed AMA and the VCG baseline are audited on 200 profiles: 0 up to rounding
+    assert set(ev["exploitability"]) == {"mechanism", "vcg"}
+    for audit in ev["exploitability"].values():
+        assert audit["n_profiles"] == 200 and 0 <= audit["total"] <= 1e-9
 
 
 def test_design_table_output(capsys: pytest.CaptureFixture[str]) -> None:
