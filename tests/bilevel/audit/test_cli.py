@@ -112,3 +112,52 @@ def test_benchmark_quick_json() -> None:
     assert isinstance(out["ratio"], float)
     assert out["ratio"] == max(r["target_ratio"] for r in rows)
     assert out["all_targets_met"] is all(r["meets_target"] for r in rows)
+
+
+def test_bandit_posted_price_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["audit", "bandit-discrete", "--horizon", "3", "--mechanism", "posted:1.5",
+                 "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert code == 0 and d["kind"] == "exact" and d["estimator"] == "exact"
+    assert d["total"] == pytest.approx(0.10931995845, abs=1e-9)
+
+
+def test_bandit_pivot_both_exact_estimators(capsys: pytest.CaptureFixture[str]) -> None:
+    for estimator, kind in (("exact", "exact"), ("clairvoyant", "upper_bound")):
+        code = main(["audit", "bandit-discrete", "--n-agents", "2", "--horizon", "3",
+                     "--mechanism", "pivot", "--estimator", estimator, "--json"])
+        d = json.loads(capsys.readouterr().out)
+        assert code == 0 and d["kind"] == kind
+        assert max(abs(g) for g in d["per_agent"]) <= 1e-9
+
+
+def test_bandit_learned_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["audit", "bandit-continuous", "--horizon", "2", "--mechanism", "posted:2.4",
+                 "--estimator", "learned", "--episodes", "2048", "--seeds", "1",
+                 "--eval-episodes", "2048"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == "posted:2.4 on bandit-continuous(horizon=2), estimator learned"
+    assert "[lower_bound]" in out[1] and "ppo-deviators(episodes=2048, seeds=1" in out[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bandit-discrete", "--mechanism", "optimal"],
+         "expected --mechanism pivot, vcg, posted:P or second_price[:R] for a bandit auction, "
+         "got 'optimal'"),
+        (["bandit-foo"], "expected ENV bandit-<setting> with setting in ['continuous', "
+         "'discrete'], got 'bandit-foo'"),
+        (["bandit-continuous", "--mechanism", "posted:2"],
+         "expected a discrete one-good setting with realised allocations for the 'exact' "
+         "estimator (exact tables), got continuous types; use estimator='learned'"),
+        (["bandit-discrete", "--tasks", "3"], "--tasks does not apply to bandit-discrete"),
+        (["bandit-continuous", "--mechanism", "pivot"],
+         "--mechanism pivot: expected a discrete setting for the exact arrays (exact tables "
+         "need a finite type space), got continuous types"),
+    ],
+)
+def test_bandit_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", *argv]) == 2
+    assert capsys.readouterr().err.strip() == f"bilevel: error: {message}"
