@@ -6,6 +6,8 @@ from ._reference import pay_your_bid as pay_your_bid
 from ._result import KINDS as KINDS
 from ._result import NOTIONS as NOTIONS
 from ._result import Exploitability as Exploitability
+from ._spm import Response as Response
+from ._spm import spm_exploitability as spm_exploitability
 from ._static import STATIC_NOTIONS as STATIC_NOTIONS
 from ._static import AMAOutcome as AMAOutcome
 from ._static import DirectMechanism as DirectMechanism

@@ -1,4 +1,5 @@
-"""``exploitability``: one entry point for static-report and dynamic mechanisms."""
+"""``exploitability``: one entry point for static-report, sequential-price and dynamic
+mechanisms."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from bilevel.models import Environment
 
 if TYPE_CHECKING:
     from bilevel.models.dynamic import BanditAuctionSetting
+    from bilevel.models.spm import SPMSetting
+    from bilevel.spm import SPMDesigner
 
 __all__ = ["exploitability"]
 
 
 def exploitability(
-    problem: Environment | str | BanditAuctionSetting, mechanism: object, **options: Any
+    problem: Environment | str | SPMSetting | SPMDesigner | BanditAuctionSetting,
+    mechanism: object = None,
+    **options: Any,
 ) -> Exploitability:
     """Exploitability of a mechanism: the summed best unilateral deviation gains at truth.
 
@@ -25,6 +30,10 @@ def exploitability(
       by :func:`~bilevel.audit.static_exploitability`: every agent's best misreport scored with
       its true type (options ``samples``, ``seed``, ``notion``, ``grid``, ``refine``, ``inner``,
       ``support``, ``inner_samples``);
+    * an :class:`~bilevel.models.spm.SPMSetting` or a fitted :class:`~bilevel.spm.SPMDesigner`
+      — a sequential price mechanism audited by :func:`~bilevel.audit.spm_exploitability`:
+      every feasible bundle forced at every visit (options ``samples``, ``seed``,
+      ``statistic``, ``tie``, ``horizon``, ``price_grid``, ``response``, ``exact_limit``);
     * a :class:`~bilevel.models.dynamic.BanditAuctionSetting` — a dynamic mechanism (reports
       every period, evolving types) audited by :func:`~bilevel.audit.dynamic_exploitability`
       (options ``estimator`` = "exact" | "clairvoyant" | "learned", ``episodes``, ``seeds``,
@@ -32,7 +41,7 @@ def exploitability(
 
     Parameters
     ----------
-    problem : Environment, str or BanditAuctionSetting
+    problem : Environment, str, SPMSetting, SPMDesigner or BanditAuctionSetting
     mechanism : object
         What the chosen auditor accepts.
     **options
@@ -58,12 +67,19 @@ def exploitability(
 
         # static_exploitability checks the mechanism's type itself (a one-line TypeError).
         return static_exploitability(problem, mechanism, **options)  # type: ignore[arg-type]
+    from bilevel.models.spm import SPMSetting
+    from bilevel.spm import SPMDesigner
+
+    if isinstance(problem, (SPMSetting, SPMDesigner)):
+        from bilevel.audit._spm import spm_exploitability
+
+        return spm_exploitability(problem, mechanism, **options)
     from bilevel.audit._dynamic import dynamic_exploitability
     from bilevel.models.dynamic import BanditAuctionSetting
 
     if not isinstance(problem, BanditAuctionSetting):
         raise TypeError(
-            "expected an Environment, an environment name or a BanditAuctionSetting, got "
-            f"{type(problem).__name__}"
+            "expected an Environment, an environment name, an SPMSetting, an SPMDesigner or a "
+            f"BanditAuctionSetting, got {type(problem).__name__}"
         )
     return dynamic_exploitability(problem, mechanism, **options)

@@ -36,6 +36,7 @@ from bilevel.solvers.dynamic._exact import (
 
 # ---- end of the exact exports ----------------------------------------------------------------
 from bilevel.solvers.dynamic._gym import DeviatorGymEnv
+from bilevel.solvers.dynamic._optimal import ironed_virtual_values, one_period_optimum
 from bilevel.solvers.dynamic._tables import (
     MAX_TABULATED_ROWS,
     as_torch,
@@ -67,8 +68,10 @@ __all__ = [
     "dynamic_pivot",
     "exact_arrays",
     "experience_kernels",
+    "ironed_virtual_values",
     "markov_form",
     "myopic_second_price",
+    "one_period_optimum",
     "posted_price",
     "tabulate",
     "train_deviator",

@@ -153,8 +153,8 @@ def test_bad_input_is_refused() -> None:
         exploitability(s, table, estimator="exactly")
     with pytest.raises(TypeError, match="expected a TabularMechanism, HistoryMechanism or torch"):
         exploitability(s, 3.0)
-    with pytest.raises(TypeError, match="expected an Environment, an environment name or a "
-                                        "BanditAuctionSetting"):
+    with pytest.raises(TypeError, match="expected an Environment, an environment name, an "
+                                        "SPMSetting, an SPMDesigner or a BanditAuctionSetting"):
         exploitability(42, table)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unexpected keyword argument 'grid'"):
         exploitability(s, table, grid=11)

@@ -214,3 +214,16 @@ def test_trained_designers_on_the_paper_settings(name: str, samples: int | None)
     r = spm_exploitability(d, samples=samples, seed=1)
     assert r.kind == "exact" and r.max_gain <= TOL
     assert r.n_profiles == (samples or d.setting_.n_profiles)
+
+
+def test_exploitability_dispatches_spm_settings_and_designers(
+    prop1_designer: SPMDesigner,
+) -> None:
+    from bilevel.audit import exploitability
+    from bilevel.models.spm import make_spm_setting
+
+    mech = static_mechanism([0, 1], [[2 / 3], [0.0]])
+    r = exploitability(make_spm_setting("proposition1"), mech)
+    assert r.method == "spm-bundle-enumeration" and abs(r.total) <= TOL
+    np.testing.assert_allclose(r.truthful_utility, [1 / 6, 1 / 3], atol=1e-12)
+    assert abs(exploitability(prop1_designer).total) <= TOL

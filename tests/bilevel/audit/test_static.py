@@ -207,7 +207,8 @@ def test_bad_input_messages() -> None:
         "expected an AMA or a DirectMechanism (an object with outcome(env, reports)), got str"
     )
     assert _message(env=3, mechanism=first_price(env)) == (
-        "expected an Environment, an environment name or a BanditAuctionSetting, got int"
+        "expected an Environment, an environment name, an SPMSetting, an SPMDesigner or a "
+        "BanditAuctionSetting, got int"
     )
     assert _message(grid=[0.0, 0.5, 1.5]) == (
         "expected a report grid within agent 1's type support [0, 1], got reports in [0, 1.5]"
