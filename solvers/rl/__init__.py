@@ -9,7 +9,15 @@ provide the environments; the toy environments here (:class:`MaskedBandit`,
 
 from bilevel.solvers.rl._kernels import discounted_returns, gae
 from bilevel.solvers.rl._policy import ActorCritic, PolicyDistribution, load_weights
-from bilevel.solvers.rl._ppo import PPOConfig, PPOResult, PPOUpdate, rollout_objective, train_ppo
+from bilevel.solvers.rl._ppo import (
+    PPOBatch,
+    PPOConfig,
+    PPOResult,
+    PPOUpdate,
+    ppo_update,
+    rollout_objective,
+    train_ppo,
+)
 from bilevel.solvers.rl._protocol import Action, ActionSpec, BatchedEnv, EnvStep
 from bilevel.solvers.rl._toys import MaskedBandit, OverridingBandit, TwoStepPricing
 
@@ -21,6 +29,7 @@ __all__ = [
     "EnvStep",
     "MaskedBandit",
     "OverridingBandit",
+    "PPOBatch",
     "PPOConfig",
     "PPOResult",
     "PPOUpdate",
@@ -29,6 +38,7 @@ __all__ = [
     "discounted_returns",
     "gae",
     "load_weights",
+    "ppo_update",
     "rollout_objective",
     "train_ppo",
 ]

@@ -38,7 +38,15 @@ from bilevel.solvers.rl._kernels import gae
 from bilevel.solvers.rl._policy import ActorCritic
 from bilevel.solvers.rl._protocol import Action, BatchedEnv, EnvStep
 
-__all__ = ["PPOConfig", "PPOResult", "PPOUpdate", "rollout_objective", "train_ppo"]
+__all__ = [
+    "PPOBatch",
+    "PPOConfig",
+    "PPOResult",
+    "PPOUpdate",
+    "ppo_update",
+    "rollout_objective",
+    "train_ppo",
+]
 
 Tensor = torch.Tensor
 FloatArray = npt.NDArray[np.float64]
@@ -254,6 +262,104 @@ def _executed(proposal_cat: Tensor, proposal_raw: Tensor, clipped: Tensor,
     return cat, torch.where(same, proposal_raw, cont_ex)
 
 
+@dataclass(frozen=True)
+class PPOBatch:
+    """One rollout, flattened to ``N`` transitions, ready for :func:`ppo_update`.
+
+    Attributes
+    ----------
+    obs : Tensor, shape (N, obs_dim)
+    critic_obs : Tensor, shape (N, critic_obs_dim)
+    masks : tuple of Tensor, each shape (N, k_h), bool
+    categorical : Tensor, shape (N, H), int64
+    continuous : Tensor, shape (N, C)
+        The unclipped Gaussian samples.
+    log_prob : Tensor, shape (N,)
+        Log-probabilities under the policy that acted.
+    advantages, returns : Tensor, shape (N,)
+        From :func:`gae`.
+    """
+
+    obs: Tensor
+    critic_obs: Tensor
+    masks: tuple[Tensor, ...]
+    categorical: Tensor
+    continuous: Tensor
+    log_prob: Tensor
+    advantages: Tensor
+    returns: Tensor
+
+
+def ppo_update(
+    policy: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: PPOBatch,
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One PPO update: ``update_epochs`` passes of clipped-surrogate minibatch steps.
+
+    The body of :func:`train_ppo`'s loop, factored out so that a caller that collects its own
+    rollouts (e.g. a min–max loop alternating two players) keeps one optimizer and its state
+    across updates. The learning rate is whatever ``optimizer`` holds.
+
+    Parameters
+    ----------
+    policy : ActorCritic
+    optimizer : torch.optim.Optimizer
+        Over ``policy.parameters()``.
+    batch : PPOBatch
+        ``N`` transitions; ``N`` must be a multiple of ``config.num_minibatches``.
+    config : PPOConfig
+        ``update_epochs``, ``num_minibatches``, ``clip_coef``, ``ent_coef``, ``vf_coef``,
+        ``max_grad_norm``, ``norm_adv``.
+    generator : torch.Generator
+        Draws the minibatch permutations.
+
+    Returns
+    -------
+    dict of str to float
+        The last minibatch's ``policy``, ``value``, ``entropy``, ``approx_kl``, ``clipfrac``.
+    """
+    N = int(batch.log_prob.shape[0])
+    if N < 1 or N % config.num_minibatches:
+        raise ValueError(
+            f"expected a batch of N transitions with N a multiple of num_minibatches = "
+            f"{config.num_minibatches}, got N = {N}"
+        )
+    dev = batch.obs.device
+    M = N // config.num_minibatches
+    for _epoch in range(config.update_epochs):
+        perm = torch.randperm(N, generator=generator).to(dev)
+        for s in range(0, N, M):
+            idx = perm[s : s + M]
+            dist = policy.distribution(batch.obs[idx], [m[idx] for m in batch.masks])
+            new_logp = dist.log_prob(batch.categorical[idx], batch.continuous[idx])
+            log_ratio = new_logp - batch.log_prob[idx]
+            ratio = log_ratio.exp()
+            adv = batch.advantages[idx]
+            if config.norm_adv and adv.numel() > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            pg_loss = torch.max(
+                -adv * ratio,
+                -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef),
+            ).mean()
+            v_loss = 0.5 * (policy.value(batch.critic_obs[idx]) - batch.returns[idx]).pow(2).mean()
+            entropy = dist.entropy().mean()
+            loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            optimizer.step()
+    with torch.no_grad():
+        return {
+            "policy": float(pg_loss.detach()), "value": float(v_loss.detach()),
+            "entropy": float(entropy.detach()),
+            "approx_kl": float(((ratio - 1) - log_ratio).mean().detach()),
+            "clipfrac": float(((ratio - 1).abs() > config.clip_coef).float().mean()),
+        }
+
+
 def train_ppo(
     env: BatchedEnv,
     config: PPOConfig,
@@ -395,40 +501,14 @@ def train_ppo(
 
         # --- 3. update --------------------------------------------------------------------
         N = E * T
-        b_obs, b_cobs = obs_buf.reshape(N, -1), cobs_buf.reshape(N, -1)
-        b_masks = [m.reshape(N, -1) for m in mask_bufs]
-        b_cat, b_cont = cat_buf.reshape(N, H), cont_buf.reshape(N, C)
-        b_logp, b_adv, b_ret = logp_buf.reshape(N), advantages.reshape(N), returns.reshape(N)
-        M = config.minibatch_size
-        for _epoch in range(config.update_epochs):
-            perm = torch.randperm(N, generator=generator).to(dev)
-            for s in range(0, N, M):
-                idx = perm[s : s + M]
-                dist = policy.distribution(b_obs[idx], [m[idx] for m in b_masks])
-                new_logp = dist.log_prob(b_cat[idx], b_cont[idx])
-                log_ratio = new_logp - b_logp[idx]
-                ratio = log_ratio.exp()
-                adv = b_adv[idx]
-                if config.norm_adv and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg_loss = torch.max(
-                    -adv * ratio,
-                    -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef),
-                ).mean()
-                v_loss = 0.5 * (policy.value(b_cobs[idx]) - b_ret[idx]).pow(2).mean()
-                entropy = dist.entropy().mean()
-                loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-                optimizer.step()
-        with torch.no_grad():
-            losses = {
-                "policy": float(pg_loss.detach()), "value": float(v_loss.detach()),
-                "entropy": float(entropy.detach()),
-                "approx_kl": float(((ratio - 1) - log_ratio).mean().detach()),
-                "clipfrac": float(((ratio - 1).abs() > config.clip_coef).float().mean()),
-            }
+        batch = PPOBatch(
+            obs=obs_buf.reshape(N, -1), critic_obs=cobs_buf.reshape(N, -1),
+            masks=tuple(m.reshape(N, -1) for m in mask_bufs),
+            categorical=cat_buf.reshape(N, H), continuous=cont_buf.reshape(N, C),
+            log_prob=logp_buf.reshape(N), advantages=advantages.reshape(N),
+            returns=returns.reshape(N),
+        )
+        losses = ppo_update(policy, optimizer, batch, config, generator)
 
         # --- learning curve, progress, callback ------------------------------------------
         n_fin = sum(int(x.numel()) for x in fin_ret)

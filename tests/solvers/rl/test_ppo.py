@@ -118,3 +118,33 @@ def test_train_rejects_mismatched_inputs() -> None:
     with pytest.raises(ValueError, match="episodes_per_row"):
         rollout_objective(MaskedBandit(4), lambda s: Action(torch.zeros(4, 1), torch.zeros(4, 0)),
                           0, torch.Generator())
+
+
+def test_ppo_update_is_the_loop_body() -> None:
+    """One update from a hand-made batch: the surrogate improves the advantaged action, and a
+    batch that the minibatches do not divide is refused."""
+    from bilevel.solvers.rl import PPOBatch, ppo_update
+
+    spec = ActionSpec(categorical=(3,))
+    net = ActorCritic(2, 2, spec, generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    N = 64
+    obs = torch.zeros(N, 2)
+    masks = (torch.ones(N, 3, dtype=torch.bool),)
+    cat = torch.arange(N).remainder(3).unsqueeze(1)
+    with torch.no_grad():
+        logp = net.distribution(obs, masks).log_prob(cat, torch.zeros(N, 0))
+    adv = (cat[:, 0] == 2).to(torch.float32) - 1 / 3  # action 2 is good
+    batch = PPOBatch(obs, obs, masks, cat, torch.zeros(N, 0), logp, adv, adv)
+    cfg = PPOConfig(num_envs=8, num_steps=8, num_minibatches=4, update_epochs=4)
+    with torch.no_grad():
+        before = float(net.distribution(obs[:1], (masks[0][:1],)).logits[0][0, 2].exp())
+    losses = ppo_update(net, opt, batch, cfg, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        after = float(net.distribution(obs[:1], (masks[0][:1],)).logits[0][0, 2].exp())
+    assert after > before + 0.05 and set(losses) == {"policy", "value", "entropy", "approx_kl",
+                                                      "clipfrac"}
+    short = PPOBatch(obs[:10], obs[:10], (masks[0][:10],), cat[:10], torch.zeros(10, 0),
+                     logp[:10], adv[:10], adv[:10])
+    with pytest.raises(ValueError, match="expected a batch of N transitions with N a multiple"):
+        ppo_update(net, opt, short, cfg, torch.Generator())
