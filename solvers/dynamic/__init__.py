@@ -36,6 +36,13 @@ from bilevel.solvers.dynamic._exact import (
 
 # ---- end of the exact exports ----------------------------------------------------------------
 from bilevel.solvers.dynamic._gym import DeviatorGymEnv
+from bilevel.solvers.dynamic._minmax import (
+    IR_NOTIONS,
+    MinMaxConfig,
+    MinMaxStats,
+    MinMaxTrainer,
+    smooth_abs,
+)
 from bilevel.solvers.dynamic._optimal import ironed_virtual_values, one_period_optimum
 from bilevel.solvers.dynamic._tables import (
     MAX_TABULATED_ROWS,
@@ -48,12 +55,16 @@ from bilevel.solvers.dynamic._tables import (
 # One sorted list: the deviator environment's names and _exact.py's.
 __all__ = [
     "CRITICS",
+    "IR_NOTIONS",
     "MAX_TABULATED_ROWS",
     "BestResponse",
     "DeviationGain",
     "DeviatorEnv",
     "DeviatorGymEnv",
     "HistoryMechanism",
+    "MinMaxConfig",
+    "MinMaxStats",
+    "MinMaxTrainer",
     "PostedPriceChoice",
     "TabularMechanism",
     "TruthfulPrior",
@@ -73,6 +84,7 @@ __all__ = [
     "myopic_second_price",
     "one_period_optimum",
     "posted_price",
+    "smooth_abs",
     "tabulate",
     "train_deviator",
     "truthful_value",
