@@ -1,4 +1,5 @@
 from . import audit as audit
+from . import dynamic as dynamic
 from . import models as models
 from . import reproduce as reproduce
 from . import search as search

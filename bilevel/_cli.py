@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 from bilevel._flags import add_flag
 from bilevel._memory import MemoryLimitError, limited_memory, parse_bytes
 from bilevel.audit._cli import register as register_audit
+from bilevel.dynamic._cli import register as register_dynamic
 from bilevel.spm._cli import register as register_spm
 from bilevel.stackelberg._cli import register as register_stackelberg
 
@@ -572,7 +573,7 @@ def _holding_out_dir(func: Callable[[argparse.Namespace], int]) -> Callable[...,
 
 
 # Commands that write an output directory: one process per directory at a time.
-_WRITES_OUT = ("design", "reproduce", "run", "spm", "stackelberg")
+_WRITES_OUT = ("design", "dynamic", "reproduce", "run", "spm", "stackelberg")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -701,6 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_spm(sub)  # learned sequential price mechanisms (bilevel.spm._cli)
     register_audit(sub)  # exploitability audits (bilevel.audit._cli)
     register_stackelberg(sub)  # Stackelberg POMDP leaders (bilevel.stackelberg._cli)
+    register_dynamic(sub)  # learned dynamic mechanisms (bilevel.dynamic._cli)
     for name in _WRITES_OUT:
         cmd = sub.choices[name]
         cmd.set_defaults(func=_holding_out_dir(cmd.get_default("func")))

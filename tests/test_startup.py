@@ -14,7 +14,7 @@ HEAVY = ("torch", "cvxpy", "cvxpylayers", "matplotlib")
 
 # Every subcommand of ``bilevel`` (checked against the parser below).
 COMMANDS = ("envs", "evaluate", "bound", "design", "reproduce", "run", "report", "spm",
-            "spm-baselines", "stackelberg", "audit")
+            "spm-baselines", "stackelberg", "audit", "dynamic")
 
 
 def _heavy_after(code: str) -> dict[str, list[str]]:

@@ -43,6 +43,12 @@ from bilevel.solvers.dynamic._minmax import (
     MinMaxTrainer,
     smooth_abs,
 )
+from bilevel.solvers.dynamic._network import (
+    TYPE_STREAMS,
+    MechanismNet,
+    load_mechanism,
+    save_mechanism,
+)
 from bilevel.solvers.dynamic._optimal import ironed_virtual_values, one_period_optimum
 from bilevel.solvers.dynamic._tables import (
     MAX_TABULATED_ROWS,
@@ -57,11 +63,13 @@ __all__ = [
     "CRITICS",
     "IR_NOTIONS",
     "MAX_TABULATED_ROWS",
+    "TYPE_STREAMS",
     "BestResponse",
     "DeviationGain",
     "DeviatorEnv",
     "DeviatorGymEnv",
     "HistoryMechanism",
+    "MechanismNet",
     "MinMaxConfig",
     "MinMaxStats",
     "MinMaxTrainer",
@@ -80,10 +88,12 @@ __all__ = [
     "exact_arrays",
     "experience_kernels",
     "ironed_virtual_values",
+    "load_mechanism",
     "markov_form",
     "myopic_second_price",
     "one_period_optimum",
     "posted_price",
+    "save_mechanism",
     "smooth_abs",
     "tabulate",
     "train_deviator",

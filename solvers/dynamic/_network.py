@@ -286,7 +286,7 @@ class MechanismNet(nn.Module):
         >>> cfg["type_stream"], cfg["hidden"], cfg["setting"]["horizon"], cfg["dtype"]
         ('none', 128, 3, 'float64')
         """
-        setting = json.loads(json.dumps(dataclasses.asdict(self.setting)))
+        setting = json.loads(json.dumps(dataclasses.asdict(self.setting), allow_nan=False))
         dtype = next(k for k, v in _DTYPES.items() if v == self.dtype)
         return {
             "kind": "MechanismNet",
@@ -324,7 +324,8 @@ def save_mechanism(net: MechanismNet, path: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     torch.save(state, out / _WEIGHTS)
-    (out / _CONFIG).write_text(json.dumps(net.to_config(), indent=2, sort_keys=True) + "\n")
+    text = json.dumps(net.to_config(), indent=2, sort_keys=True, allow_nan=False)
+    (out / _CONFIG).write_text(text + "\n")
     return out
 
 

@@ -1,0 +1,9 @@
+from ._designer import CellResult as CellResult
+from ._designer import DynamicDesignResult as DynamicDesignResult
+from ._designer import DynamicMechanismDesigner as DynamicMechanismDesigner
+from ._designer import baselines as baselines
+from ._designer import bracket as bracket
+from ._designer import tabular as tabular
+from ._report import dynamic_report_markdown as dynamic_report_markdown
+from ._report import dynamic_report_rows as dynamic_report_rows
+from ._report import write_dynamic_report as write_dynamic_report
