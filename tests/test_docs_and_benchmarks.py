@@ -151,3 +151,21 @@ def test_audit_table_example_prints_the_documented_rows() -> None:
     for mech, env in rows:
         if "PPO" not in env:
             assert f"| {mech} | {env} |" in doc, (mech, env)
+
+
+@pytest.mark.integration
+def test_minmax_throughput_benchmark_smoke() -> None:
+    pytest.importorskip("stable_baselines3")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "minmax_throughput.py"), "--quick", "--json"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    r = json.loads(out.stdout)
+    assert r["batch"] == 64 and r["env_steps_per_alternation"] == 768  # n=1, T=3: (1·3 + 1)·64·3
+    assert r["ratio"] > 0
+    for side in ("ours", "sb3"):
+        assert r[side]["alternations_per_second"] > 0
+        assert r[side]["env_steps_per_second"] == pytest.approx(
+            768 * r[side]["alternations_per_second"], rel=1e-9)
+        assert abs(r[side]["last_revenue"]) < 10.0  # bounded values: a finite, sane estimate
