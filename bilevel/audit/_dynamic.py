@@ -271,6 +271,11 @@ def dynamic_exploitability(
         raise TypeError(f"expected a BanditAuctionSetting, got {type(setting).__name__}")
     if estimator not in ESTIMATORS:
         raise ValueError(f"expected estimator in {ESTIMATORS}, got {estimator!r}")
+    if getattr(mechanism, "type_stream", None) == "true":
+        raise ValueError(
+            "expected a mechanism that reads the reports only, got a type_stream='true' network: "
+            "it sees the true types, so its exploitability is meaningless (leakage)"
+        )
     if estimator == "learned":
         return _learned(setting, mechanism, episodes=episodes, seeds=seeds,
                         eval_episodes=eval_episodes, seed=seed, strength=strength,

@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="retention threshold of exploitability, profit loss and IR loss")
     p.add_argument("--steps", type=int, default=2000, help="min-max steps per δ (default 2000)")
     p.add_argument("--batch", type=int, default=256, help="episodes per player and step")
-    p.add_argument("--alpha", type=float, default=2.0, help="exploitability weight")
+    p.add_argument("--alpha", type=float, default=1.0, help="exploitability weight")
     p.add_argument("--beta", type=float, default=10.0, help="IR-loss weight")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", help="run store (sqlite file): finished cells are kept")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,7 @@ class DynamicMechanismDesigner(Designer):
         Min–max steps per cell.
     batch : int, default 256
         Episodes per player per step.
-    alpha, beta : float, default 2.0 and 10.0
+    alpha, beta : float, default 1.0 and 10.0
         Weights of the exploitability estimate and of the IR loss.
     lr_mechanism, lr_deviator : float, default 3e-4 and 3e-3
         Adam step sizes (two timescales).
@@ -300,7 +301,7 @@ class DynamicMechanismDesigner(Designer):
         threshold: float = 0.1,
         steps: int = 2000,
         batch: int = 256,
-        alpha: float = 2.0,
+        alpha: float = 1.0,
         beta: float = 10.0,
         lr_mechanism: float = 3e-4,
         lr_deviator: float = 3e-3,
@@ -415,6 +416,9 @@ class DynamicMechanismDesigner(Designer):
         kind = "exact"
         if exact:
             phi_final = float(point["exploitability"])
+        elif self.type_stream == "true":
+            # the network sees the true types: no audit can call it on reports alone
+            phi_final, kind = float(point["estimate"]), "lower_bound"
         else:
             from bilevel.audit import dynamic_exploitability
 
@@ -491,6 +495,12 @@ class DynamicMechanismDesigner(Designer):
         if s.allocation != "realized":
             raise ValueError("expected allocation='realized' (the min-max gradient needs drawn "
                              f"winners), got {s.allocation!r}")
+        if self.type_stream == "true":
+            warnings.warn(
+                "type_stream='true': the mechanism network sees the true types, so it can "
+                "punish any misreport and its exploitability is meaningless (an ablation of "
+                "the paper's architecture); the reported figure is the in-training estimate",
+                UserWarning, stacklevel=2)
         before = torch.get_num_threads()
         if self.threads is not None:
             torch.set_num_threads(int(self.threads))

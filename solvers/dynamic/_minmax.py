@@ -180,13 +180,18 @@ class _Recorder:
         self.mechanism = mechanism
         self.outputs: list[tuple[Tensor, Tensor]] = []
         self.grad = True
+        self.types: Tensor | None = None  # the true values, for a type_stream="true" network
+        self.sees_types = getattr(mechanism, "type_stream", "none") == "true"
 
     def __call__(self, history: Tensor, cumulative: Tensor) -> tuple[Tensor, Tensor]:
+        args: tuple[Tensor, ...] = (history, cumulative)
+        if self.sees_types and self.types is not None:
+            args = (history, cumulative, self.types)
         if self.grad:
-            x, p = self.mechanism(history, cumulative)
+            x, p = self.mechanism(*args)
         else:
             with torch.no_grad():
-                x, p = self.mechanism(history, cumulative)
+                x, p = self.mechanism(*args)
         self.outputs.append((x, p))
         return x.detach(), p.detach()
 
@@ -308,6 +313,7 @@ class MinMaxTrainer:
         obs_l, cobs_l, mask_l, cat_l, cont_l, logp_l, rew_l = [], [], [], [], [], [], []
         for _t in range(T):
             values = proc.values.clone()
+            rec.types = values
             if deviator is None:
                 action = env.truthful_action()
             else:

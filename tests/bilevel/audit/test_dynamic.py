@@ -156,5 +156,10 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(TypeError, match="expected an Environment, an environment name, an "
                                         "SPMSetting, an SPMDesigner or a BanditAuctionSetting"):
         exploitability(42, table)  # type: ignore[arg-type]
+    from bilevel.solvers.dynamic import MechanismNet
+
+    with pytest.raises(ValueError, match="sees the true types, so its exploitability is "
+                                         "meaningless"):
+        exploitability(s, MechanismNet(s, type_stream="true"))
     with pytest.raises(TypeError, match="unexpected keyword argument 'grid'"):
         exploitability(s, table, grid=11)

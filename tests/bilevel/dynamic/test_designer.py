@@ -101,3 +101,38 @@ def test_one_buyer_one_period_finds_myerson() -> None:
     r = d.result_
     assert r.delta is not None and 4 / 3 - 0.2 <= r.delta <= 4 / 3 + 0.1, r.to_dict()
     assert r.learned["exploitability"] <= 0.1 and r.learned["ir_loss"] <= 0.1
+
+
+@pytest.mark.slow
+def test_two_buyers_one_period_beats_vcg() -> None:
+    """Spec check 15: δ in [1.8, 2.1] (Myerson 2.0), at least VCG's 14/9 + 0.2."""
+    d = DynamicMechanismDesigner().fit("discrete", n_buyers=2, horizon=1)
+    r = d.result_
+    assert r.delta is not None and 1.8 <= r.delta <= 2.1 and r.delta >= 14 / 9 + 0.2
+    assert r.learned["exploitability"] <= 0.1 and r.learned["ir_loss"] <= 0.1
+
+
+@pytest.mark.slow
+def test_continuous_one_buyer_one_period() -> None:
+    """Spec check 15 (continuous): δ in [2.15, 2.35] (the optimal posted price earns 2.2491)."""
+    r = DynamicMechanismDesigner().fit("continuous", horizon=1).result_
+    assert r.delta is not None and 2.15 <= r.delta <= 2.35, r.to_dict()
+
+
+@pytest.mark.slow
+def test_three_periods_beat_the_best_posted_price() -> None:
+    """Spec check 16: revenue above the best posted price with exact φ ≤ 0.1 (price 2: 3.2320,
+    φ = 0), own exact φ ≤ 0.1; the in-training estimate is reported beside it."""
+    d = DynamicMechanismDesigner(bracket=(3.232044, 4.0), steps=1500).fit("discrete",
+                                                                           horizon=3)
+    r = d.result_
+    assert r.delta is not None and r.learned["revenue"] > 3.232044
+    assert r.learned["exploitability"] <= 0.1
+    assert "gap" in r.learned and "estimate" in r.learned
+
+
+def test_true_type_stream_warns_of_leakage() -> None:
+    with pytest.warns(UserWarning, match="sees the true types"):
+        d = DynamicMechanismDesigner(delta=1.0, threshold=10.0, type_stream="true",
+                                     **SMALL).fit("discrete", horizon=2)
+    assert d.result_.cells[0].exploitability_kind == "lower_bound"
