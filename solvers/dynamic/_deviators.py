@@ -242,6 +242,7 @@ class DeviationGain:
     episodes: int
 
 
+@torch.no_grad()
 def _episode_utilities(
     env: DeviatorEnv, policy: ActorCritic | None, generator: torch.Generator
 ) -> Tensor:

@@ -163,3 +163,13 @@ def test_bad_input_is_refused() -> None:
         exploitability(s, MechanismNet(s, type_stream="true"))
     with pytest.raises(TypeError, match="unexpected keyword argument 'grid'"):
         exploitability(s, table, grid=11)
+
+
+def test_learned_audit_of_a_network_with_parameters() -> None:
+    """A torch module whose outputs carry gradients is audited (evaluated without autograd)."""
+    from bilevel.solvers.dynamic import MechanismNet
+
+    s = make_bandit_setting("continuous", horizon=1)
+    r = exploitability(s, MechanismNet(s), estimator="learned", episodes=2048, seeds=1,
+                       eval_episodes=2048)
+    assert r.kind == "lower_bound" and r.se is not None and abs(r.total) <= 1e-3
