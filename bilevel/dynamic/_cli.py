@@ -5,7 +5,7 @@
     bilevel dynamic [SETTING] [--n-buyers N] [--n-goods M] [--horizon T] [--gamma G]
                     [--delta D | --bracket LO HI] [--width W] [--threshold X] [--steps N]
                     [--batch B] [--alpha A] [--beta B] [--seed S] [--store FILE]
-                    [--out DIR] [--json]
+                    [--out DIR] [--json] [--quiet]
 
 trains a mechanism network min–max against learned deviators, searches the profit target δ
 (or trains the one cell at ``--delta``), and prints the comparison with the dynamic pivot
@@ -13,8 +13,9 @@ mechanism, the best posted price and (one period) the optimum, each with revenue
 violation and its exploitability (exact where the setting is tabular), then the δ-search trace.
 ``--store`` keeps finished cells: rerunning after a kill resumes. With ``--out`` it writes
 ``report.md``, ``curves.png``, ``result.json`` and the mechanism (``weights.pt`` +
-``config.json``, loaded with ``bilevel.solvers.dynamic.load_mechanism``). Exit codes: 0
-success, 2 bad input.
+``config.json``, loaded with ``bilevel.solvers.dynamic.load_mechanism``). Progress, one line
+per checkpoint and per δ cell, goes to stderr unless ``--quiet``. Exit codes: 0 success, 2 bad
+input.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
             delta=args.delta, bracket=None if args.bracket is None else tuple(args.bracket),
             width=args.width, threshold=args.threshold, steps=args.steps, batch=args.batch,
             alpha=args.alpha, beta=args.beta, seed=args.seed, store=args.store,
-            threads=args.threads, progress=not args.json and sys.stderr.isatty())
+            threads=args.threads, progress=not args.quiet)
         designer.fit(args.setting, **params)
     except (ValueError, TypeError) as e:
         print(f"bilevel dynamic: error: {e}", file=sys.stderr)
@@ -104,4 +105,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", help="directory for the report, curves and mechanism")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines on stderr (one per checkpoint and per δ cell)")
     p.set_defaults(func=_cmd_dynamic)

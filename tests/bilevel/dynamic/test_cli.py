@@ -30,8 +30,15 @@ def test_one_cell_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_text_report_says_nothing_was_saved(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dynamic", "--horizon", "1", "--delta", "1.0", "--steps", "5",
                  "--batch", "64"]) == 0
-    out = capsys.readouterr().out
-    assert "| dynamic pivot |" in out and "(nothing saved: pass --out DIR" in out
+    cap = capsys.readouterr()
+    assert "| dynamic pivot |" in cap.out and "(nothing saved: pass --out DIR" in cap.out
+    assert "δ=1.0000" in cap.err  # progress on stderr by default, also when not a terminal
+
+
+def test_quiet_prints_no_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dynamic", "--horizon", "1", "--delta", "1.0", "--steps", "5",
+                 "--batch", "64", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
