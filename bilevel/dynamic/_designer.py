@@ -12,8 +12,10 @@ returns the largest retained ``δ`` with its mechanism.
 
 Within a cell the mechanism is checkpointed every ``eval_every`` steps on held-out episodes;
 where the setting is tabular (discrete types, one good, realised allocations) every checkpoint
-is also audited *exactly* (:func:`bilevel.audit.dynamic_exploitability`, milliseconds), and the
-cell keeps the checkpoint that meets the thresholds with the smallest objective. Elsewhere the
+is also audited *exactly* (:func:`bilevel.audit.dynamic_exploitability`, milliseconds: the
+exact Bayesian best response with one buyer; with several buyers, whose exact best response
+needs a mechanism that reads the history only through the experience profile, the exact
+clairvoyant best response, an upper bound), and the cell keeps the checkpoint that meets the thresholds with the smallest objective. Elsewhere the
 in-training estimate selects, and the kept checkpoint is audited post hoc by fresh PPO deviators
 (a lower bound). Cells are stored in a run store (``store=``): a killed search resumes with the
 finished cells, and an unfinished cell is recomputed identically (each cell's seed depends on
@@ -46,6 +48,7 @@ from bilevel.solvers.dynamic import (
     dynamic_pivot,
     exact_arrays,
     load_mechanism,
+    markov_form,
     one_period_optimum,
     save_mechanism,
     tabulate,
@@ -157,14 +160,23 @@ class DynamicDesignResult:
                 "seconds": self.seconds}
 
 
-def _exact_audit(setting: BanditAuctionSetting, net: Any) -> tuple[float, float, float]:
-    """(exploitability, revenue, welfare) of a torch mechanism, exactly."""
+def _exact_audit(setting: BanditAuctionSetting, net: Any) -> tuple[float, str, float, float]:
+    """(exploitability, its kind, revenue, welfare) of a torch mechanism by exact programs.
+
+    Revenue and welfare are exact. The exploitability is the exact Bayesian best response where
+    it applies (one buyer, or a mechanism that reads the history only through the experience
+    profile); otherwise -- several buyers and a network that reads the whole report history --
+    the clairvoyant best response, an exact *upper bound* (kind "upper_bound"), so retention
+    stays conservative.
+    """
     from bilevel.audit import dynamic_exploitability
 
     hist = tabulate(setting, net)
     tv = truthful_value(hist, **exact_arrays(setting))
-    phi = dynamic_exploitability(setting, hist).total
-    return float(phi), float(tv.revenue), float(tv.welfare)
+    bayes = setting.n_buyers == 1 or markov_form(hist) is not None
+    phi = dynamic_exploitability(setting, hist,
+                                 estimator="exact" if bayes else "clairvoyant")
+    return float(phi.total), str(phi.kind), float(tv.revenue), float(tv.welfare)
 
 
 def baselines(setting: BanditAuctionSetting) -> dict[str, dict[str, Any]]:
@@ -383,6 +395,7 @@ class DynamicMechanismDesigner(Designer):
         net = MechanismNet(setting, type_stream=self.type_stream, generator=g)
         trainer = MinMaxTrainer(setting, net, self._config(delta), g)
         exact = tabular(setting) and self.type_stream == "none"
+        exact_kind = "exact"
         thr = self.threshold
         best: tuple[tuple[int, float], dict[str, Any], dict[str, Tensor]] | None = None
         curve: list[dict[str, Any]] = []
@@ -393,7 +406,7 @@ class DynamicMechanismDesigner(Designer):
             ev: MinMaxStats = trainer.evaluate(self.eval_episodes, seed=step)
             phi = rev = wel = None
             if exact:
-                phi, rev, wel = _exact_audit(setting, net)
+                phi, exact_kind, rev, wel = _exact_audit(setting, net)
             point: dict[str, Any] = {"step": step, "revenue": ev.revenue if rev is None else rev,
                      "estimate": ev.exploitability, "exploitability": phi,
                      "ir_loss": ev.ir_loss, "welfare": ev.welfare if wel is None else wel}
@@ -413,7 +426,7 @@ class DynamicMechanismDesigner(Designer):
         assert best is not None
         _, point, state = best
         net.load_state_dict(state)
-        kind = "exact"
+        kind = exact_kind
         if exact:
             phi_final = float(point["exploitability"])
         elif self.type_stream == "true":

@@ -81,6 +81,16 @@ def test_one_cell_report_and_save(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "result.json").read_text())["delta"] == 1.0
 
 
+def test_several_buyers_over_several_periods_are_audited_by_the_clairvoyant_bound() -> None:
+    # the network reads the whole report history: the exact Bayesian best response of several
+    # buyers does not apply, the exact clairvoyant one (an upper bound) does
+    d = DynamicMechanismDesigner(delta=1.0, threshold=10.0, **SMALL).fit(
+        "discrete", n_buyers=2, horizon=2)
+    cell = d.result_.cells[0]
+    assert cell.exploitability_kind == "upper_bound" and cell.exploitability >= -1e-9
+    assert d.evaluation_["exploitability_kind"] == "upper_bound"
+
+
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="steps: expected an int >= 1, got 0"):
         DynamicMechanismDesigner(steps=0).fit("discrete")
