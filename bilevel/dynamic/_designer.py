@@ -15,11 +15,12 @@ where the setting is tabular (discrete types, one good, realised allocations) ev
 is also audited *exactly* (:func:`bilevel.audit.dynamic_exploitability`, milliseconds: the
 exact Bayesian best response with one buyer; with several buyers, whose exact best response
 needs a mechanism that reads the history only through the experience profile, the exact
-clairvoyant best response, an upper bound), and the cell keeps the checkpoint that meets the thresholds with the smallest objective. Elsewhere the
-in-training estimate selects, and the kept checkpoint is audited post hoc by fresh PPO deviators
-(a lower bound). Cells are stored in a run store (``store=``): a killed search resumes with the
-finished cells, and an unfinished cell is recomputed identically (each cell's seed depends on
-the designer's seed and δ only).
+clairvoyant best response, an upper bound), and the cell keeps the checkpoint that meets the
+thresholds with the smallest objective. Elsewhere the in-training estimate selects, and the
+kept checkpoint is audited post hoc by fresh PPO deviators (a lower bound). Cells are stored
+in a run store (``store=``): a killed search resumes with the finished cells, and an
+unfinished cell is recomputed identically (each cell's seed depends on the designer's seed and
+δ only).
 
 Baselines beside the learned mechanism (exact where tabular): the dynamic pivot mechanism
 (Bergemann and Välimäki 2010), the best posted price, and with one period Myerson's optimum.
