@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,35 @@ def _rebuild(factory: Any, name: str, kwargs: dict[str, Any]) -> Any:
 
 def _from_fields(cls: Any, state: dict[str, Any]) -> Any:
     return cls(**state)
+
+
+def _function_pickler() -> bool:
+    """Whether a cloudpickle pickler (Dask's fallback, which pickles lambdas) is calling."""
+    cloudpickle = sys.modules.get("cloudpickle")
+    frame: FrameType | None = sys._getframe(2)
+    while cloudpickle is not None and frame is not None:
+        if isinstance(frame.f_locals.get("self"), cloudpickle.Pickler):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _check_picklable(name: str, state: dict[str, Any]) -> None:
+    """Refuse, with the fix, an environment whose callables cannot reach worker processes."""
+    callables = {k: state[k] for k in ("sampler", "reward_fn", "counterfactual_fn")}
+    callables.update({f"costs[{k!r}]": v for k, v in state["costs"].items()})
+    for what, fn in callables.items():
+        try:
+            pickle.dumps(fn)
+        except Exception as e:
+            raise pickle.PicklingError(
+                f"expected environment {name!r} to be sendable to worker processes, got its "
+                f"{what} {getattr(fn, '__qualname__', type(fn).__name__)!r}, which cannot be "
+                f"pickled ({type(e).__name__}); build it with a module-level factory through "
+                "make_env('package.module:function', **kwargs) (workers rebuild it from that "
+                "recipe), use module-level functions instead of lambdas or local functions, or "
+                "run with one worker"
+            ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +155,8 @@ class Environment:
         state = {f.name: getattr(self, f.name) for f in fields(self)}
         state["costs"] = dict(self.costs)
         state["params"] = dict(self.params)
+        if not _function_pickler():
+            _check_picklable(self.name, state)
         return (_from_fields, (type(self), state))
 
     def __post_init__(self) -> None:
@@ -380,6 +413,12 @@ def _mdp_digest(mdp: TabularMDP) -> str:
     return h.hexdigest()
 
 
+def _zero_agent(types: FloatArray, i: int) -> FloatArray:
+    """The default counterfactual of :func:`custom_env` (module level: it pickles)."""
+    types[:, i] = 0.0
+    return types
+
+
 def check_count(k: Any, name: str) -> int:
     """Return ``k`` as an int after checking it is a positive count (one-line error otherwise)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
@@ -452,10 +491,6 @@ def custom_env(
     >>> env.rewards(env.sample_types(0, 3)).shape
     (3, 2, 1, 2)
     """
-
-    def _zero_agent(types: FloatArray, i: int) -> FloatArray:
-        types[:, i] = 0.0
-        return types
 
     return Environment(
         name=name,

@@ -34,14 +34,21 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar, cast
 
 from bilevel.models._env import Environment
 
-__all__ = ["EnvSpec", "Registry", "Spec", "list_envs", "make_env", "register_env"]
+__all__ = ["ENTRY_POINT_GROUP", "EnvSpec", "Registry", "Spec", "list_envs", "make_env",
+           "register_env", "resolve_factory"]
+
+#: The entry-point group of environment plugins: ``name = "package.module:factory"``.
+ENTRY_POINT_GROUP = "bilevel.environments"
 
 
 T = TypeVar("T")
@@ -277,31 +284,115 @@ def register_env(name: str, builder: Callable[..., Environment], description: st
     ENVIRONMENTS.register(name, builder, description)
 
 
+def resolve_factory(spec: str) -> Callable[..., Environment]:
+    """The environment factory named ``"package.module:function"``, imported.
+
+    Parameters
+    ----------
+    spec : str
+        A module path and an attribute path, separated by one colon
+        (``"my_envs:auction"``, ``"pkg.envs:Factories.auction"``).
+
+    Returns
+    -------
+    callable (**params) -> Environment
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not of that form, its module cannot be imported, it has no such
+        attribute, or the attribute is not callable (one line, naming the spec).
+    """
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr or ":" in attr or not all(
+        part.isidentifier() for part in (*module.split("."), *attr.split("."))
+    ):
+        raise ValueError(
+            f"expected an environment factory as 'package.module:function', got {spec!r}"
+        )
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(
+            f"expected an importable module in environment factory {spec!r}, got "
+            f"{type(e).__name__}: {e} (is it on sys.path / PYTHONPATH?)"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(
+                f"expected module {module!r} to define {attr!r} (environment factory "
+                f"{spec!r}), got no attribute {part!r}"
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(
+            f"expected environment factory {spec!r} to be callable, got {type(obj).__name__}"
+        )
+    return cast("Callable[..., Environment]", obj)
+
+
+def _first_line(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _plugins() -> dict[str, Any]:
+    """The entry points of :data:`ENTRY_POINT_GROUP` whose names are not registered."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)
+            if ep.name not in ENVIRONMENTS}
+
+
+def _load_plugin(name: str, ep: Any) -> None:
+    """Register the builder of plugin entry point ``ep`` under ``name``."""
+    try:
+        builder = ep.load()
+    except Exception as e:  # a broken plugin: one line naming it
+        raise ValueError(
+            f"expected environment plugin {name!r} ({ep.value!r}, entry-point group "
+            f"{ENTRY_POINT_GROUP!r}) to load, got {type(e).__name__}: {e}"
+        ) from None
+    ENVIRONMENTS.register(name, builder, _first_line(builder))
+
+
 def list_envs() -> list[EnvSpec]:
-    """All registered environments, sorted by name."""
+    """All registered environments, sorted by name.
+
+    Environment plugins (entry points of the group ``"bilevel.environments"``) are loaded and
+    listed too; one that fails to load is left out with a warning.
+    """
+    for name, ep in _plugins().items():
+        try:
+            _load_plugin(name, ep)
+        except ValueError as e:
+            warnings.warn(str(e), RuntimeWarning, stacklevel=2)
     return cast("list[EnvSpec]", ENVIRONMENTS.list())
 
 
 def make_env(name: str, **kwargs: Any) -> Environment:
-    """Build a registered environment.
+    """Build a registered environment, a plugin's or a factory's.
 
     Parameters
     ----------
     name : str
-        One of ``[spec.name for spec in list_envs()]``: ``"sales"``, ``"scheduling"``,
-        ``"gridworld"``, ``"matching"``.
+        One of ``[spec.name for spec in list_envs()]`` (``"sales"``, ``"scheduling"``,
+        ``"gridworld"``, ``"matching"``, the names of :func:`register_env` and of installed
+        plugins: entry points of the group ``"bilevel.environments"``), or an environment
+        factory ``"package.module:function"`` (:func:`resolve_factory`), called with
+        ``**kwargs``.
     **kwargs
         The constructor's keyword arguments (see each environment's docstring).
 
     Returns
     -------
     Environment
-        Remembering its name and keywords (it pickles as them; its identity is them).
+        Remembering its name and keywords (it pickles as them, so it reaches worker
+        processes, which rebuild it; its identity is them).
 
     Raises
     ------
     ValueError
-        For an unknown name or an unknown parameter.
+        For an unknown name or an unknown parameter, a bad factory spec or a factory that
+        cannot be imported.
     TypeError
         If the name is not a str or the builder does not return an Environment.
 
@@ -310,6 +401,20 @@ def make_env(name: str, **kwargs: Any) -> Environment:
     >>> env = make_env("sales", n_agents=3, n_items=2, dist="uniform")
     >>> env.mdp.shape
     (5, 4)
+    >>> make_env("bilevel.models:sales", n_agents=2).mdp.shape == make_env(
+    ...     "sales", n_agents=2).mdp.shape
+    True
     """
-    env = ENVIRONMENTS.make(name, **kwargs)
+    if isinstance(name, str) and ":" in name:
+        builder = resolve_factory(name)
+        factory: Registry[Environment] = Registry(
+            "an environment factory", returns=Environment, spec_type=EnvSpec)
+        factory.register(name, builder)
+        env = factory.make(name, **kwargs)
+    else:
+        if isinstance(name, str) and name not in ENVIRONMENTS:
+            ep = _plugins().get(name)
+            if ep is not None:
+                _load_plugin(name, ep)
+        env = ENVIRONMENTS.make(name, **kwargs)
     return dataclasses.replace(env, origin=(name, dict(kwargs)))

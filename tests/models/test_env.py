@@ -199,3 +199,41 @@ def test_make_env() -> None:
         make_env("nope")
     with pytest.raises(ValueError, match="unknown"):
         make_env("gridworld", n_items=3)
+
+
+def test_an_environment_with_a_lambda_refuses_to_pickle_with_the_fix() -> None:
+    import pickle
+
+    from bilevel.models import custom_env, mdp_from_arrays
+
+    def rewards(v: np.ndarray) -> np.ndarray:
+        R = np.zeros((v.shape[0], 2, 1, 2))
+        R[:, 0, 0, 0], R[:, 1, 0, 1] = v[:, 0], v[:, 1]
+        return R
+
+    env = custom_env(mdp_from_arrays(np.zeros((1, 2, 1)), [1.0], 1.0), n_agents=2,
+                     type_shape=(2,), sampler=lambda rng, k: rng.uniform(size=(k, 2)),
+                     reward_fn=rewards)
+    with pytest.raises(pickle.PicklingError,
+                       match=r"its sampler '\S*<lambda>'.*package\.module:function"):
+        pickle.dumps(env)
+
+
+def test_a_custom_environment_of_module_level_functions_pickles() -> None:
+    import pickle
+
+    from bilevel.models import custom_env, mdp_from_arrays
+
+    env = custom_env(mdp_from_arrays(np.zeros((1, 2, 1)), [1.0], 1.0), n_agents=2,
+                     type_shape=(2,), sampler=_uniform2, reward_fn=_rewards2)
+    assert pickle.loads(pickle.dumps(env)).identity() == env.identity()
+
+
+def _uniform2(rng: np.random.Generator, k: int) -> np.ndarray:
+    return rng.uniform(size=(k, 2))
+
+
+def _rewards2(v: np.ndarray) -> np.ndarray:
+    R = np.zeros((v.shape[0], 2, 1, 2))
+    R[:, 0, 0, 0], R[:, 1, 0, 1] = v[:, 0], v[:, 1]
+    return R

@@ -489,3 +489,49 @@ def test_ama_check_env_is_a_deprecated_alias_of_check_compatible() -> None:
         ValueError, match="expected a mechanism for 3 agents, got weights for 2"
     ):
         mech.check_env(make_env("sales", n_agents=3, n_items=2))
+
+
+# ---------------------------------------------------------------------- factories and plugins
+
+
+def test_make_env_builds_a_module_function_factory_that_pickles_as_its_recipe() -> None:
+    import pickle
+
+    env = make_env("tests.models.factories:auction", n_agents=3)
+    assert env.origin == ("tests.models.factories:auction", {"n_agents": 3})
+    back = pickle.loads(pickle.dumps(env))  # the lambda sampler is rebuilt, not pickled
+    assert back.identity() == env.identity()
+    assert np.array_equal(back.sample_types(0, 4), env.sample_types(0, 4))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("a:b:c", "expected an environment factory as 'package.module:function'"),
+    ("no_such_module_xyz:f", "expected an importable module"),
+    ("tests.models.factories:nope", "to define 'nope'"),
+    ("tests.models.factories:NOT_CALLABLE", "to be callable, got int"),
+])
+def test_make_env_refuses_bad_factory_specs_in_one_line(spec: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        make_env(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_make_env_refuses_unknown_factory_keywords() -> None:
+    with pytest.raises(ValueError, match="got unknown \\['color'\\]"):
+        make_env("tests.models.factories:auction", color=1)
+
+
+def test_plugins_of_the_entry_point_group_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from bilevel.models import _registry
+
+    ep = EntryPoint("test_auction_plugin", "tests.models.factories:auction",
+                    _registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(_registry, "entry_points",
+                        lambda group: [ep] if group == "bilevel.environments" else [])
+    monkeypatch.setattr(_registry, "ENVIRONMENTS", _registry.Registry(
+        "an environment name", returns=Environment, spec_type=_registry.EnvSpec))
+    env = make_env("test_auction_plugin", n_agents=2)
+    assert env.origin == ("test_auction_plugin", {"n_agents": 2})
+    assert [s.name for s in _registry.list_envs()] == ["test_auction_plugin"]
