@@ -10,7 +10,9 @@ report) are solved together; the per-profile objective is
   ``A_{-i} = c_{-i} . x_{-i}`` (= the sum of the AMA payments of Curry et al. (2024), §3,
   Definition 3.1, written as their revenue identity of §4);
 * welfare: ``sum_i r_i . x*``; linear costs (makespan): ``coef . x*``;
-* custom: a user ``torch_fn(x*, types)``.
+* custom: a user ``torch_fn(x*, types)``, or an ``outcome_fn(outcomes, types)`` of
+  :meth:`~bilevel.Objective.from_outcomes` on torch outcomes: agent rewards ``r_i . x*`` and
+  payments ``p_i = (A_{-i} - A) / w_i + r_i(x*)`` (the AMA payment, exact when the solutions are).
 
 :func:`profile_objective` evaluates it as a torch function of ``(w, b)`` and of the occupancy
 measures, so autograd gives (i) the exact gradient when the measures come from a differentiable
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bilevel._objectives import Objective
+from bilevel._objectives import Objective, ProfileOutcomes
 from bilevel._outcomes import counterfactual_rewards
 from bilevel.models import Environment
 from bilevel.models.typing import FloatArray
@@ -107,9 +109,10 @@ def profile_objective(
     x_cf : Tensor of shape (n, K, S, A), or None
         Occupancy measures of the counterfactual problems (revenue).
     envelope : bool, default False
-        Revenue only: the paper's "asw-envelope" estimator — the affine-welfare values ``A``
-        and ``A_{-i}`` are differentiated with the occupancy measures held fixed (their
-        envelope-theorem derivative), only ``SW(x*)`` is differentiated through the solver.
+        Revenue and objectives of the outcomes: the paper's "asw-envelope" estimator — the
+        affine-welfare values ``A`` and ``A_{-i}`` are differentiated with the occupancy
+        measures held fixed (their envelope-theorem derivative), only ``SW(x*)`` (the agent
+        rewards) is differentiated through the solver.
 
     Returns
     -------
@@ -129,10 +132,34 @@ def profile_objective(
         if batch.cost is None:
             raise ValueError(f"expected cost coefficients for {objective.name!r}, got None")
         return (batch.cost * x).sum(dim=(-2, -1))
+    if objective.outcome_fn is not None:
+        return _outcome_objective(objective, w, b, batch, x, x_cf, envelope)
     if objective.torch_fn is None:
         raise ValueError(
             f"expected a differentiable objective for gradient-based search; {objective.name!r} "
-            "has no torch_fn (use Objective.from_occupancy(fn, differentiable=True))"
+            "has no torch form (use Objective.from_outcomes(fn) or "
+            "Objective.from_occupancy(fn, differentiable=True))"
         )
     out: Tensor = objective.torch_fn(x, batch.types)
+    return out
+
+
+def _outcome_objective(
+    objective: Objective, w: Tensor, b: Tensor, batch: ProfileBatch, x: Tensor,
+    x_cf: Tensor | None, envelope: bool,
+) -> Tensor:
+    """``outcome_fn`` on torch outcomes; payments ``(A_{-i} - A) / w_i + r_i(x)``, (K, n)."""
+    assert objective.outcome_fn is not None
+    r = torch.einsum("knsa,ksa->kn", batch.rewards, x)  # (K, n)
+    payments = None
+    if objective.needs_payments:
+        if x_cf is None or batch.cf_rewards is None:
+            raise ValueError(
+                f"expected counterfactual solutions for {objective.name!r}, got None"
+            )
+        xa, xa_cf = (x.detach(), x_cf.detach()) if envelope else (x, x_cf)
+        A = (affine_welfare(w, b, batch.rewards) * xa).sum(dim=(-2, -1))  # (K,)
+        A_cf = (affine_welfare(w, b, batch.cf_rewards) * xa_cf).sum(dim=(-2, -1))  # (n, K)
+        payments = ((A_cf - A[None]) / w[:, None]).T + r
+    out: Tensor = objective.outcome_fn(ProfileOutcomes(x, r, payments), batch.types)
     return out

@@ -36,7 +36,7 @@ from bilevel.models import TabularMDP
 from bilevel.search._driver import DesignProblem
 from bilevel.search._serialize import register, serializable
 
-__all__ = ["FirstOrder", "FirstOrderState", "Params", "regularised_inner"]
+__all__ = ["FirstOrder", "FirstOrderState", "Params", "check_differentiable", "regularised_inner"]
 
 Tensor = torch.Tensor
 InnerFn = Callable[[Tensor], Tensor]
@@ -242,7 +242,14 @@ class FirstOrder:
         return self.iters
 
     def init(self, problem: DesignProblem, rng: np.random.Generator) -> FirstOrderState:
-        """Initial parameters and optimiser."""
+        """Initial parameters and optimiser.
+
+        Raises
+        ------
+        ValueError
+            If the objective has no differentiable (torch) form.
+        """
+        check_differentiable(problem)
         params = init_params(problem, rng, self.start, self.device)
         opt: torch.optim.Optimizer
         if self.optimizer == "adam":
@@ -298,6 +305,18 @@ class FirstOrder:
     def history(self, state: FirstOrderState) -> list[tuple[int, float]]:
         """``(step, regularised training objective)``."""
         return list(enumerate(state.scores))
+
+
+def check_differentiable(problem: DesignProblem) -> None:
+    """Raise a one-line ``ValueError`` unless first order can differentiate the objective."""
+    obj = problem.objective
+    if not obj.differentiable:
+        raise ValueError(
+            f"expected an objective differentiable in the occupancy measures for first-order "
+            f"search, got {obj.name!r} without a torch form (build it with "
+            "Objective.from_outcomes(fn) or Objective.from_occupancy(fn, differentiable=True), "
+            "or use grid, zeroth_order or cma, which take any objective)"
+        )
 
 
 def check_positive(name: str, value: object) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from bilevel._mechanism import AMA
 from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.search._driver import DesignProblem
-from bilevel.search._first_order import FirstOrder, check_count
+from bilevel.search._first_order import FirstOrder, check_count, check_differentiable
 from bilevel.search._grid import GridSearch, GridState
 from bilevel.search._serialize import serializable
 from bilevel.search._streams import design_streams, trial_streams
@@ -152,7 +152,9 @@ class MultiStart:
         return self.grid.total_steps(problem) + max(t.iters for t in self.templates)
 
     def init(self, problem: DesignProblem, rng: np.random.Generator) -> MultiStartState:
-        """Start the seeding grid search."""
+        """Start the seeding grid search (after checking the refiners can use the objective)."""
+        if any(isinstance(t, FirstOrder) for t in self.templates):
+            check_differentiable(problem)  # now, not after the grid phase
         default_rng = copy.deepcopy(rng)  # the stream a stand-alone gradient run would use
         state = MultiStartState(rng, self.grid.init(problem, rng), problem.objective.maximize)
         state.default_rng = default_rng

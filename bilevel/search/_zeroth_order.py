@@ -13,6 +13,12 @@ parameters: ``J_p^T g_p ≈ (1/N) sum_k <(x_p(theta + mu u_k) - x_p(theta)) / mu
 fresh ``u_k ~ N(0, I)`` for every profile and every problem (no dimension factor, as in the
 authors' code). All N × (1 + n) × K perturbed problems are solved in one batched DP call.
 
+Any objective is accepted. One without a torch form (:attr:`bilevel.Objective.differentiable`
+False, e.g. a plain numpy callable) has no ``∂f/∂x``; its gradient is then estimated from exact
+scores alone — ``(1/N) sum_k (F(theta + mu u_k) - F(theta)) / mu * u_k`` with ``F`` the mean
+exact score on the step's profiles, common to all N + 1 candidates — at the same cost of
+N × (1 + n) × K exact solves (:meth:`ZerothOrder.smoothed_gradient`).
+
 Parameters are ``theta = (log w, b)`` (weights optimised) or ``b``; perturbing ``log w`` keeps
 weights positive, a deliberate difference from the authors' code, which perturbs ``w`` directly.
 Paper defaults (Curry et al. (2024), §5): 20 perturbations of standard deviation 0.05 on 20
@@ -29,6 +35,7 @@ import torch
 
 from bilevel._differentiable import profile_objective, sample_batch
 from bilevel._mechanism import AMA
+from bilevel._outcomes import batch_outcomes, counterfactual_rewards
 from bilevel.models.typing import FloatArray
 from bilevel.search._driver import DesignProblem
 from bilevel.search._first_order import check_count, check_positive
@@ -108,8 +115,13 @@ class ZerothOrder:
     def gradient(
         self, problem: DesignProblem, state: ZerothOrderState
     ) -> tuple[FloatArray | None, FloatArray, float]:
-        """Estimate ``(d/d log w, d/d b)`` of the objective and its value on fresh profiles."""
+        """Estimate ``(d/d log w, d/d b)`` of the objective and its value on fresh profiles.
+
+        Objectives without a torch form use :meth:`smoothed_gradient`.
+        """
         env, obj = problem.env, problem.objective
+        if not obj.differentiable:
+            return self.smoothed_gradient(problem, state)
         mdp = env.mdp
         S, A = mdp.shape
         n, K = env.n_agents, self.n_profiles
@@ -153,6 +165,36 @@ class ZerothOrder:
         if u_w is not None and grad_lw is not None:
             grad_lw = grad_lw + perturbation_gradient(diff, u_w, mu)
         return grad_lw, grad_b, float(f.detach())
+
+    def smoothed_gradient(
+        self, problem: DesignProblem, state: ZerothOrderState
+    ) -> tuple[FloatArray | None, FloatArray, float]:
+        """Gaussian-smoothing gradient of the exact mean score, for any objective.
+
+        Scores the current mechanism and N perturbed ones ``theta + mu u_k`` exactly
+        (unregularised, payments included when the objective reads them) on the same fresh
+        profiles and returns ``(1/N) sum_k (F_k - F_0) / mu * u_k``, split into
+        ``(d/d log w or None, d/d b of shape (S, A))``, and ``F_0``.
+        """
+        env, obj = problem.env, problem.objective
+        S, A = env.mdp.shape
+        n, N, mu = env.n_agents, self.n_perturbations, self.sigma
+        types = env.sample_types(state.rng, self.n_profiles)
+        u_b = state.rng.standard_normal((N, S, A))
+        B = np.concatenate([state.b[None], state.b + mu * u_b])  # (N + 1, S, A)
+        u_w = None
+        if state.log_w is not None:
+            u_w = state.rng.standard_normal((N, n))
+            W = np.exp(np.concatenate([state.log_w[None], state.log_w + mu * u_w]))
+        else:
+            W = np.ones((N + 1, n))
+        R_cf = counterfactual_rewards(env, types) if obj.needs_payments else None
+        out = batch_outcomes(env.mdp, W, B, env.rewards(types), R_cf, inner=problem.inner)
+        F = obj.score(env, out, types).mean(axis=1)  # (N + 1,)
+        diff = (F[1:] - F[0])[:, None]  # (N, 1): one "problem", the mean score
+        grad_b = perturbation_gradient(diff, u_b.reshape(N, 1, -1), mu).reshape(S, A)
+        grad_lw = None if u_w is None else perturbation_gradient(diff, u_w[:, None], mu)
+        return grad_lw, grad_b, float(F[0])
 
     def step(self, problem: DesignProblem, state: ZerothOrderState) -> ZerothOrderState:
         """One plain gradient step (ascent for maximised objectives)."""
