@@ -79,7 +79,7 @@ def test_bad_custom_objectives_fail_on_one_line_at_construction(
 def test_from_outcomes_checks_the_signature_when_built() -> None:
     with pytest.raises(ValueError, match=r"expected the objective 'f' as a callable \(outcomes, "
                        r"types\) -> \(K,\), got a callable of signature \(out\)"):
-        Objective.from_outcomes(lambda out: out.revenue, name="f")
+        Objective.from_outcomes(lambda out: out.revenue, name="f")  # type: ignore[arg-type,misc]
     with pytest.raises(ValueError, match=r"as a callable .* got int"):
         Objective.from_outcomes(3, name="f")  # type: ignore[arg-type]
 
@@ -87,7 +87,7 @@ def test_from_outcomes_checks_the_signature_when_built() -> None:
 # Small budgets on sales, 2 agents, 1 item, uniform values: VCG scores 1/3 + 0.5 * 2/3 = 0.667
 # and the optimum (a reserve of 0.4) 0.720. Every method must beat VCG on 4,000 fresh paired
 # profiles by more than 0.02 and by 5 paired standard errors (measured: 0.027 to 0.052).
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "grid": {"n_points": 256, "n_profiles": 500},
     "zeroth_order": {"steps": 200, "n_validation": 500},
     "first_order": {"steps": 200, "n_validation": 500, "learning_rate": 0.05},
@@ -101,7 +101,9 @@ def test_payment_objective_designs_with_every_method_and_beats_vcg(method: str) 
     d = AMADesigner(method=method, objective=MIXED, eval_samples=4000, seed=0, **CASES[method])
     ev = d.fit(env).evaluation_
     assert ev is not None and ev.objective == "rev+0.5sw"
-    vcg_score = ev.baseline_mean
-    assert abs(vcg_score - 2 / 3) < 4 * ev.baseline_se
+    vcg_score, vcg_se = ev.baseline_mean, ev.baseline_se
+    assert vcg_score is not None and vcg_se is not None
+    assert abs(vcg_score - 2 / 3) < 4 * vcg_se
+    assert ev.diff_mean is not None and ev.diff_se is not None
     assert ev.diff_mean > 0.02 and ev.diff_mean > 5 * ev.diff_se, (method, ev.mean, vcg_score)
     assert ev.mean < 0.720 + 4 * ev.se  # no better than the optimum
