@@ -113,7 +113,10 @@ def _add_exploitability(p: argparse.ArgumentParser) -> None:
 
 
 def _add_env_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("env", help="environment name (see `bilevel envs`)")
+    p.add_argument("env", help="environment name (see `bilevel envs`; plugins of the entry-point "
+                   "group bilevel.environments too) or a factory 'package.module:function' "
+                   "(imported from the current directory or PYTHONPATH), called with the "
+                   "environment options given")
     g = p.add_argument_group("environment options")
     g.add_argument("--n-agents", type=int, help="number of agents n")
     g.add_argument("--n-items", type=int, help="sales: number of items m")
@@ -130,13 +133,26 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
                    "$BILEVEL_MEMORY_LIMIT or 4GiB); larger problems are refused")
 
 
+_BUILT_IN = ("gridworld", "matching", "sales", "scheduling")
+
+
+def _importable_cwd() -> None:
+    """Let ``package.module:function`` factories be imported from the current directory (as
+    ``python -m`` does); spawned workers inherit the path."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _env_from_args(args: argparse.Namespace) -> Environment:
     kwargs: dict[str, Any] = {}
+    if ":" in args.env:
+        _importable_cwd()
     for opt, (kw, applies) in _ENV_OPTIONS.items():
         val = getattr(args, opt)
         if val is None:
             continue
-        if applies is not None and args.env not in applies:
+        # a factory or a plugin takes whichever options it declares (it refuses the others)
+        if applies is not None and args.env in _BUILT_IN and args.env not in applies:
             flag = "--" + opt.replace("_", "-")
             raise CLIError(f"{flag} applies to {', '.join(applies)} only, got env {args.env!r}")
         kwargs[kw] = val
@@ -335,6 +351,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
     )
     from bilevel._workers import process_pool
 
+    start = time.perf_counter()
     _check_out(args.out)
     _check_exploitability(args)
     env = _env_from_args(args)
@@ -367,7 +384,6 @@ def _cmd_design(args: argparse.Namespace) -> int:
         checkpoint=None if not args.out else Path(args.out) / "store.sqlite",
         checkpoint_every=args.checkpoint_every,
     )
-    start = time.perf_counter()
     if args.workers < 1:
         raise CLIError(f"expected --workers >= 1, got {args.workers}")
     try:
@@ -392,8 +408,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         print(to_json(out, indent=2))
         return 0
     print(f"{env!r}: {args.method} search")
-    print(f"search: {result.search.message} ({result.search.wall_time:.1f} s); "
-          f"total {time.perf_counter() - start:.1f} s")
+    print(_search_line(result.search, time.perf_counter() - start, args.out))
     if result.evaluation is not None:
         ev = result.evaluation
         print(f"evaluation on {ev.n_samples} fresh profiles (common random numbers):")
@@ -404,7 +419,27 @@ def _cmd_design(args: argparse.Namespace) -> int:
             print(exploitability_line(audits))
     for k, v in paths.items():
         print(f"wrote {k}: {v}")
+    if not args.out:
+        print("nothing saved (no --out DIR: pass one to write mechanism.json, report.md, "
+              "result.json and a resumable checkpoint)")
     return 0
+
+
+def _search_line(search: Any, total: float, out: str | None) -> str:
+    """The search's message and time, honest about a resumed or replayed search.
+
+    A search resumed from ``--out``'s checkpoint counts the time of earlier runs in its
+    ``wall_time``; that is said, and the time of this run never exceeds its total.
+    """
+    at = search.stats.get("resumed_at_step") if isinstance(search.stats, dict) else None
+    if at is None:
+        return (f"search: {search.message} ({min(search.wall_time, total):.1f} s); "
+                f"total {total:.1f} s")
+    store = Path(out) / "store.sqlite" if out else "the checkpoint"
+    how = (f"replayed the finished search stored in {store}, nothing recomputed"
+           if at >= search.nit else f"resumed at step {at} of {search.nit} from {store}")
+    return (f"search: {search.message} ({how}; {search.wall_time:.1f} s of search over all "
+            f"runs); total of this run {total:.1f} s")
 
 
 def _parse_tables(spec: str) -> list[int]:
@@ -470,9 +505,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not Path(args.config).exists():
         raise CLIError(f"expected a TOML configuration file, got {args.config!r} (not found)")
     _check_out(args.out)
+    if args.workers < 1:
+        raise CLIError(f"expected --workers >= 1, got {args.workers}")
+    _importable_cwd()  # an [env] name may be a 'package.module:function' factory
     try:
-        res = run_experiment_report(args.config, out=args.out,
-                                    checkpoint_every=args.checkpoint_every)
+        if args.workers > 1:
+            from bilevel._workers import process_pool
+
+            with process_pool(args.workers) as pool:
+                res = run_experiment_report(args.config, out=args.out,
+                                            checkpoint_every=args.checkpoint_every,
+                                            executor=pool)
+        else:
+            res = run_experiment_report(args.config, out=args.out,
+                                        checkpoint_every=args.checkpoint_every)
     except UnicodeDecodeError:
         raise CLIError(
             f"expected a TOML configuration file (UTF-8 text), got {args.config!r}, which is not "
@@ -496,6 +542,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{pct}{gap})")
     if res.optimal_note:
         print(res.optimal_note)
+    if res.stored:
+        cells = ", ".join(f"{m} seed {k}" for m, k in res.stored)
+        print(f"{len(res.stored)} of {len(res.cells)} cell(s) read from "
+              f"{res.out_dir / 'store.sqlite'}, finished by an earlier run (not recomputed): "
+              f"{cells}")
     print(f"report: {res.out_dir / 'experiment.md'}")
     return 0
 
@@ -576,6 +627,32 @@ def _holding_out_dir(func: Callable[[argparse.Namespace], int]) -> Callable[...,
 _WRITES_OUT = ("design", "dynamic", "reproduce", "run", "spm", "stackelberg")
 
 
+def _version() -> str:
+    """The installed package's version, read without importing the library (fast start)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bilevel")
+    except PackageNotFoundError:  # a source tree that is not installed
+        import re
+
+        init = Path(__file__).with_name("__init__.py").read_text()
+        found = re.search(r'^__version__ = "([^"]+)"', init, re.MULTILINE)
+        return found.group(1) if found else "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked (the parser starts fast)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"bilevel {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bilevel`` command."""
     parser = _Parser(
@@ -585,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of errors (anywhere on the command line)")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the package version and exit")
     # Subcommand parsers are _Parser too (one-line usage errors).
     sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]",
                parser.add_subparsers(dest="command", required=True))
@@ -692,6 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default: [output] dir of the config)")
     _add_checkpoint_every(p, "seconds between checkpoints of a cell's search in the store "
                           "(a budget's checkpoint_every overrides it)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes for each cell's grid chunks and trials "
+                   "(results do not depend on it)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_run)
 

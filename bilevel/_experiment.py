@@ -2,8 +2,8 @@
 
 Example configuration::
 
-    [env]                       # any registered environment and its parameters
-    name = "sales"
+    [env]                       # an environment and its parameters
+    name = "sales"              # registered, a plugin's, or a factory "package.module:function"
     n_agents = 3
     n_items = 2
     dist = "uniform"
@@ -51,6 +51,7 @@ import csv
 import hashlib
 import time
 import tomllib
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,8 @@ class ExperimentResult:
     rows : list of dict
         The report's rows (also ``experiment.json``'s ``"rows"`` and ``experiment.csv``).
     out_dir : pathlib.Path
+    stored : list of tuple of (str, int)
+        The (method, seed) cells read from the store (finished by an earlier run), not run.
     """
 
     cells: list[dict[str, Any]]
@@ -161,10 +164,12 @@ class ExperimentResult:
     optimal_note: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     out_dir: Path = Path(".")
+    stored: list[tuple[str, int]] = field(default_factory=list)
 
 
 def run_experiment(path: str | Path, *, out: str | Path | None = None,
-                   checkpoint_every: float = 30.0) -> list[dict[str, Any]]:
+                   checkpoint_every: float = 30.0,
+                   executor: Executor | None = None) -> list[dict[str, Any]]:
     """Run (or resume) the experiment of a configuration file and write its report.
 
     Parameters
@@ -177,6 +182,10 @@ def run_experiment(path: str | Path, *, out: str | Path | None = None,
         Seconds between checkpoints of a cell's search in ``DIR/store.sqlite`` (the first
         completed step is always saved); a budget table's ``checkpoint_every`` overrides it.
         Results do not depend on it, nor do the cells' keys.
+    executor : concurrent.futures.Executor, optional
+        Fan each cell's grid chunks and trials out over it (``bilevel run --workers N``). An
+        ``[env] name`` given as a factory ``"package.module:function"`` reaches the workers
+        as that recipe. Results do not depend on it, nor do the cells' keys.
 
     Returns
     -------
@@ -184,11 +193,13 @@ def run_experiment(path: str | Path, *, out: str | Path | None = None,
         One record per (method, seed); :func:`run_experiment_report` also returns the VCG and
         optimal rows.
     """
-    return run_experiment_report(path, out=out, checkpoint_every=checkpoint_every).cells
+    return run_experiment_report(path, out=out, checkpoint_every=checkpoint_every,
+                                 executor=executor).cells
 
 
 def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
-                          checkpoint_every: float = 30.0) -> ExperimentResult:
+                          checkpoint_every: float = 30.0,
+                          executor: Executor | None = None) -> ExperimentResult:
     """As :func:`run_experiment`, returning the cells, the reference rows and the report rows."""
     cfg = load_config(path)
     env_kwargs = dict(cfg["env"])
@@ -202,6 +213,7 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
     out_dir = Path(out or cfg.get("output", {}).get("dir") or f"out/{Path(path).stem}")
     store = ResultStore(out_dir / "store.sqlite")
     records = []
+    stored: list[tuple[str, int]] = []
     for method in design["methods"]:
         for seed in design.get("seeds", [0]):
             kwargs = {
@@ -212,6 +224,7 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
                 # execution only (not in the cell's key): a killed cell resumes mid-search
                 "checkpoint": store.path,
                 "checkpoint_every": checkpoint_every,
+                "executor": executor,
                 **budgets.get(method, {}),
             }
             try:
@@ -220,7 +233,9 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
                 raise ValueError(f"bad budget for {method!r}: {e}") from e
             key = cell_key(env, designer)
             rec = store.get(key)
-            if rec is None:
+            if rec is not None:
+                stored.append((method, seed))
+            else:
                 start = time.perf_counter()
                 try:
                     d = designer.fit(env)
@@ -243,7 +258,8 @@ def run_experiment_report(path: str | Path, *, out: str | Path | None = None,
             records.append(rec)
     objective = design.get("objective")
     refs, note = _references(env, objective, records)
-    result = ExperimentResult(cells=records, references=refs, optimal_note=note, out_dir=out_dir)
+    result = ExperimentResult(cells=records, references=refs, optimal_note=note, out_dir=out_dir,
+                              stored=stored)
     result.rows = _write(out_dir, env, objective, result)
     return result
 

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +285,80 @@ def test_reproduce_passes_checkpoint_every(
     capsys.readouterr()
     assert [(f["method"], f["every"], f["saved"]) for f in fits] == [("grid", 0.0, True)]
     assert Path(fits[0]["store"]) == out / "store.sqlite"
+
+
+# ---------------------------------------------------------------------- custom environments
+
+_FACTORY = "tests.models.factories:auction"
+_QUICK_DESIGN = ["--points", "32", "--profiles", "100", "--eval-samples", "300",
+                 "--exploitability", "0"]
+
+
+def _bilevel(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("bilevel")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_design_takes_a_module_function_factory_and_workers_do_not_change_it() -> None:
+    from tests import ROOT
+
+    outs = []
+    for workers in ("1", "2"):
+        proc = _bilevel(["design", _FACTORY, "--n-agents", "2", *_QUICK_DESIGN, "--json",
+                         "--workers", workers], ROOT)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(json.loads(proc.stdout))
+    assert outs[0]["mechanism"] == outs[1]["mechanism"]
+    assert outs[0]["evaluation"] == {**outs[1]["evaluation"],
+                                     "runtime": outs[0]["evaluation"]["runtime"]}
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("no_such_module_xyz:auction", "expected an importable module in environment factory"),
+    ("tests.models.factories:nope", "to define 'nope'"),
+    ("a:b:c", "expected an environment factory as 'package.module:function'"),
+])
+def test_a_bad_factory_spec_is_one_line_without_traceback(
+    spec: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["design", spec, *_QUICK_DESIGN]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_factory_options_pass_through_and_unknown_ones_are_refused(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", _FACTORY, "--n-agents", "3", "--samples", "50",
+                 "--exploitability", "0", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", _FACTORY, "--n-items", "2", "--samples", "50"]) == 2
+    assert "got unknown ['n_items']" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from bilevel import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"bilevel {__version__}\n"
+
+
+def test_design_says_what_it_saved_resumed_or_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["design", "sales", "--n-agents", "2", "--n-items", "1", *_QUICK_DESIGN]) == 0
+    out = capsys.readouterr().out
+    assert "nothing saved (no --out DIR" in out and "replayed" not in out
+    search, total = (float(x) for x in
+                     re.search(r"\((\d+\.\d) s\); total (\d+\.\d) s", out).groups())  # type: ignore[union-attr]
+    assert search <= total
+    argv = ["design", "sales", "--n-agents", "2", "--n-items", "1", *_QUICK_DESIGN,
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "nothing saved" not in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "replayed the finished search stored in" in out and "over all runs" in out

@@ -160,3 +160,46 @@ def test_cli_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     cfg.write_text("[env]\nname='nope'\n[design]\nmethods=['grid']\n")
     assert main(["run", str(cfg), "--out", str(tmp_path / "o")]) == 2
     assert "expected an environment name" in capsys.readouterr().err
+
+
+FACTORY_CONFIG = """
+[env]
+name = "tests.models.factories:auction"
+n_agents = 2
+
+[design]
+methods = ["grid"]
+seeds = [0]
+eval_samples = 300
+
+[budgets.grid]
+n_points = 32
+n_profiles = 100
+"""
+
+
+def test_a_factory_config_runs_alike_with_two_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "custom.toml"
+    cfg.write_text(FACTORY_CONFIG)
+    means = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        assert main(["run", str(cfg), "--out", str(out), "--workers", workers, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        means.append([(r["method"], r["mean"], r["se"]) for r in rows])
+        assert (out / "grid-seed0.json").read_text() == (
+            (tmp_path / "w1" / "grid-seed0.json").read_text())
+    assert means[0] == means[1]
+    assert main(["run", str(cfg), "--out", str(tmp_path / "w1")]) == 0
+    assert "1 of 1 cell(s) read from" in capsys.readouterr().out
+
+
+def test_the_custom_experiment_example_names_the_example_factory() -> None:
+    from tests import ROOT
+
+    cfg = load_config(ROOT / "examples" / "custom_experiment.toml")
+    assert cfg["env"]["name"] == "examples.custom_environment:auction"
+    env = make_env(cfg["env"]["name"], n_agents=2)
+    assert env.origin is not None and env.n_agents == 2
