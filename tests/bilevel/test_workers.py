@@ -70,3 +70,25 @@ def test_pool_runs_tasks_and_shuts_down_normally() -> None:
 def test_bad_worker_counts(bad: object, err: type[Exception]) -> None:
     with pytest.raises(err, match="workers"):
         process_pool(bad)  # type: ignore[arg-type]
+
+
+def test_a_lambda_environment_reaches_no_worker_but_says_the_fix() -> None:
+    import pickle
+
+    import numpy as np
+
+    from bilevel import AMADesigner, make_env
+    from bilevel.models import custom_env
+
+    recipe = make_env("tests.models.factories:auction", n_agents=2)
+    lam = custom_env(recipe.mdp, n_agents=2, type_shape=(2,), reward_fn=recipe.reward_fn,
+                     sampler=lambda rng, k: rng.uniform(size=(k, 2)), boost_box=(0.0, 1.0))
+    kw: dict[str, object] = {"method": "grid", "n_points": 32, "n_profiles": 50,
+                             "eval_samples": 100, "seed": 0}
+    with process_pool(2) as pool:
+        with pytest.raises(pickle.PicklingError, match=r"package\.module:function"):
+            AMADesigner(**kw, executor=pool).fit(lam)  # type: ignore[arg-type]
+        # the same environment as a factory recipe: the workers rebuild it, same result
+        two = AMADesigner(**kw, executor=pool).fit(recipe).mechanism_  # type: ignore[arg-type]
+    one = AMADesigner(**kw).fit(recipe).mechanism_  # type: ignore[arg-type]
+    assert np.array_equal(one.boosts, two.boosts) and np.array_equal(one.weights, two.weights)
